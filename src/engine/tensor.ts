@@ -1,0 +1,288 @@
+// GPU tensors with reverse-mode autodiff.
+//
+// A tensor owns (a reference to) a GPU buffer. Ops that see an input requiring grad record a
+// node: the inputs and a backward function. backward() walks those nodes in reverse
+// topological order. Memory: tensors created inside tidy() are disposed when it returns,
+// except the ones it returns or keep()s; leaf gradients belong to their leaf.
+import type { Gpu, Binding } from '../gpu/context.js';
+
+export type DType = 'f32' | 'u32';
+export type Shape = readonly number[];
+
+export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, u32: 4 };
+
+/** The GPU memory behind one or more tensors (reshape shares it). */
+class Storage {
+  refs = 1;
+  constructor(
+    readonly gpu: Gpu,
+    readonly buffer: GPUBuffer,
+    readonly byteLength: number,
+  ) {}
+  release(): void {
+    if (--this.refs === 0) this.gpu.pool.release(this.buffer);
+  }
+}
+
+/** Computes the gradients of a node's inputs from the gradient of its output; null where not needed. */
+export type BackwardFn = (gradOutput: Tensor, needsGrad: readonly boolean[]) => (Tensor | null)[];
+
+interface Node {
+  inputs: readonly Tensor[];
+  backward: BackwardFn;
+}
+
+export function numel(shape: Shape): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+export function shapeString(shape: Shape): string {
+  return `[${shape.join(', ')}]`;
+}
+
+let gradEnabled = true;
+const scopes: Set<Tensor>[] = [];
+
+export class Tensor {
+  readonly shape: Shape;
+  readonly dtype: DType;
+  readonly size: number;
+  requiresGrad: boolean;
+  grad: Tensor | null = null;
+  /** How this tensor was computed, when it depends on something requiring grad. */
+  node: Node | null = null;
+  label: string | undefined;
+  private storage: Storage | null;
+
+  constructor(storage: Storage, shape: Shape, dtype: DType, requiresGrad = false) {
+    if (numel(shape) * BYTES_PER_ELEMENT[dtype] > storage.byteLength) {
+      throw new RangeError(`shape ${shapeString(shape)} does not fit a ${storage.byteLength}-byte buffer`);
+    }
+    this.storage = storage;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    this.size = numel(shape);
+    this.requiresGrad = requiresGrad;
+    scopes.at(-1)?.add(this);
+  }
+
+  get gpu(): Gpu {
+    return this.live().gpu;
+  }
+
+  get disposed(): boolean {
+    return this.storage === null;
+  }
+
+  get byteLength(): number {
+    return this.size * BYTES_PER_ELEMENT[this.dtype];
+  }
+
+  /** The tensor's buffer range, for binding to a kernel. */
+  binding(): Binding {
+    const s = this.live();
+    return { buffer: s.buffer, size: this.byteLength, label: `${this.label ?? 'tensor'} ${shapeString(this.shape)}` };
+  }
+
+  /** The same data with another shape (no copy); gradients flow through. */
+  reshape(shape: Shape): Tensor {
+    const resolved = resolveShape(shape, this.size);
+    const s = this.live();
+    s.refs++;
+    const out = new Tensor(s, resolved, this.dtype);
+    return record(out, [this], (g) => [g.reshape(this.shape)]);
+  }
+
+  /** Copies the data to the host. The only operation that waits on the GPU. */
+  async read(): Promise<Float32Array | Uint32Array> {
+    const data = await this.gpu.read(this.binding());
+    return this.dtype === 'u32' ? new Uint32Array(data) : new Float32Array(data);
+  }
+
+  async readF32(): Promise<Float32Array> {
+    if (this.dtype !== 'f32') throw new TypeError(`readF32 on a ${this.dtype} tensor`);
+    return (await this.read()) as Float32Array;
+  }
+
+  /** Overwrites the contents from host data of the same size. */
+  write(data: Float32Array | Uint32Array): void {
+    if (data.length !== this.size) throw new RangeError(`write of ${data.length} values into a tensor of ${this.size}`);
+    this.gpu.write(this.binding(), data);
+  }
+
+  /** Returns the buffer to the pool. Using the tensor afterwards throws. */
+  dispose(): void {
+    if (!this.storage) return;
+    this.storage.release();
+    this.storage = null;
+    this.node = null;
+    this.grad?.dispose();
+    this.grad = null;
+    for (const scope of scopes) scope.delete(this);
+  }
+
+  /** Reverse-mode autodiff from this scalar (or with an explicit output gradient). */
+  backward(gradOutput?: Tensor): void {
+    backward(this, gradOutput);
+  }
+
+  private live(): Storage {
+    if (!this.storage) throw new Error(`${this.label ?? 'tensor'} ${shapeString(this.shape)} was used after dispose()`);
+    return this.storage;
+  }
+
+  /** @internal Allocates an uninitialised tensor. */
+  static empty(gpu: Gpu, shape: Shape, dtype: DType = 'f32', label?: string): Tensor {
+    const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
+    const t = new Tensor(new Storage(gpu, gpu.pool.acquire(bytes, label), bytes), shape, dtype);
+    t.label = label;
+    if (gpu.poison && t.size > 0) t.write(dtype === 'u32' ? new Uint32Array(t.size).fill(0x7fc00000) : new Float32Array(t.size).fill(NaN));
+    return t;
+  }
+}
+
+function resolveShape(shape: Shape, size: number): number[] {
+  const out = [...shape];
+  const infer = out.indexOf(-1);
+  if (infer >= 0) out[infer] = size / numel(out.filter((d) => d !== -1));
+  if (numel(out) !== size || !out.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new RangeError(`cannot reshape ${size} elements to ${shapeString(shape)}`);
+  }
+  return out;
+}
+
+/** A tensor filled from host data. */
+export function tensor(gpu: Gpu, data: ArrayLike<number>, shape: Shape, options: { dtype?: DType; requiresGrad?: boolean; label?: string } = {}): Tensor {
+  const dtype = options.dtype ?? 'f32';
+  if (data.length !== numel(shape)) {
+    throw new RangeError(`${data.length} values do not fill shape ${shapeString(shape)}`);
+  }
+  const t = Tensor.empty(gpu, shape, dtype, options.label);
+  t.requiresGrad = options.requiresGrad ?? false;
+  if (t.size > 0) t.write(dtype === 'u32' ? Uint32Array.from(data) : Float32Array.from(data));
+  return t;
+}
+
+/** Records how `out` was computed when grad mode is on and an input requires grad. */
+export function record(out: Tensor, inputs: readonly Tensor[], backward: BackwardFn): Tensor {
+  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.node = { inputs, backward };
+  }
+  return out;
+}
+
+/** Runs fn without recording anything for autodiff. */
+export function noGrad<T>(fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/**
+ * Runs fn and disposes every tensor it created, except those in its result and those
+ * passed to keep(). fn must be synchronous (tensors are tracked by call nesting).
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  const survivors = new Set<Tensor>();
+  collectTensors(result, survivors);
+  for (const t of scope) {
+    if (!survivors.has(t)) t.dispose();
+  }
+  // Survivors now belong to the enclosing scope.
+  for (const t of survivors) if (scope.has(t)) scopes.at(-1)?.add(t);
+  return result;
+}
+
+/** Exempts tensors from disposal by the enclosing tidy() scopes. */
+export function keep<T extends Tensor>(t: T): T {
+  for (const scope of scopes) scope.delete(t);
+  return t;
+}
+
+function collectTensors(value: unknown, into: Set<Tensor>): void {
+  if (value instanceof Tensor) into.add(value);
+  else if (Array.isArray(value)) for (const v of value) collectTensors(v, into);
+  else if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collectTensors(v, into);
+  }
+}
+
+/** Hook set by the ops module: out-of-place a + b, used to accumulate gradients. */
+let addForAccumulation: ((a: Tensor, b: Tensor) => Tensor) | null = null;
+export function setGradientAccumulator(add: (a: Tensor, b: Tensor) => Tensor): void {
+  addForAccumulation = add;
+}
+
+function backward(root: Tensor, gradOutput?: Tensor): void {
+  if (!root.requiresGrad) throw new Error('backward() on a tensor that does not require grad');
+  if (!gradOutput && root.size !== 1) throw new Error(`backward() needs an explicit gradient for shape ${shapeString(root.shape)}`);
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  // Iterative post-order DFS: deep graphs (many layers) must not overflow the JS stack.
+  const stack: [Tensor, boolean][] = [[root, false]];
+  while (stack.length) {
+    const [t, expanded] = stack.pop()!;
+    if (expanded) {
+      order.push(t);
+      continue;
+    }
+    if (seen.has(t)) continue;
+    seen.add(t);
+    stack.push([t, true]);
+    for (const input of t.node?.inputs ?? []) if (input.requiresGrad && !seen.has(input)) stack.push([input, false]);
+  }
+
+  const grads = new Map<Tensor, Tensor>();
+  grads.set(root, gradOutput ?? tensor(root.gpu, [1], root.shape));
+  noGrad(() => {
+    for (let i = order.length - 1; i >= 0; i--) {
+      const t = order[i]!;
+      const g = grads.get(t);
+      if (!g) continue;
+      if (!t.node) {
+        accumulateLeaf(t, g);
+        continue;
+      }
+      const needs = t.node.inputs.map((x) => x.requiresGrad);
+      const inputGrads = t.node.backward(g, needs);
+      t.node.inputs.forEach((x, k) => {
+        const gx = inputGrads[k];
+        if (!gx || !needs[k]) return;
+        if (gx.size !== x.size) {
+          throw new Error(`backward produced a gradient of shape ${shapeString(gx.shape)} for an input of shape ${shapeString(x.shape)}`);
+        }
+        const prev = grads.get(x);
+        grads.set(x, prev ? addForAccumulation!(prev, gx) : gx);
+      });
+    }
+  });
+}
+
+function accumulateLeaf(leaf: Tensor, g: Tensor): void {
+  // A view, so the leaf owns its own reference even when g is shared with another input.
+  const grad = g.reshape(leaf.shape);
+  if (leaf.grad) {
+    const sum = addForAccumulation!(leaf.grad, grad);
+    leaf.grad.dispose();
+    leaf.grad = keep(sum);
+  } else {
+    leaf.grad = keep(grad);
+  }
+}

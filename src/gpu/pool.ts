@@ -1,0 +1,92 @@
+// Reuses GPU buffers by size class so a training loop runs in constant memory.
+//
+// A released buffer is not handed out again until the commands that used it have been
+// submitted: queue.writeBuffer runs ahead of unsubmitted commands, so reissuing earlier
+// would let an upload overwrite data a pending kernel still reads.
+
+export interface MemoryStats {
+  /** Bytes in buffers handed out and not yet released. */
+  inUse: number;
+  /** Bytes held by the pool for reuse. */
+  pooled: number;
+  /** Highest `inUse` seen. */
+  peak: number;
+  /** Buffers created since the start (a steady loop stops creating them). */
+  created: number;
+}
+
+/** Size classes: powers of two up to 1 MiB, then steps of an eighth of the power of two (≤ 12.5% waste). */
+export function sizeClass(bytes: number): number {
+  const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+  const pow2 = 2 ** Math.ceil(Math.log2(size));
+  if (pow2 <= 1 << 20) return pow2;
+  const step = pow2 / 16;
+  return Math.ceil(size / step) * step;
+}
+
+export class BufferPool {
+  private readonly free = new Map<number, GPUBuffer[]>();
+  private releasedThisBatch: GPUBuffer[] = [];
+  private readonly classOf = new WeakMap<GPUBuffer, number>();
+  private inUse = 0;
+  private pooled = 0;
+  private peak = 0;
+  private created = 0;
+
+  constructor(private readonly device: GPUDevice) {}
+
+  acquire(bytes: number, label?: string): GPUBuffer {
+    const size = sizeClass(bytes);
+    const max = this.device.limits.maxBufferSize;
+    if (size > max) {
+      throw new RangeError(`${label ?? 'a tensor'} needs a ${bytes}-byte buffer, over this adapter's maxBufferSize of ${max} bytes`);
+    }
+    let buffer = this.free.get(size)?.pop();
+    if (buffer) {
+      this.pooled -= size;
+    } else {
+      // GPUBufferUsage is read lazily: the host defines the WebGPU globals when it opens a device.
+      const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+      buffer = this.device.createBuffer({ size, usage, ...(label ? { label } : {}) });
+      this.classOf.set(buffer, size);
+      this.created++;
+    }
+    this.inUse += size;
+    this.peak = Math.max(this.peak, this.inUse);
+    return buffer;
+  }
+
+  release(buffer: GPUBuffer): void {
+    const size = this.classOf.get(buffer);
+    if (size === undefined) throw new Error('released a buffer the pool did not allocate');
+    this.inUse -= size;
+    this.pooled += size;
+    this.releasedThisBatch.push(buffer);
+  }
+
+  /** Called after each submit: buffers released before it may now be reissued. */
+  recycleSubmitted(): void {
+    for (const buffer of this.releasedThisBatch) {
+      const size = this.classOf.get(buffer)!;
+      let list = this.free.get(size);
+      if (!list) this.free.set(size, (list = []));
+      list.push(buffer);
+    }
+    this.releasedThisBatch = [];
+  }
+
+  /** Frees pooled buffers (e.g. between phases with different shapes). */
+  trim(): void {
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+    this.pooled = this.releasedThisBatch.reduce((sum, b) => sum + this.classOf.get(b)!, 0);
+  }
+
+  stats(): MemoryStats {
+    return { inUse: this.inUse, pooled: this.pooled, peak: this.peak, created: this.created };
+  }
+
+  destroy(): void {
+    this.trim();
+  }
+}

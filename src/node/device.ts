@@ -1,0 +1,96 @@
+// Node edge: opens a GPUDevice through Dawn (npm `webgpu`). Everything Node-specific about
+// getting a device lives here; the engine core only ever sees the GPUDevice.
+import { Gpu } from '../gpu/context.js';
+
+export type Backend = 'auto' | 'vulkan' | 'opengles' | 'metal' | 'd3d12';
+
+export interface OpenOptions {
+  /** Which Dawn backend; `auto` (default) tries the hardware default, then the software adapter. Env: GPT2_PROMPT_BACKEND. */
+  backend?: Backend;
+  /** Suppress the one-line note about falling back to the software adapter. */
+  quiet?: boolean;
+}
+
+// Mesa's EGL must not look for a display server; it reads this when Dawn first opens EGL.
+process.env.EGL_PLATFORM ??= 'surfaceless';
+
+const BACKENDS: readonly Backend[] = ['auto', 'vulkan', 'opengles', 'metal', 'd3d12'];
+let fallbackNoted = false;
+const liveInstances: GPU[] = [];
+
+interface Candidate {
+  gpu: GPU;
+  adapter: GPUAdapter;
+  featureLevel: 'core' | 'compatibility';
+}
+
+async function tryAdapter(create: (flags: string[]) => GPU, flags: string[], featureLevel: 'core' | 'compatibility'): Promise<Candidate | null> {
+  const gpu = create(flags);
+  const adapter = await gpu.requestAdapter({ featureLevel, powerPreference: 'high-performance' } as GPURequestAdapterOptions);
+  return adapter ? { gpu, adapter, featureLevel } : null;
+}
+
+function describe(adapter: GPUAdapter, featureLevel: string, backend: string): string {
+  const info = adapter.info;
+  const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ').trim();
+  return `${name || 'unknown adapter'} (${backend}, ${featureLevel})`;
+}
+
+/** Opens the best available device: a hardware GPU through Dawn's default backend, else the software adapter. */
+export async function openGpu(options: OpenOptions = {}): Promise<Gpu> {
+  const requested = (process.env.GPT2_PROMPT_BACKEND as Backend | undefined) ?? options.backend ?? 'auto';
+  if (!BACKENDS.includes(requested)) {
+    throw new Error(`unknown backend '${requested}' (GPT2_PROMPT_BACKEND or --backend): expected one of ${BACKENDS.join(', ')}`);
+  }
+  const { create, globals } = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU; globals: object };
+  // The engine core uses the standard globals (GPUBufferUsage, GPUMapMode, ...), as in a browser.
+  for (const [name, value] of Object.entries(globals)) (globalThis as Record<string, unknown>)[name] ??= value;
+
+  let found: Candidate | null = null;
+  let backendName: string = requested;
+  if (requested === 'auto') {
+    found = await tryAdapter(create, [], 'core');
+    backendName = 'default';
+    // A CPU Vulkan adapter (lavapipe) is admitted where Dawn accepts it; otherwise fall back to GL ES.
+    if (!found) {
+      found = await tryAdapter(create, ['backend=opengles'], 'compatibility');
+      backendName = 'opengles';
+      if (found && !options.quiet && !fallbackNoted) {
+        fallbackNoted = true;
+        process.stderr.write(`gpt2-prompt: no hardware GPU adapter found; using the software adapter: ${describe(found.adapter, 'compatibility', 'opengles')}\n`);
+      }
+    }
+  } else {
+    const flags = [`backend=${requested}`];
+    found = (await tryAdapter(create, flags, 'core')) ?? (await tryAdapter(create, flags, 'compatibility'));
+  }
+  if (!found) {
+    throw new Error(
+      requested === 'auto'
+        ? 'no WebGPU adapter found. On Linux without a GPU install the software adapter: ' +
+            'apt-get install libegl1 libegl-mesa0 libegl-dev libgles2 libgl1-mesa-dri'
+        : `no WebGPU adapter for backend '${requested}'`,
+    );
+  }
+
+  const { adapter, featureLevel } = found;
+  const wanted: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];
+  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: adapterLimits(adapter) });
+  const gpu = new Gpu(device, describe(adapter, featureLevel, backendName));
+  // Dropping the last reference to a Dawn instance while its device is in use is not safe.
+  liveInstances.push(found.gpu);
+  return gpu;
+}
+
+/** Every numeric limit the adapter supports, so we are not held to the (low) defaults. */
+function adapterLimits(adapter: GPUAdapter): Record<string, number> {
+  const limits: Record<string, number> = {};
+  const source = adapter.limits as unknown as Record<string, unknown>;
+  for (const key in source) {
+    const value = source[key];
+    if (typeof value === 'number') limits[key] = value;
+  }
+  return limits;
+}
+

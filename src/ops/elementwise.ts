@@ -1,0 +1,122 @@
+// Elementwise arithmetic with numpy-style broadcasting (up to 4 dims).
+import { packParams, f32, grid } from '../gpu/params.js';
+import { Tensor, record, setGradientAccumulator, shapeString, type Shape } from '../engine/tensor.js';
+
+const WG = 256;
+const MAX_RANK = 4;
+const enum BinaryOp {
+  Add = 0,
+  Sub = 1,
+  Mul = 2,
+  Div = 3,
+}
+
+/** The shape a and b broadcast to, or a clear error. */
+export function broadcastShape(a: Shape, b: Shape): number[] {
+  const rank = Math.max(a.length, b.length);
+  if (rank > MAX_RANK) throw new RangeError(`broadcasting supports up to ${MAX_RANK} dims, got ${shapeString(a)} and ${shapeString(b)}`);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const da = a[a.length - rank + i] ?? 1;
+    const db = b[b.length - rank + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) throw new RangeError(`shapes ${shapeString(a)} and ${shapeString(b)} do not broadcast`);
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+/** `shape` right-aligned to 4 dims. */
+function pad4(shape: Shape): number[] {
+  return [...Array(MAX_RANK - shape.length).fill(1), ...shape];
+}
+
+/** Row-major strides of `input` within the 4-dim `out` shape, 0 on broadcast dims. */
+function broadcastStrides(input: Shape, out4: number[]): number[] {
+  const in4 = pad4(input);
+  const strides = [0, 0, 0, 0];
+  let stride = 1;
+  for (let d = MAX_RANK - 1; d >= 0; d--) {
+    strides[d] = in4[d] === 1 && out4[d] !== 1 ? 0 : stride;
+    stride *= in4[d]!;
+  }
+  return strides;
+}
+
+function binaryRaw(a: Tensor, b: Tensor, op: BinaryOp): Tensor {
+  const shape = broadcastShape(a.shape, b.shape);
+  const out = Tensor.empty(a.gpu, shape);
+  const out4 = pad4(shape);
+  a.gpu.dispatch({
+    kernel: 'elementwise',
+    entry: 'binary',
+    params: packParams(out.size, op, 0, 0, ...out4, ...broadcastStrides(a.shape, out4), ...broadcastStrides(b.shape, out4)),
+    bindings: [a.binding(), b.binding(), out.binding()],
+    workgroups: grid(out.size, WG),
+  });
+  return out;
+}
+
+/** Sums `g` over the dims along which `shape` was broadcast to g's shape. */
+export function sumToShape(g: Tensor, shape: Shape): Tensor {
+  if (g.size === shape.reduce((x, y) => x * y, 1)) return g.reshape(shape);
+  const full4 = pad4(g.shape);
+  const target4 = pad4(shape);
+  let keepMask = 0;
+  target4.forEach((d, i) => {
+    if (d === full4[i]) keepMask |= 1 << i;
+    else if (d !== 1) throw new RangeError(`cannot sum ${shapeString(g.shape)} to ${shapeString(shape)}`);
+  });
+  const out = Tensor.empty(g.gpu, shape);
+  g.gpu.dispatch({
+    kernel: 'elementwise',
+    entry: 'sum_to_shape',
+    params: packParams(out.size, keepMask, 0, 0, ...full4),
+    bindings: [g.binding(), out.binding()],
+    workgroups: grid(out.size, WG),
+  });
+  return out;
+}
+
+/** x * factor + shift, elementwise. */
+export function scale(x: Tensor, factor: number, shift = 0): Tensor {
+  const out = Tensor.empty(x.gpu, x.shape);
+  x.gpu.dispatch({
+    kernel: 'elementwise',
+    entry: 'scale',
+    params: packParams(x.size, f32(factor), f32(shift)),
+    bindings: [x.binding(), out.binding()],
+    workgroups: grid(x.size, WG),
+  });
+  return record(out, [x], (g) => [scale(g, factor)]);
+}
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  return record(binaryRaw(a, b, BinaryOp.Add), [a, b], (g, needs) => [
+    needs[0] ? sumToShape(g, a.shape) : null,
+    needs[1] ? sumToShape(g, b.shape) : null,
+  ]);
+}
+
+export function sub(a: Tensor, b: Tensor): Tensor {
+  return record(binaryRaw(a, b, BinaryOp.Sub), [a, b], (g, needs) => [
+    needs[0] ? sumToShape(g, a.shape) : null,
+    needs[1] ? sumToShape(scale(g, -1), b.shape) : null,
+  ]);
+}
+
+export function mul(a: Tensor, b: Tensor): Tensor {
+  return record(binaryRaw(a, b, BinaryOp.Mul), [a, b], (g, needs) => [
+    needs[0] ? sumToShape(binaryRaw(g, b, BinaryOp.Mul), a.shape) : null,
+    needs[1] ? sumToShape(binaryRaw(g, a, BinaryOp.Mul), b.shape) : null,
+  ]);
+}
+
+export function div(a: Tensor, b: Tensor): Tensor {
+  return record(binaryRaw(a, b, BinaryOp.Div), [a, b], (g, needs) => [
+    needs[0] ? sumToShape(binaryRaw(g, b, BinaryOp.Div), a.shape) : null,
+    // d(a/b)/db = -a/b²  →  -(g·a/b)/b
+    needs[1] ? sumToShape(scale(binaryRaw(binaryRaw(binaryRaw(g, a, BinaryOp.Mul), b, BinaryOp.Div), b, BinaryOp.Div), -1), b.shape) : null,
+  ]);
+}
+
+setGradientAccumulator((a, b) => binaryRaw(a, b, BinaryOp.Add));

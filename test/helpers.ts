@@ -1,0 +1,100 @@
+// Shared test utilities: one device per test file, seeded random data, float64 comparison.
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { expect } from 'vitest';
+import { openGpu } from '../src/node/device.js';
+import type { Gpu } from '../src/gpu/context.js';
+
+let shared: Promise<Gpu> | null = null;
+
+/** The test device, with new buffers poisoned with NaN so unwritten outputs fail. */
+export function testGpu(): Promise<Gpu> {
+  shared ??= openGpu({ quiet: true }).then((gpu) => {
+    gpu.poison = true;
+    return gpu;
+  });
+  return shared;
+}
+
+/** Deterministic uniform [0, 1) generator (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n standard-normal values (Box–Muller), times `scale`. */
+export function randn(n: number, seed: number, scale = 1): Float64Array {
+  const u = rng(seed);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = Math.sqrt(-2 * Math.log(1 - u()));
+    out[i] = r * Math.cos(2 * Math.PI * u()) * scale;
+  }
+  return out;
+}
+
+/** Values rounded to f32, as the GPU sees them; references are computed from these in float64. */
+export function asF32(values: ArrayLike<number>): Float64Array {
+  return Float64Array.from(Float32Array.from(values));
+}
+
+export interface Tolerance {
+  atol?: number;
+  rtol?: number;
+}
+
+/**
+ * Asserts |actual - expected| <= atol + rtol·|expected| everywhere, printing the first
+ * mismatches and the max error on failure. Returns the max abs error, which is also
+ * appended to test-results/kernel-errors.jsonl for the record.
+ */
+export function expectClose(name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, tol: Tolerance = {}): number {
+  const atol = tol.atol ?? 1e-5;
+  const rtol = tol.rtol ?? 1e-4;
+  expect(actual.length, `${name}: length`).toBe(expected.length);
+  let maxErr = 0;
+  let maxRef = 0;
+  const bad: string[] = [];
+  let badCount = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i]!;
+    const e = expected[i]!;
+    const err = Math.abs(a - e);
+    maxRef = Math.max(maxRef, Math.abs(e));
+    if (!(err <= atol + rtol * Math.abs(e))) {
+      badCount++;
+      if (bad.length < 8) bad.push(`  [${i}] got ${a}, expected ${e} (err ${err.toExponential(2)})`);
+    }
+    if (Number.isNaN(err)) maxErr = NaN;
+    else if (err > maxErr) maxErr = err;
+  }
+  mkdirSync('test-results', { recursive: true });
+  appendFileSync('test-results/kernel-errors.jsonl', JSON.stringify({ name, maxAbsError: maxErr, maxAbsRef: maxRef, n: expected.length }) + '\n');
+  if (badCount > 0) {
+    throw new Error(`${name}: ${badCount} of ${expected.length} values outside atol ${atol} + rtol ${rtol}; max abs error ${maxErr}\n${bad.join('\n')}`);
+  }
+  return maxErr;
+}
+
+/**
+ * Central finite differences of a float64 scalar function f at x, for every element.
+ */
+export function finiteDifferences(f: (x: Float64Array) => number, x: Float64Array, h = 1e-6): Float64Array {
+  const grad = new Float64Array(x.length);
+  const probe = Float64Array.from(x);
+  for (let i = 0; i < x.length; i++) {
+    const saved = probe[i]!;
+    probe[i] = saved + h;
+    const up = f(probe);
+    probe[i] = saved - h;
+    const down = f(probe);
+    probe[i] = saved;
+    grad[i] = (up - down) / (2 * h);
+  }
+  return grad;
+}
