@@ -21,7 +21,7 @@ fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return (wid.x + wid.y * nwg.x) * WG + lid;
 }
 
-// op: 0 add, 1 sub, 2 mul, 3 div
+// op: 0 add, 1 sub, 2 mul, 3 div, 4 take a (broadcasting a to the output shape)
 @compute @workgroup_size(WG)
 fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
@@ -38,7 +38,8 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     case 0u: { r = x + y; }
     case 1u: { r = x - y; }
     case 2u: { r = x * y; }
-    default: { r = x / y; }
+    case 3u: { r = x / y; }
+    default: { r = x; }
   }
   bin_out[i] = r;
 }

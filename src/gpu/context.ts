@@ -49,6 +49,8 @@ export class Gpu {
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private dispatchesInBatch = 0;
+  private stagingToDestroy: GPUBuffer[] = [];
+  private stagingBytes = 0;
   private pendingErrors: Promise<GPUError | null>[] = [];
   private failure: Error | null = null;
   private lost = false;
@@ -145,10 +147,22 @@ export class Gpu {
     this.commandEncoder().copyBufferToBuffer(src.buffer, src.offset ?? 0, dst.buffer, dst.offset ?? 0, src.size);
   }
 
-  /** Writes host data into a buffer. Safe at any time: pooled buffers are only reissued once their earlier uses were submitted. */
+  /**
+   * Writes host data into a buffer, in order with the encoded kernels (through a staging
+   * copy: queue.writeBuffer would overtake unsubmitted work on a reused pooled buffer).
+   */
   write(dst: Binding, data: ArrayBufferView): void {
     this.throwIfFailed();
-    this.device.queue.writeBuffer(dst.buffer, dst.offset ?? 0, data.buffer, data.byteOffset, data.byteLength);
+    const size = Math.ceil(data.byteLength / 4) * 4;
+    if (size === 0) return;
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+    new Uint8Array(staging.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    staging.unmap();
+    this.copy({ buffer: staging, size }, { ...dst, size });
+    this.stagingToDestroy.push(staging);
+    this.stagingBytes += size;
+    // Bound host-visible memory held by pending uploads.
+    if (this.stagingBytes > 256 << 20) this.flush();
   }
 
   /** Submits all encoded work. Does not wait for it. */
@@ -166,7 +180,10 @@ export class Gpu {
     this.track(this.device.popErrorScope(), 'running kernels');
     this.track(this.device.popErrorScope(), 'running kernels');
     this.submits++;
-    this.pool.recycleSubmitted();
+    // Destruction waits for the submitted copies that read these.
+    for (const b of this.stagingToDestroy) b.destroy();
+    this.stagingToDestroy = [];
+    this.stagingBytes = 0;
   }
 
   /** Reads a buffer range back to the host: the one place the engine waits on the GPU. */

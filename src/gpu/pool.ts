@@ -1,8 +1,8 @@
 // Reuses GPU buffers by size class so a training loop runs in constant memory.
 //
-// A released buffer is not handed out again until the commands that used it have been
-// submitted: queue.writeBuffer runs ahead of unsubmitted commands, so reissuing earlier
-// would let an upload overwrite data a pending kernel still reads.
+// A released buffer is handed out again at once, even while unsubmitted commands still use
+// it: every access to pooled buffers (kernels, copies, uploads through staging copies) is
+// encoded in one ordered stream, so a later user can never overtake an earlier one.
 
 export interface MemoryStats {
   /** Bytes in buffers handed out and not yet released. */
@@ -26,7 +26,6 @@ export function sizeClass(bytes: number): number {
 
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
-  private releasedThisBatch: GPUBuffer[] = [];
   private readonly classOf = new WeakMap<GPUBuffer, number>();
   private inUse = 0;
   private pooled = 0;
@@ -61,25 +60,16 @@ export class BufferPool {
     if (size === undefined) throw new Error('released a buffer the pool did not allocate');
     this.inUse -= size;
     this.pooled += size;
-    this.releasedThisBatch.push(buffer);
-  }
-
-  /** Called after each submit: buffers released before it may now be reissued. */
-  recycleSubmitted(): void {
-    for (const buffer of this.releasedThisBatch) {
-      const size = this.classOf.get(buffer)!;
-      let list = this.free.get(size);
-      if (!list) this.free.set(size, (list = []));
-      list.push(buffer);
-    }
-    this.releasedThisBatch = [];
+    let list = this.free.get(size);
+    if (!list) this.free.set(size, (list = []));
+    list.push(buffer);
   }
 
   /** Frees pooled buffers (e.g. between phases with different shapes). */
   trim(): void {
     for (const list of this.free.values()) for (const b of list) b.destroy();
     this.free.clear();
-    this.pooled = this.releasedThisBatch.reduce((sum, b) => sum + this.classOf.get(b)!, 0);
+    this.pooled = 0;
   }
 
   stats(): MemoryStats {

@@ -9,6 +9,7 @@ const enum BinaryOp {
   Sub = 1,
   Mul = 2,
   Div = 3,
+  TakeA = 4,
 }
 
 /** The shape a and b broadcast to, or a clear error. */
@@ -42,8 +43,7 @@ function broadcastStrides(input: Shape, out4: number[]): number[] {
   return strides;
 }
 
-function binaryRaw(a: Tensor, b: Tensor, op: BinaryOp): Tensor {
-  const shape = broadcastShape(a.shape, b.shape);
+function binaryRaw(a: Tensor, b: Tensor, op: BinaryOp, shape = broadcastShape(a.shape, b.shape)): Tensor {
   const out = Tensor.empty(a.gpu, shape);
   const out4 = pad4(shape);
   a.gpu.dispatch({
@@ -54,6 +54,14 @@ function binaryRaw(a: Tensor, b: Tensor, op: BinaryOp): Tensor {
     workgroups: grid(out.size, WG),
   });
   return out;
+}
+
+/** x repeated along its size-1 (or missing leading) dims to `shape`. */
+export function broadcastTo(x: Tensor, shape: Shape): Tensor {
+  if (broadcastShape(x.shape, shape).some((d, i) => d !== shape[i])) {
+    throw new RangeError(`cannot broadcast ${shapeString(x.shape)} to ${shapeString(shape)}`);
+  }
+  return record(binaryRaw(x, x, BinaryOp.TakeA, [...shape]), [x], (g) => [sumToShape(g, x.shape)]);
 }
 
 /** Sums `g` over the dims along which `shape` was broadcast to g's shape. */
@@ -74,7 +82,7 @@ export function sumToShape(g: Tensor, shape: Shape): Tensor {
     bindings: [g.binding(), out.binding()],
     workgroups: grid(out.size, WG),
   });
-  return out;
+  return record(out, [g], (gradOut) => [broadcastTo(gradOut, g.shape)]);
 }
 
 /** x * factor + shift, elementwise. */

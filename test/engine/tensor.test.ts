@@ -1,0 +1,114 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { testGpu, randn, asF32, expectClose } from '../helpers.js';
+import { tensor, tidy, keep, noGrad, Tensor } from '../../src/engine/tensor.js';
+import { add, mul, sumToShape, scale } from '../../src/ops/elementwise.js';
+import type { Gpu } from '../../src/gpu/context.js';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+
+describe('tensors and autodiff', () => {
+  it('round-trips host data', async () => {
+    const data = asF32(randn(1001, 7));
+    expectClose('upload/read', await tensor(gpu, data, [7, 143]).readF32(), data, { atol: 0, rtol: 0 });
+    const ids = await tensor(gpu, [0, 1, 50256, 4294967295], [4], { dtype: 'u32' }).read();
+    expect(Array.from(ids)).toEqual([0, 1, 50256, 4294967295]);
+  });
+
+  it('accumulates gradients of a tensor used twice, and across backward calls', async () => {
+    const x = tensor(gpu, [1, 2, 3], [3], { requiresGrad: true });
+    // y = x*x + 3x → dy/dx = 2x + 3
+    const y = add(mul(x, x), scale(x, 3));
+    y.backward(tensor(gpu, [1, 1, 1], [3]));
+    expectClose('d(x²+3x)', await x.grad!.readF32(), [5, 7, 9], { atol: 0 });
+    add(mul(x, x), scale(x, 3)).backward(tensor(gpu, [1, 1, 1], [3]));
+    expectClose('accumulated', await x.grad!.readF32(), [10, 14, 18], { atol: 0 });
+  });
+
+  it('records nothing under noGrad and for inputs that need no grad', () => {
+    const x = tensor(gpu, [1, 2], [2], { requiresGrad: true });
+    const c = tensor(gpu, [3, 4], [2]);
+    expect(noGrad(() => mul(x, c)).node).toBeNull();
+    expect(mul(c, c).requiresGrad).toBe(false);
+    expect(mul(x, c).node).not.toBeNull();
+  });
+
+  it('reshape shares memory and passes gradients through', async () => {
+    const x = tensor(gpu, [1, 2, 3, 4, 5, 6], [2, 3], { requiresGrad: true });
+    const r = x.reshape([3, -1]);
+    expect(r.shape).toEqual([3, 2]);
+    mul(r, r).backward(tensor(gpu, [1, 1, 1, 1, 1, 1], [3, 2]));
+    expectClose('reshape grad', await x.grad!.readF32(), [2, 4, 6, 8, 10, 12], { atol: 0 });
+    expect(() => x.reshape([4, 2])).toThrow(/cannot reshape/);
+  });
+
+  it('throws a clear error when a disposed tensor is used', () => {
+    const x = tensor(gpu, [1], [1]);
+    x.label = 'weights';
+    x.dispose();
+    expect(() => add(x, x)).toThrow(/weights \[1\] was used after dispose/);
+  });
+
+  it('tidy disposes intermediates but keeps results and kept tensors', () => {
+    const before = gpu.memory().inUse;
+    let kept!: Tensor;
+    const result = tidy(() => {
+      const a = tensor(gpu, new Float32Array(1000), [1000]);
+      kept = keep(scale(a, 2));
+      return add(a, a);
+    });
+    expect(result.disposed).toBe(false);
+    expect(kept.disposed).toBe(false);
+    result.dispose();
+    kept.dispose();
+    expect(gpu.memory().inUse).toBe(before);
+  });
+
+  it('a training loop runs in constant memory: step 10 and step 1000 hold the same', async () => {
+    const w = tensor(gpu, asF32(randn(64 * 32, 1, 0.1)), [64, 32], { requiresGrad: true });
+    const x = tensor(gpu, asF32(randn(8 * 64 * 32, 2)), [8, 64, 32]);
+    const step = () => {
+      tidy(() => {
+        const y = mul(x, w); // [8, 64, 32]
+        const loss = sumToShape(mul(y, y), [1]);
+        loss.backward();
+        // Plain gradient descent, in the engine: w ← w − 0.001·grad.
+        const updated = noGrad(() => add(w, scale(w.grad!, -0.001)));
+        gpu.copy(updated.binding(), w.binding());
+      });
+      w.grad?.dispose();
+      w.grad = null;
+    };
+    let at10 = { inUse: 0, created: 0 };
+    for (let i = 1; i <= 1000; i++) {
+      step();
+      if (i === 10) {
+        await gpu.sync();
+        at10 = gpu.memory();
+      }
+    }
+    await gpu.sync();
+    const at1000 = gpu.memory();
+    expect(at1000.inUse).toBe(at10.inUse);
+    expect(at1000.created).toBe(at10.created);
+  });
+
+  it('encodes a forward and backward without submitting; read() submits once', async () => {
+    const x = tensor(gpu, asF32(randn(300, 3)), [3, 100], { requiresGrad: true });
+    const b = tensor(gpu, asF32(randn(100, 4)), [100], { requiresGrad: true });
+    await gpu.sync();
+    const submitsBefore = gpu.submits;
+    const loss = tidy(() => {
+      let h = x;
+      for (let i = 0; i < 20; i++) h = mul(add(h, b), scale(b, 0.5));
+      const l = sumToShape(h, [1]);
+      l.backward();
+      return l;
+    });
+    expect(gpu.submits).toBe(submitsBefore);
+    await loss.read();
+    expect(gpu.submits).toBe(submitsBefore + 1);
+  });
+});

@@ -1,0 +1,68 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { testGpu } from '../helpers.js';
+import { openGpu } from '../../src/node/device.js';
+import { GpuError, type Gpu } from '../../src/gpu/context.js';
+import { tensor, Tensor } from '../../src/engine/tensor.js';
+import { add } from '../../src/ops/elementwise.js';
+import { packParams } from '../../src/gpu/params.js';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+
+describe('device', () => {
+  it('opens an adapter with its own limits, not the defaults', () => {
+    expect(gpu.adapterName.length).toBeGreaterThan(0);
+    // The WebGPU default is 128 MiB / 8 per stage; compat defaults are lower still.
+    expect(gpu.limits.maxStorageBuffersPerShaderStage).toBeGreaterThanOrEqual(8);
+    expect(gpu.limits.maxComputeInvocationsPerWorkgroup).toBeGreaterThanOrEqual(256);
+    expect(gpu.limits.maxBufferSize).toBeGreaterThan(256 * 1024 * 1024);
+  });
+
+  it('rejects an unknown backend with a clear message', async () => {
+    await expect(openGpu({ backend: 'nonsense' as never })).rejects.toThrow(/unknown backend 'nonsense'/);
+  });
+
+  it('checks storage binding sizes before dispatch, naming the tensor and the limit', () => {
+    const limit = gpu.limits.maxStorageBufferBindingSize;
+    const big = Tensor.empty(gpu, [limit / 4 + 16], 'f32', 'wte');
+    try {
+      expect(() => add(big, big)).toThrow(GpuError);
+      expect(() => add(big, big)).toThrow(new RegExp(`wte \\[${limit / 4 + 16}\\] needs a ${limit + 64}-byte storage binding.*${limit}`));
+    } finally {
+      big.dispose();
+    }
+  });
+
+  it('surfaces a WebGPU validation error as an exception at the next read, never a silent result', async () => {
+    const gpu2 = await openGpu({ quiet: true });
+    const x = tensor(gpu2, [1, 2, 3, 4], [4]);
+    // A bind group that claims more bytes than the buffer has: invalid.
+    gpu2.dispatch({
+      kernel: 'elementwise',
+      entry: 'scale',
+      params: packParams(4, 0, 0),
+      bindings: [x.binding(), { buffer: x.binding().buffer, size: 1 << 20 }],
+      workgroups: [1],
+    });
+    await expect(x.read()).rejects.toThrow(GpuError);
+    gpu2.destroy();
+  });
+
+  it('lets the process exit by itself when work is done', () => {
+    const script = `
+      import { openGpu } from './src/node/device.ts';
+      import { tensor } from './src/engine/tensor.ts';
+      import { add } from './src/ops/elementwise.ts';
+      const gpu = await openGpu({ quiet: true });
+      const x = tensor(gpu, [1, 2], [2]);
+      console.log(Array.from(await add(x, x).read()).join(','));
+    `;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(run.error).toBeUndefined();
+    expect(run.stdout.trim()).toBe('2,4');
+    expect(run.status).toBe(0);
+  });
+});
