@@ -15,17 +15,8 @@ export function testGpu(): Promise<Gpu> {
   return shared;
 }
 
-/** Deterministic uniform [0, 1) generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as rng } from '../src/util/random.js';
+import { seededRandom as rng } from '../src/util/random.js';
 
 /** n standard-normal values (Box–Muller), times `scale`. */
 export function randn(n: number, seed: number, scale = 1): Float64Array {
