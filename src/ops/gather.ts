@@ -90,7 +90,7 @@ export function gatherRows(table: Tensor | readonly Tensor[], ids: Uint32Array):
         workgroups: grid(n * cols, WG),
       });
     });
-    // Safe before the dispatches run: the pool reissues a buffer only after they are submitted.
+    // Safe before the dispatches run: any later use of the buffer is encoded after them.
     idsTensor.dispose();
   }
 

@@ -81,7 +81,7 @@ export function crossEntropy(
     });
     return [grad];
   });
-  // Without a backward to feed, the per-row data can go now (the pool defers reuse past submission).
+  // Without a backward to feed, the per-row data can go now: any reuse of its buffers is encoded after these kernels.
   if (!loss.node) {
     metaT.dispose();
     perRow.dispose();
