@@ -1,0 +1,155 @@
+// Layer normalization over the last dim of a [rows, C] tensor, and its backward.
+//
+// One workgroup per row: rows run to tens of thousands (B·T) while C is ~10³, so a row fits
+// a workgroup's cache and re-reading it is nearly free; DRAM sees each element once.
+// Statistics are two-pass (mean, then Σ(x − mean)²) so activations with a large common
+// offset do not lose their variance to cancellation, as E[x²] − E[x]² would in f32.
+
+override LN_WG: u32 = 256u;
+
+// Two f32 arrays rather than one of vec2: Mesa's llvmpipe (GL ES backend) miscompiles
+// reductions over workgroup arrays of vec2 (invocations past the first SIMD group read stale values).
+var<workgroup> ln_red_a: array<f32, LN_WG>;
+var<workgroup> ln_red_b: array<f32, LN_WG>;
+
+// Sums of `v`'s two components over the workgroup, returned to every invocation. LN_WG is a power of two.
+fn ln_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
+  ln_red_a[lid] = v.x;
+  ln_red_b[lid] = v.y;
+  workgroupBarrier();
+  for (var s = LN_WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      ln_red_a[lid] += ln_red_a[lid + s];
+      ln_red_b[lid] += ln_red_b[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let total = vec2(ln_red_a[0], ln_red_b[0]);
+  // The next call overwrites the arrays; everyone must have read the total first.
+  workgroupBarrier();
+  return total;
+}
+
+struct LnForwardParams { rows: u32, c: u32, eps: f32, _p0: u32 }
+
+@group(0) @binding(0) var<uniform> lnf: LnForwardParams;
+@group(0) @binding(1) var<storage, read> lnf_x: array<f32>;
+@group(0) @binding(2) var<storage, read> lnf_gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> lnf_beta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> lnf_y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> lnf_mean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lnf_rstd: array<f32>;
+
+// y = (x − mean)·rstd·γ + β, saving mean and rstd = 1/√(var + eps) per row for backward.
+@compute @workgroup_size(LN_WG)
+fn ln_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= lnf.rows) { return; }
+  let c = lnf.c;
+  let base = row * c;
+  var s = 0.0;
+  for (var i = lid; i < c; i += LN_WG) { s += lnf_x[base + i]; }
+  let mean = ln_sum(vec2(s, 0.0), lid).x / f32(c);
+  var q = 0.0;
+  for (var i = lid; i < c; i += LN_WG) {
+    let d = lnf_x[base + i] - mean;
+    q += d * d;
+  }
+  let rstd = 1.0 / sqrt(ln_sum(vec2(q, 0.0), lid).x / f32(c) + lnf.eps);
+  for (var i = lid; i < c; i += LN_WG) {
+    lnf_y[base + i] = (lnf_x[base + i] - mean) * rstd * lnf_gamma[i] + lnf_beta[i];
+  }
+  if (lid == 0u) {
+    lnf_mean[row] = mean;
+    lnf_rstd[row] = rstd;
+  }
+}
+
+struct LnBackwardParams { rows: u32, c: u32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<uniform> lnb: LnBackwardParams;
+@group(0) @binding(1) var<storage, read> lnb_x: array<f32>;
+@group(0) @binding(2) var<storage, read> lnb_gamma: array<f32>;
+@group(0) @binding(3) var<storage, read> lnb_dy: array<f32>;
+@group(0) @binding(4) var<storage, read> lnb_mean: array<f32>;
+@group(0) @binding(5) var<storage, read> lnb_rstd: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lnb_dx: array<f32>;
+
+// With x̂ = (x − mean)·rstd and g = dy·γ:  dx = rstd·(g − mean(g) − x̂·mean(g·x̂)).
+@compute @workgroup_size(LN_WG)
+fn ln_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= lnb.rows) { return; }
+  let c = lnb.c;
+  let base = row * c;
+  let mean = lnb_mean[row];
+  let rstd = lnb_rstd[row];
+  var acc = vec2(0.0, 0.0);
+  for (var i = lid; i < c; i += LN_WG) {
+    let xhat = (lnb_x[base + i] - mean) * rstd;
+    let g = lnb_dy[base + i] * lnb_gamma[i];
+    acc += vec2(g, g * xhat);
+  }
+  let m = ln_sum(acc, lid) / f32(c);
+  for (var i = lid; i < c; i += LN_WG) {
+    let xhat = (lnb_x[base + i] - mean) * rstd;
+    let g = lnb_dy[base + i] * lnb_gamma[i];
+    lnb_dx[base + i] = rstd * (g - m.x - xhat * m.y);
+  }
+}
+
+// dγ = Σ_rows dy·x̂ and dβ = Σ_rows dy, in two deterministic stages: each workgroup sums a
+// chunk of rows for LN_WG columns (coalesced across the columns), then the chunks are added.
+struct LnParamPartialParams { rows: u32, c: u32, rows_per_chunk: u32, _p0: u32 }
+
+@group(0) @binding(0) var<uniform> lnp: LnParamPartialParams;
+@group(0) @binding(1) var<storage, read> lnp_x: array<f32>;
+@group(0) @binding(2) var<storage, read> lnp_dy: array<f32>;
+@group(0) @binding(3) var<storage, read> lnp_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> lnp_rstd: array<f32>;
+// [2, chunks, C]: dγ partials, then dβ partials.
+@group(0) @binding(5) var<storage, read_write> lnp_partial: array<f32>;
+
+@compute @workgroup_size(LN_WG)
+fn ln_param_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>) {
+  let col = gid.x;
+  let c = lnp.c;
+  if (col >= c) { return; }
+  let chunk = wid.y;
+  let r0 = chunk * lnp.rows_per_chunk;
+  let r1 = min(r0 + lnp.rows_per_chunk, lnp.rows);
+  var dgamma = 0.0;
+  var dbeta = 0.0;
+  for (var r = r0; r < r1; r++) {
+    let dy = lnp_dy[r * c + col];
+    dgamma += dy * (lnp_x[r * c + col] - lnp_mean[r]) * lnp_rstd[r];
+    dbeta += dy;
+  }
+  lnp_partial[chunk * c + col] = dgamma;
+  lnp_partial[(nwg.y + chunk) * c + col] = dbeta;
+}
+
+struct LnParamFinalParams { c: u32, chunks: u32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<uniform> lnq: LnParamFinalParams;
+@group(0) @binding(1) var<storage, read> lnq_partial: array<f32>;
+@group(0) @binding(2) var<storage, read_write> lnq_dgamma: array<f32>;
+@group(0) @binding(3) var<storage, read_write> lnq_dbeta: array<f32>;
+
+@compute @workgroup_size(LN_WG)
+fn ln_param_final(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let col = gid.x;
+  let c = lnq.c;
+  if (col >= c) { return; }
+  var dgamma = 0.0;
+  var dbeta = 0.0;
+  for (var k = 0u; k < lnq.chunks; k++) {
+    dgamma += lnq_partial[k * c + col];
+    dbeta += lnq_partial[(lnq.chunks + k) * c + col];
+  }
+  lnq_dgamma[col] = dgamma;
+  lnq_dbeta[col] = dbeta;
+}

@@ -1,0 +1,73 @@
+// Softmax along the last dim of a [rows, n] tensor, and its backward.
+//
+// One workgroup per row. The max is subtracted before exp so large logits do not overflow.
+// Each invocation re-reads only the elements it wrote itself, so the row is fetched from
+// memory once and the re-reads hit cache.
+
+override SM_WG: u32 = 256u;
+
+var<workgroup> sm_red: array<f32, SM_WG>;
+
+// Max (take_max) or sum of `v` over the workgroup, returned to every invocation. SM_WG is a power of two.
+fn sm_reduce(v: f32, lid: u32, take_max: bool) -> f32 {
+  sm_red[lid] = v;
+  workgroupBarrier();
+  for (var s = SM_WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      let a = sm_red[lid];
+      let b = sm_red[lid + s];
+      sm_red[lid] = select(a + b, max(a, b), take_max);
+    }
+    workgroupBarrier();
+  }
+  let total = sm_red[0];
+  // The next call overwrites sm_red; everyone must have read the total first.
+  workgroupBarrier();
+  return total;
+}
+
+struct SmParams { rows: u32, n: u32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<uniform> smf: SmParams;
+@group(0) @binding(1) var<storage, read> smf_x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> smf_y: array<f32>;
+
+@compute @workgroup_size(SM_WG)
+fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= smf.rows) { return; }
+  let n = smf.n;
+  let base = row * n;
+  // The lowest finite f32 rather than −inf, so rows of −inf (masked) give exp(−inf) = 0, not NaN.
+  var m = -0x1.fffffep+127f;
+  for (var i = lid; i < n; i += SM_WG) { m = max(m, smf_x[base + i]); }
+  m = sm_reduce(m, lid, true);
+  var s = 0.0;
+  for (var i = lid; i < n; i += SM_WG) {
+    let e = exp(smf_x[base + i] - m);
+    smf_y[base + i] = e;
+    s += e;
+  }
+  let inv = 1.0 / sm_reduce(s, lid, false);
+  for (var i = lid; i < n; i += SM_WG) { smf_y[base + i] *= inv; }
+}
+
+@group(0) @binding(0) var<uniform> smb: SmParams;
+@group(0) @binding(1) var<storage, read> smb_y: array<f32>;
+@group(0) @binding(2) var<storage, read> smb_dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> smb_dx: array<f32>;
+
+// dx = y ⊙ (dy − Σ dy·y)
+@compute @workgroup_size(SM_WG)
+fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= smb.rows) { return; }
+  let n = smb.n;
+  let base = row * n;
+  var s = 0.0;
+  for (var i = lid; i < n; i += SM_WG) { s += smb_dy[base + i] * smb_y[base + i]; }
+  s = sm_reduce(s, lid, false);
+  for (var i = lid; i < n; i += SM_WG) { smb_dx[base + i] = smb_y[base + i] * (smb_dy[base + i] - s); }
+}

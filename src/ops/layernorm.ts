@@ -1,0 +1,89 @@
+// Layer normalization over the last dim, as torch.nn.functional.layer_norm (biased
+// variance, eps inside the square root).
+import { packParams, f32, grid } from '../gpu/params.js';
+import { Tensor, record, shapeString } from '../engine/tensor.js';
+
+/** One workgroup per row: a power of two (for the tree reduction) near C, so short rows do not idle 256 invocations. */
+function rowWorkgroupSize(c: number): number {
+  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(c))));
+}
+
+/** Columns per workgroup in the dγ/dβ kernels. */
+const PARAM_WG = 256;
+/** Row chunks summed in parallel for dγ/dβ; enough workgroups to fill a large GPU. */
+const MAX_CHUNKS = 256;
+const MIN_ROWS_PER_CHUNK = 16;
+
+/** x [..., C] normalized over C, scaled by gamma [C] and shifted by beta [C]. */
+export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): Tensor {
+  const c = x.shape.at(-1) ?? 0;
+  if (c === 0) throw new RangeError(`layerNorm needs a non-empty last dim, got ${shapeString(x.shape)}`);
+  if (gamma.shape.length !== 1 || gamma.shape[0] !== c || beta.shape.length !== 1 || beta.shape[0] !== c) {
+    throw new RangeError(`layerNorm of ${shapeString(x.shape)} needs gamma and beta of shape [${c}], got ${shapeString(gamma.shape)} and ${shapeString(beta.shape)}`);
+  }
+  const gpu = x.gpu;
+  const rows = x.size / c;
+  const wg = rowWorkgroupSize(c);
+  const out = Tensor.empty(gpu, x.shape, 'f32', 'layerNorm');
+  const mean = Tensor.empty(gpu, [rows], 'f32', 'layerNorm mean');
+  const rstd = Tensor.empty(gpu, [rows], 'f32', 'layerNorm rstd');
+  gpu.dispatch({
+    kernel: 'layernorm',
+    entry: 'ln_forward',
+    constants: { LN_WG: wg },
+    params: packParams(rows, c, f32(eps)),
+    bindings: [x.binding(), gamma.binding(), beta.binding(), out.binding(), mean.binding(), rstd.binding()],
+    workgroups: grid(rows, 1),
+  });
+  const y = record(out, [x, gamma, beta], (dy, needs) => {
+    const dx = needs[0] ? Tensor.empty(gpu, x.shape, 'f32', 'layerNorm dx') : null;
+    if (dx) {
+      gpu.dispatch({
+        kernel: 'layernorm',
+        entry: 'ln_backward',
+        constants: { LN_WG: wg },
+        params: packParams(rows, c),
+        bindings: [x.binding(), gamma.binding(), dy.binding(), mean.binding(), rstd.binding(), dx.binding()],
+        workgroups: grid(rows, 1),
+      });
+    }
+    if (!needs[1] && !needs[2]) return [dx, null, null];
+    const [dgamma, dbeta] = paramGrads(x, dy, mean, rstd, rows, c);
+    if (!needs[1]) dgamma.dispose();
+    if (!needs[2]) dbeta.dispose();
+    return [dx, needs[1] ? dgamma : null, needs[2] ? dbeta : null];
+  });
+  // Nothing will run backward: the statistics are not needed past the kernel.
+  if (!y.node) {
+    mean.dispose();
+    rstd.dispose();
+  }
+  return y;
+}
+
+function paramGrads(x: Tensor, dy: Tensor, mean: Tensor, rstd: Tensor, rows: number, c: number): [Tensor, Tensor] {
+  const gpu = x.gpu;
+  const rowsPerChunk = Math.max(MIN_ROWS_PER_CHUNK, Math.ceil(rows / MAX_CHUNKS));
+  const chunks = Math.ceil(rows / rowsPerChunk);
+  const partial = Tensor.empty(gpu, [2, chunks, c], 'f32', 'layerNorm param partials');
+  const dgamma = Tensor.empty(gpu, [c], 'f32', 'layerNorm dgamma');
+  const dbeta = Tensor.empty(gpu, [c], 'f32', 'layerNorm dbeta');
+  gpu.dispatch({
+    kernel: 'layernorm',
+    entry: 'ln_param_partial',
+    constants: { LN_WG: PARAM_WG },
+    params: packParams(rows, c, rowsPerChunk),
+    bindings: [x.binding(), dy.binding(), mean.binding(), rstd.binding(), partial.binding()],
+    workgroups: [Math.ceil(c / PARAM_WG), chunks],
+  });
+  gpu.dispatch({
+    kernel: 'layernorm',
+    entry: 'ln_param_final',
+    constants: { LN_WG: PARAM_WG },
+    params: packParams(c, chunks),
+    bindings: [partial.binding(), dgamma.binding(), dbeta.binding()],
+    workgroups: [Math.ceil(c / PARAM_WG)],
+  });
+  partial.dispose();
+  return [dgamma, dbeta];
+}

@@ -1,0 +1,38 @@
+// Softmax along the last dim.
+import { packParams, grid } from '../gpu/params.js';
+import { Tensor, record, shapeString } from '../engine/tensor.js';
+
+/** One workgroup per row: a power of two (for the tree reduction) near n, so short rows do not idle 256 invocations. */
+function rowWorkgroupSize(n: number): number {
+  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(n))));
+}
+
+export function softmax(x: Tensor): Tensor {
+  const n = x.shape.at(-1) ?? 0;
+  if (n === 0) throw new RangeError(`softmax needs a non-empty last dim, got ${shapeString(x.shape)}`);
+  const gpu = x.gpu;
+  const rows = x.size / n;
+  const constants = { SM_WG: rowWorkgroupSize(n) };
+  const y = Tensor.empty(gpu, x.shape, 'f32', 'softmax');
+  gpu.dispatch({
+    kernel: 'softmax',
+    entry: 'softmax_forward',
+    constants,
+    params: packParams(rows, n),
+    bindings: [x.binding(), y.binding()],
+    workgroups: grid(rows, 1),
+  });
+  // The gradient needs only the output, so x may be freed after the forward pass.
+  return record(y, [x], (dy) => {
+    const dx = Tensor.empty(gpu, x.shape, 'f32', 'softmax dx');
+    gpu.dispatch({
+      kernel: 'softmax',
+      entry: 'softmax_backward',
+      constants,
+      params: packParams(rows, n),
+      bindings: [y.binding(), dy.binding(), dx.binding()],
+      workgroups: grid(rows, 1),
+    });
+    return [dx];
+  });
+}
