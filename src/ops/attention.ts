@@ -1,0 +1,151 @@
+// Causal multi-head attention of new tokens over a per-example past (a KV cache) and each
+// other, forward and backward (to qkv only: the past is constant), and the head split that
+// turns a c_attn output into such a past.
+import { packParams, f32, grid } from '../gpu/params.js';
+import { Tensor, record, tensor, shapeString } from '../engine/tensor.js';
+
+export interface Past {
+  /** [B, H, Tp, D] */
+  k: Tensor;
+  /** [B, H, Tp, D] */
+  v: Tensor;
+  /** lengths[b] ≤ Tp real past positions of example b. */
+  lengths: Uint32Array;
+}
+
+const WG = 64;
+const SPLIT_WG = 256;
+// Bound of the kernel's per-thread accumulator arrays (MAX_NPT in attention.wgsl).
+const MAX_NPT = 16;
+const QB_MAX = 8;
+const KV_KB = 8;
+
+/** Queries per workgroup: enough for T, at most 8 (the whole prompt in one workgroup). */
+function queryBlock(t: number): number {
+  let qb = 1;
+  while (qb < Math.min(t, QB_MAX)) qb *= 2;
+  return qb;
+}
+
+/** Keys per shared-memory tile, within the 32 KiB of workgroup memory WebGPU guarantees. */
+function keyTile(d: number): number {
+  return d <= 64 ? 32 : 16;
+}
+
+/** Queries per tile of the dk/dv kernel, within the same 32 KiB. */
+function queryTile(d: number): number {
+  return d <= 64 ? 32 : 16;
+}
+
+function checkHeadDim(d: number, qb: number): void {
+  if (Math.ceil((Math.max(qb, KV_KB) * d) / WG) > MAX_NPT) {
+    throw new RangeError(`attention supports head dims up to ${(MAX_NPT * WG) / QB_MAX}, got ${d}`);
+  }
+}
+
+function heads(qkv: Tensor, nHead: number): { B: number; T: number; C: number; D: number } {
+  const [B, T, C3] = qkv.shape;
+  if (qkv.shape.length !== 3 || C3! % 3 !== 0 || (C3! / 3) % nHead !== 0 || !(nHead > 0)) {
+    throw new RangeError(`attention expects qkv [B, T, 3C] with C divisible by ${nHead} heads, got ${shapeString(qkv.shape)}`);
+  }
+  const C = C3! / 3;
+  return { B: B!, T: T!, C, D: C / nHead };
+}
+
+function checkLengths(name: string, lengths: Uint32Array, B: number, max: number): void {
+  if (lengths.length !== B) throw new RangeError(`${name} has ${lengths.length} entries for a batch of ${B}`);
+  for (const l of lengths) if (l > max) throw new RangeError(`${name} entry ${l} exceeds ${max}`);
+}
+
+/**
+ * qkv: [B, T, 3C] = the c_attn output (q, k, v concatenated along the last dim, each [.., C],
+ * head h uses columns h*D..h*D+D-1 of each).
+ * newLengths[b] (default T for all): how many of the T new tokens of example b are real (right padding).
+ * New query t of example b attends to past keys j < past.lengths[b] and new keys s ≤ t with
+ * s < newLengths[b]. Scale 1/sqrt(D).
+ * Returns [B, T, C] with heads merged back (column h*D+d). Query rows whose attention set is
+ * empty (e.g. newLengths[b]=0) output 0, never NaN.
+ */
+export function attention(qkv: Tensor, nHead: number, opts: { past?: Past; newLengths?: Uint32Array } = {}): Tensor {
+  const { B, T, C, D } = heads(qkv, nHead);
+  const gpu = qkv.gpu;
+  const { past } = opts;
+  const newLengths = opts.newLengths ?? new Uint32Array(B).fill(T);
+  checkLengths('newLengths', newLengths, B, T);
+  const Tp = past ? past.k.shape[2]! : 0;
+  if (past) {
+    const want = [B, nHead, Tp, D];
+    for (const t of [past.k, past.v]) {
+      if (t.shape.join() !== want.join()) throw new RangeError(`past k/v must be ${shapeString(want)}, got ${shapeString(t.shape)}`);
+    }
+    checkLengths('past.lengths', past.lengths, B, Tp);
+  }
+  const qb = queryBlock(T);
+  checkHeadDim(D, qb);
+  const kb = keyTile(D);
+  const scale = 1 / Math.sqrt(D);
+  const lens = new Uint32Array(2 * B);
+  if (past) lens.set(past.lengths);
+  lens.set(newLengths, B);
+  const lensT = tensor(gpu, lens, [2 * B], { dtype: 'u32', label: 'attention lengths' });
+
+  const out = Tensor.empty(gpu, [B, T, C], 'f32', 'attention out');
+  const lse = Tensor.empty(gpu, [B, nHead, T], 'f32', 'attention lse');
+  const qBlocks = Math.ceil(T / qb);
+  const params = packParams(B, nHead, T, Tp, C, qBlocks, f32(scale), 0);
+  const constants = { WG, HD: D, QB: qb, KB: kb };
+  // Without a past the kernel reads no past element; qkv stands in so every binding is bound.
+  const pk = past?.k ?? qkv;
+  const pv = past?.v ?? qkv;
+  gpu.dispatch({
+    kernel: 'attention',
+    entry: 'attn_forward',
+    constants,
+    params,
+    bindings: [qkv.binding(), pk.binding(), pv.binding(), lensT.binding(), out.binding(), lse.binding()],
+    workgroups: grid(B * nHead * qBlocks, 1),
+  });
+
+  return record(out, [qkv], (gradOut, needsGrad) => {
+    if (!needsGrad[0]) return [null];
+    const grad = Tensor.empty(gpu, [B, T, 3 * C], 'f32', 'attention dqkv');
+    const delta = Tensor.empty(gpu, [B, nHead, T], 'f32', 'attention delta');
+    gpu.dispatch({
+      kernel: 'attention',
+      entry: 'attn_backward_dq',
+      constants,
+      params,
+      bindings: [qkv.binding(), pk.binding(), pv.binding(), lensT.binding(), out.binding(), gradOut.binding(), lse.binding(), grad.binding(), delta.binding()],
+      workgroups: grid(B * nHead * qBlocks, 1),
+    });
+    const kBlocks = Math.ceil(T / KV_KB);
+    gpu.dispatch({
+      kernel: 'attention',
+      entry: 'attn_backward_dkv',
+      constants: { WG, HD: D, KV_KB, KV_QT: queryTile(D) },
+      params: packParams(B, nHead, T, Tp, C, kBlocks, f32(scale), 0),
+      bindings: [qkv.binding(), lensT.binding(), gradOut.binding(), lse.binding(), delta.binding(), grad.binding()],
+      workgroups: grid(B * nHead * kBlocks, 1),
+    });
+    delta.dispose();
+    return [grad];
+  });
+}
+
+/** The keys and values of qkv as a past for later steps: k, v [B, H, T, D]. Constant: no gradient flows into a past. */
+export function splitPast(qkv: Tensor, nHead: number, lengths: Uint32Array): Past {
+  const { B, T, C, D } = heads(qkv, nHead);
+  checkLengths('lengths', lengths, B, T);
+  const gpu = qkv.gpu;
+  const k = Tensor.empty(gpu, [B, nHead, T, D], 'f32', 'past k');
+  const v = Tensor.empty(gpu, [B, nHead, T, D], 'f32', 'past v');
+  gpu.dispatch({
+    kernel: 'attention',
+    entry: 'split_past',
+    constants: { WG: SPLIT_WG, HD: D },
+    params: packParams(k.size, nHead, T, C),
+    bindings: [qkv.binding(), k.binding(), v.binding()],
+    workgroups: grid(k.size, SPLIT_WG),
+  });
+  return { k, v, lengths: Uint32Array.from(lengths) };
+}

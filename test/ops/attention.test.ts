@@ -1,0 +1,360 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.js';
+import { tensor, tidy } from '../../src/engine/tensor.js';
+import { attention, splitPast, type Past } from '../../src/ops/attention.js';
+import type { Gpu } from '../../src/gpu/context.js';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+
+interface Case {
+  B: number;
+  H: number;
+  D: number;
+  T: number;
+  Tp: number;
+  pastLengths?: number[];
+  newLengths?: number[];
+}
+
+interface RefPast {
+  k: Float64Array;
+  v: Float64Array;
+  lengths: number[];
+}
+
+/** float64 reference: out [B, T, C] and the attention weights' logsumexp per (b, h, t). */
+function refAttention(qkv: Float64Array, c: Case, past?: RefPast): { out: Float64Array; lse: Float64Array } {
+  const { B, H, D, T, Tp } = c;
+  const C = H * D;
+  const newLengths = c.newLengths ?? Array(B).fill(T);
+  const out = new Float64Array(B * T * C);
+  const lse = new Float64Array(B * H * T);
+  const scale = 1 / Math.sqrt(D);
+  for (let b = 0; b < B; b++) {
+    const lp = past ? past.lengths[b]! : 0;
+    for (let h = 0; h < H; h++) {
+      for (let t = 0; t < T; t++) {
+        const q = (d: number) => qkv[(b * T + t) * 3 * C + h * D + d]!;
+        const keys: { k: (d: number) => number; v: (d: number) => number }[] = [];
+        for (let j = 0; j < lp; j++) {
+          const a = ((b * H + h) * Tp + j) * D;
+          keys.push({ k: (d) => past!.k[a + d]!, v: (d) => past!.v[a + d]! });
+        }
+        for (let s = 0; s <= t && s < newLengths[b]!; s++) {
+          const a = (b * T + s) * 3 * C + h * D;
+          keys.push({ k: (d) => qkv[a + C + d]!, v: (d) => qkv[a + 2 * C + d]! });
+        }
+        const scores = keys.map(({ k }) => {
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += q(d) * k(d);
+          return dot * scale;
+        });
+        const m = Math.max(...scores);
+        const w = scores.map((s) => Math.exp(s - m));
+        const sum = w.reduce((x, y) => x + y, 0);
+        lse[(b * H + h) * T + t] = m + Math.log(sum);
+        for (let d = 0; d < D; d++) {
+          let acc = 0;
+          keys.forEach(({ v }, i) => (acc += (w[i]! / sum) * v(d)));
+          out[(b * T + t) * C + h * D + d] = keys.length ? acc : 0;
+        }
+      }
+    }
+  }
+  return { out, lse };
+}
+
+/** Analytic float64 gradient of sum(out · gout) w.r.t. qkv (the past is constant). */
+function refAttentionGrad(qkv: Float64Array, gout: Float64Array, c: Case, past?: RefPast): Float64Array {
+  const { B, H, D, T, Tp } = c;
+  const C = H * D;
+  const newLengths = c.newLengths ?? Array(B).fill(T);
+  const { out } = refAttention(qkv, c, past);
+  const grad = new Float64Array(qkv.length);
+  const scale = 1 / Math.sqrt(D);
+  for (let b = 0; b < B; b++) {
+    const lp = past ? past.lengths[b]! : 0;
+    for (let h = 0; h < H; h++) {
+      for (let t = 0; t < T; t++) {
+        const qa = (b * T + t) * 3 * C + h * D;
+        const oa = (b * T + t) * C + h * D;
+        // Keys as (k offset in its array, v offset, array, grad offset of k in qkv or -1 for the past).
+        const keys: { k: Float64Array; v: Float64Array; ka: number; va: number; gk: number }[] = [];
+        for (let j = 0; j < lp; j++) {
+          const a = ((b * H + h) * Tp + j) * D;
+          keys.push({ k: past!.k, v: past!.v, ka: a, va: a, gk: -1 });
+        }
+        for (let s = 0; s <= t && s < newLengths[b]!; s++) {
+          const a = (b * T + s) * 3 * C + h * D;
+          keys.push({ k: qkv, v: qkv, ka: a + C, va: a + 2 * C, gk: a + C });
+        }
+        if (!keys.length) continue;
+        const scores = keys.map(({ k, ka }) => {
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += qkv[qa + d]! * k[ka + d]!;
+          return dot * scale;
+        });
+        const m = Math.max(...scores);
+        const w = scores.map((s) => Math.exp(s - m));
+        const sum = w.reduce((x, y) => x + y, 0);
+        const p = w.map((x) => x / sum);
+        let delta = 0;
+        for (let d = 0; d < D; d++) delta += gout[oa + d]! * out[oa + d]!;
+        keys.forEach(({ k, v, ka, va, gk }, i) => {
+          let dp = 0;
+          for (let d = 0; d < D; d++) dp += gout[oa + d]! * v[va + d]!;
+          const ds = p[i]! * (dp - delta);
+          for (let d = 0; d < D; d++) {
+            grad[qa + d] += scale * ds * k[ka + d]!;
+            if (gk >= 0) {
+              grad[gk + d] += scale * ds * qkv[qa + d]!;
+              grad[gk + C + d] += p[i]! * gout[oa + d]!;
+            }
+          }
+        });
+      }
+    }
+  }
+  return grad;
+}
+
+/**
+ * Seeded inputs for a case. Keys/values that no query may see (padded new tokens, past rows
+ * beyond an example's length) are NaN, so any leak of them shows up. `offset` sets dim 0 of
+ * every query and key of every head to it, which adds about offset²/√D to all logits alike:
+ * large logits that overflow a naive exp while the weights stay far from one-hot.
+ */
+function makeInputs(c: Case, seed: number, offset?: number): { qkv: Float64Array; past?: RefPast } {
+  const { B, H, D, T, Tp } = c;
+  const C = H * D;
+  const newLengths = c.newLengths ?? Array(B).fill(T);
+  const qkv = asF32(randn(B * T * 3 * C, seed).map((x, i) => (offset !== undefined && i % (3 * C) < 2 * C && i % D === 0 ? offset : x)));
+  for (let b = 0; b < B; b++) {
+    for (let t = newLengths[b]!; t < T; t++) qkv.fill(NaN, (b * T + t) * 3 * C + C, (b * T + t + 1) * 3 * C);
+  }
+  if (!c.pastLengths) return { qkv };
+  const k = asF32(randn(B * H * Tp * D, seed + 1).map((x, i) => (offset !== undefined && i % D === 0 ? offset : x)));
+  const v = asF32(randn(B * H * Tp * D, seed + 2));
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const row = (b * H + h) * Tp;
+      k.fill(NaN, (row + c.pastLengths[b]!) * D, (row + Tp) * D);
+      v.fill(NaN, (row + c.pastLengths[b]!) * D, (row + Tp) * D);
+    }
+  }
+  return { qkv, past: { k, v, lengths: c.pastLengths } };
+}
+
+function gpuPast(c: Case, past: RefPast | undefined): Past | undefined {
+  if (!past) return undefined;
+  const shape = [c.B, c.H, c.Tp, c.D];
+  return { k: tensor(gpu, past.k, shape), v: tensor(gpu, past.v, shape), lengths: Uint32Array.from(past.lengths) };
+}
+
+function opts(c: Case, past: Past | undefined): { past?: Past; newLengths?: Uint32Array } {
+  return { ...(past ? { past } : {}), ...(c.newLengths ? { newLengths: Uint32Array.from(c.newLengths) } : {}) };
+}
+
+const name = (c: Case) =>
+  `B${c.B} H${c.H} D${c.D} T${c.T} Tp${c.Tp}` +
+  (c.pastLengths ? ` past[${c.pastLengths}]` : '') +
+  (c.newLengths ? ` new[${c.newLengths}]` : '');
+
+describe('attention forward', () => {
+  const cases: Case[] = [
+    { B: 1, H: 1, D: 8, T: 1, Tp: 0 },
+    { B: 1, H: 4, D: 8, T: 1, Tp: 40, pastLengths: [40] },
+    { B: 3, H: 4, D: 8, T: 37, Tp: 0, newLengths: [37, 20, 0] },
+    { B: 2, H: 2, D: 5, T: 5, Tp: 45, pastLengths: [45, 0], newLengths: [5, 3] },
+    { B: 3, H: 3, D: 7, T: 9, Tp: 70, pastLengths: [70, 33, 1], newLengths: [9, 9, 2] },
+    { B: 2, H: 2, D: 64, T: 70, Tp: 0, newLengths: [70, 41] },
+    { B: 2, H: 1, D: 96, T: 5, Tp: 50, pastLengths: [17, 50] },
+  ];
+  for (const c of cases) {
+    it(name(c), async () => {
+      const { qkv, past } = makeInputs(c, 10 + c.T);
+      const out = attention(tensor(gpu, qkv, [c.B, c.T, 3 * c.H * c.D]), c.H, opts(c, gpuPast(c, past)));
+      expect(out.shape).toEqual([c.B, c.T, c.H * c.D]);
+      expectClose(`attention forward ${name(c)}`, await out.readF32(), refAttention(qkv, c, past).out, { atol: 2e-5, rtol: 1e-4 });
+    });
+  }
+
+  it('stays finite and accurate with large logits', async () => {
+    const c: Case = { B: 2, H: 2, D: 8, T: 12, Tp: 30, pastLengths: [30, 9], newLengths: [12, 7] };
+    const { qkv, past } = makeInputs(c, 7, 55);
+    const ref = refAttention(qkv, c, past);
+    expect(Math.min(...ref.lse.filter((x) => x !== 0))).toBeGreaterThan(1000);
+    const out = attention(tensor(gpu, qkv, [c.B, c.T, 3 * c.H * c.D]), c.H, opts(c, gpuPast(c, past)));
+    // Logits near 1000 carry f32 rounding of ~1e-4, which moves the weights by as much.
+    expectClose('attention forward large logits', await out.readF32(), ref.out, { atol: 2e-3, rtol: 1e-3 });
+  });
+
+  it('outputs 0 for queries that see no key', async () => {
+    const c: Case = { B: 2, H: 2, D: 8, T: 3, Tp: 4, pastLengths: [0, 4], newLengths: [0, 0] };
+    const { qkv, past } = makeInputs(c, 3);
+    const out = await attention(tensor(gpu, qkv, [2, 3, 48]), 2, opts(c, gpuPast(c, past))).readF32();
+    expect(Array.from(out.subarray(0, 3 * 16))).toEqual(Array(3 * 16).fill(0));
+    expectClose('attention forward empty rows', out, refAttention(qkv, c, past).out);
+  });
+
+  it('rejects mismatched shapes and lengths', () => {
+    const qkv = tensor(gpu, new Float32Array(2 * 3 * 48), [2, 3, 48]);
+    expect(() => attention(qkv, 5)).toThrow(/divisible/);
+    expect(() => attention(qkv, 2, { newLengths: Uint32Array.of(4, 1) })).toThrow(/exceeds/);
+    const k = tensor(gpu, new Float32Array(2 * 2 * 4 * 8), [2, 2, 4, 8]);
+    expect(() => attention(qkv, 2, { past: { k, v: k, lengths: Uint32Array.of(1) } })).toThrow(/entries/);
+    expect(() => attention(qkv, 4, { past: { k, v: k, lengths: Uint32Array.of(1, 1) } })).toThrow(/past k\/v/);
+  });
+});
+
+describe('attention backward', () => {
+  async function gradOf(c: Case, qkv: Float64Array, gout: Float64Array, past?: RefPast): Promise<Float32Array> {
+    const x = tensor(gpu, qkv, [c.B, c.T, 3 * c.H * c.D], { requiresGrad: true });
+    tidy(() => attention(x, c.H, opts(c, gpuPast(c, past))).backward(tensor(gpu, gout, [c.B, c.T, c.H * c.D])));
+    return x.grad!.readF32();
+  }
+
+  it('matches finite differences of the reference (with a ragged past and padding)', async () => {
+    const c: Case = { B: 2, H: 2, D: 5, T: 4, Tp: 7, pastLengths: [7, 3], newLengths: [4, 2] };
+    const { qkv, past } = makeInputs(c, 21);
+    const gout = asF32(randn(c.B * c.T * c.H * c.D, 22));
+    // Finite differences need finite inputs; the NaN keys are what the mask must drop.
+    const finite = qkv.map((x) => (Number.isNaN(x) ? 0 : x));
+    const loss = (x: Float64Array) => refAttention(x, c, past).out.reduce((s, o, i) => s + o * gout[i]!, 0);
+    const fd = finiteDifferences(loss, finite);
+    expectClose('attention reference grad vs finite differences', refAttentionGrad(finite, gout, c, past), fd, { atol: 1e-6, rtol: 1e-5 });
+    expectClose('attention backward vs finite differences', await gradOf(c, qkv, gout, past), fd, { atol: 1e-5, rtol: 1e-4 });
+  });
+
+  it('matches finite differences without a past (T=11, one empty example)', async () => {
+    const c: Case = { B: 3, H: 4, D: 8, T: 11, Tp: 0, newLengths: [11, 6, 0] };
+    const { qkv } = makeInputs(c, 31);
+    const gout = asF32(randn(c.B * c.T * c.H * c.D, 32));
+    const finite = qkv.map((x) => (Number.isNaN(x) ? 0 : x));
+    const loss = (x: Float64Array) => refAttention(x, c).out.reduce((s, o, i) => s + o * gout[i]!, 0);
+    expectClose('attention backward no past vs finite differences', await gradOf(c, qkv, gout), finiteDifferences(loss, finite), {
+      atol: 1e-5,
+      rtol: 1e-4,
+    });
+  });
+
+  const cases: Case[] = [
+    { B: 2, H: 2, D: 8, T: 45, Tp: 10, pastLengths: [10, 4], newLengths: [45, 30] },
+    { B: 1, H: 1, D: 8, T: 1, Tp: 0 },
+    { B: 2, H: 3, D: 64, T: 5, Tp: 40, pastLengths: [40, 13] },
+    { B: 1, H: 1, D: 96, T: 20, Tp: 0 },
+  ];
+  for (const c of cases) {
+    it(`matches the analytic reference: ${name(c)}`, async () => {
+      const { qkv, past } = makeInputs(c, 40 + c.T);
+      const gout = asF32(randn(c.B * c.T * c.H * c.D, 41));
+      const finite = qkv.map((x) => (Number.isNaN(x) ? 0 : x));
+      expectClose(`attention backward ${name(c)}`, await gradOf(c, qkv, gout, past), refAttentionGrad(finite, gout, c, past), {
+        atol: 2e-5,
+        rtol: 1e-4,
+      });
+    });
+  }
+
+  it('stays finite and accurate with large logits', async () => {
+    const c: Case = { B: 2, H: 2, D: 8, T: 12, Tp: 30, pastLengths: [30, 9], newLengths: [12, 7] };
+    const { qkv, past } = makeInputs(c, 8, 55);
+    const gout = asF32(randn(c.B * c.T * c.H * c.D, 9));
+    const finite = qkv.map((x) => (Number.isNaN(x) ? 0 : x));
+    const ref = refAttentionGrad(finite, gout, c, past);
+    const maxRef = Math.max(...ref.map(Math.abs));
+    expectClose('attention backward large logits', await gradOf(c, qkv, gout, past), ref, { atol: 2e-3 * maxRef, rtol: 1e-3 });
+  });
+});
+
+describe('attention with a past', () => {
+  it('splitPast of n tokens + m new tokens equals full causal attention over n + m', async () => {
+    const H = 4;
+    const D = 8;
+    const C = H * D;
+    const B = 3;
+    const n = 40;
+    const m = 5;
+    const textLengths = [40, 17, 0];
+    const text = asF32(randn(B * n * 3 * C, 51));
+    const prompt = asF32(randn(B * m * 3 * C, 52));
+    // Each example's full sequence: its real text tokens, then the prompt, right-padded to n + m.
+    const full = new Float64Array(B * (n + m) * 3 * C);
+    for (let b = 0; b < B; b++) {
+      const L = textLengths[b]!;
+      full.set(text.subarray(b * n * 3 * C, (b * n + L) * 3 * C), b * (n + m) * 3 * C);
+      full.set(prompt.subarray(b * m * 3 * C, (b + 1) * m * 3 * C), (b * (n + m) + L) * 3 * C);
+    }
+    const fullLengths = Uint32Array.from(textLengths, (L) => L + m);
+    const expected = await attention(tensor(gpu, full, [B, n + m, 3 * C]), H, { newLengths: fullLengths }).readF32();
+
+    const lengths = Uint32Array.from(textLengths);
+    const past = splitPast(tensor(gpu, text, [B, n, 3 * C]), H, lengths);
+    expect(past.k.shape).toEqual([B, H, n, D]);
+    const got = await attention(tensor(gpu, prompt, [B, m, 3 * C]), H, { past }).readF32();
+    const want = new Float64Array(B * m * C);
+    for (let b = 0; b < B; b++) {
+      want.set(expected.subarray((b * (n + m) + textLengths[b]!) * C, (b * (n + m) + textLengths[b]! + m) * C), b * m * C);
+    }
+    expectClose('attention with past vs full causal', got, want, { atol: 1e-6, rtol: 1e-5 });
+  });
+
+  it('splitPast lays out the keys and values of every head', async () => {
+    const [B, T, H, D] = [2, 3, 3, 5];
+    const C = H * D;
+    const qkv = asF32(randn(B * T * 3 * C, 61));
+    const past = splitPast(tensor(gpu, qkv, [B, T, 3 * C]), H, Uint32Array.of(3, 1));
+    const k = new Float64Array(B * H * T * D);
+    const v = new Float64Array(B * H * T * D);
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < H; h++)
+        for (let t = 0; t < T; t++)
+          for (let d = 0; d < D; d++) {
+            const i = ((b * H + h) * T + t) * D + d;
+            k[i] = qkv[(b * T + t) * 3 * C + C + h * D + d]!;
+            v[i] = qkv[(b * T + t) * 3 * C + 2 * C + h * D + d]!;
+          }
+    expect(Array.from(await past.k.readF32())).toEqual(Array.from(k));
+    expect(Array.from(await past.v.readF32())).toEqual(Array.from(v));
+    expect(Array.from(past.lengths)).toEqual([3, 1]);
+  });
+
+  it("gives an example bitwise the same output and gradient alone as in a padded batch", async () => {
+    const [H, D] = [2, 8];
+    const C = H * D;
+    // Example 0 alone: past 13, 3 new tokens. In the batch: past padded to 37, new padded to 9.
+    const alone: Case = { B: 1, H, D, T: 3, Tp: 13, pastLengths: [13] };
+    const batch: Case = { B: 3, H, D, T: 9, Tp: 37, pastLengths: [37, 13, 0], newLengths: [9, 3, 6] };
+    const b = 1;
+    const a = makeInputs(alone, 71);
+    const big = makeInputs(batch, 72);
+    for (let h = 0; h < H; h++) {
+      big.past!.k.set(a.past!.k.subarray(h * 13 * D, (h + 1) * 13 * D), (b * H + h) * 37 * D);
+      big.past!.v.set(a.past!.v.subarray(h * 13 * D, (h + 1) * 13 * D), (b * H + h) * 37 * D);
+    }
+    big.qkv.set(a.qkv, b * 9 * 3 * C);
+    const gAlone = asF32(randn(3 * C, 73));
+    const gBatch = asF32(randn(3 * 9 * C, 74));
+    // Padded rows carry no gradient, as a masked loss would give them.
+    gBatch.fill(0, b * 9 * C, (b + 1) * 9 * C);
+    gBatch.set(gAlone, b * 9 * C);
+
+    const run = async (c: Case, inputs: { qkv: Float64Array; past?: RefPast }, gout: Float64Array) => {
+      const x = tensor(gpu, inputs.qkv, [c.B, c.T, 3 * C], { requiresGrad: true });
+      const out = tidy(() => {
+        const y = attention(x, H, opts(c, gpuPast(c, inputs.past)));
+        y.backward(tensor(gpu, gout, [c.B, c.T, C]));
+        return y;
+      });
+      return { out: await out.readF32(), grad: await x.grad!.readF32() };
+    };
+    const one = await run(alone, a, gAlone);
+    const many = await run(batch, big, gBatch);
+    expect(Array.from(many.out.subarray(b * 9 * C, (b * 9 + 3) * C))).toEqual(Array.from(one.out));
+    expect(Array.from(many.grad.subarray(b * 9 * 3 * C, (b * 9 + 3) * 3 * C))).toEqual(Array.from(one.grad));
+    expectClose('attention alone vs reference', one.out, refAttention(a.qkv, alone, a.past).out, { atol: 2e-5, rtol: 1e-4 });
+  });
+});
