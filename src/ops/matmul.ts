@@ -1,0 +1,143 @@
+// Batched matrix multiply with optional transposes and a fused bias, and its backward.
+import { packParams } from '../gpu/params.js';
+import type { Binding, Gpu } from '../gpu/context.js';
+import { Tensor, record, shapeString, numel, type Shape } from '../engine/tensor.js';
+import { sumToShape } from './elementwise.js';
+
+export interface MatmulOptions {
+  /** a is stored [..., K, M] and used transposed. */
+  transA?: boolean;
+  /** b is stored [..., N, K] and used transposed. */
+  transB?: boolean;
+  /** [N], added to every row of the result. */
+  bias?: Tensor;
+}
+
+/** Rows and columns of C per workgroup: 8×8 invocations of 4×8 each (kernels/matmul.wgsl). */
+const TILE_M = 32;
+const TILE_N = 64;
+
+// A kernel always binds a bias; without one it gets this never-read quad.
+const dummyBias = new WeakMap<Gpu, GPUBuffer>();
+function noBias(gpu: Gpu): Binding {
+  let buffer = dummyBias.get(gpu);
+  if (!buffer) {
+    buffer = gpu.device.createBuffer({ label: 'matmul: no bias', size: 16, usage: GPUBufferUsage.STORAGE });
+    dummyBias.set(gpu, buffer);
+  }
+  return { buffer, size: 16 };
+}
+
+function sameShape(x: Shape, y: Shape): boolean {
+  return x.length === y.length && x.every((d, i) => d === y[i]);
+}
+
+/**
+ * op(a)·op(b) (+ bias), where op transposes the last two dims when asked.
+ * a: [..., M, K] (or [..., K, M] with transA); b: [..., K, N] (or [..., N, K] with transB).
+ * The batch dims of a and b must be equal, or one of them 2-D and shared across the other's batch.
+ * Returns [..., M, N].
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const transA = opts.transA ?? false;
+  const transB = opts.transB ?? false;
+  const bias = opts.bias;
+  const describe = () =>
+    `matmul: a ${shapeString(a.shape)}${transA ? 'ᵀ' : ''} and b ${shapeString(b.shape)}${transB ? 'ᵀ' : ''}` +
+    (bias ? ` with bias ${shapeString(bias.shape)}` : '');
+  if (a.shape.length < 2 || b.shape.length < 2) throw new RangeError(`${describe()}: both operands need at least 2 dims`);
+  if (a.dtype !== 'f32' || b.dtype !== 'f32' || (bias && bias.dtype !== 'f32')) throw new TypeError(`${describe()}: operands must be f32`);
+  const [ar, ac] = a.shape.slice(-2) as [number, number];
+  const [br, bc] = b.shape.slice(-2) as [number, number];
+  const [M, K] = transA ? [ac, ar] : [ar, ac];
+  const [Kb, N] = transB ? [bc, br] : [br, bc];
+  if (K !== Kb) throw new RangeError(`${describe()}: inner dimensions ${K} and ${Kb} differ`);
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = b.shape.slice(0, -2);
+  let batchShape: Shape;
+  if (sameShape(aBatch, bBatch) || bBatch.length === 0) batchShape = aBatch;
+  else if (aBatch.length === 0) batchShape = bBatch;
+  else throw new RangeError(`${describe()}: batch dims ${shapeString(aBatch)} and ${shapeString(bBatch)} differ`);
+  if (bias && !(bias.shape.length === 1 && bias.shape[0] === N)) throw new RangeError(`${describe()}: bias must be [${N}]`);
+
+  const batch = numel(batchShape);
+  const out = Tensor.empty(a.gpu, [...batchShape, M, N], 'f32', 'matmul');
+  if (out.size > 0) {
+    // A batch of row-major A times a shared B is one tall matmul.
+    const fold = !transA && bBatch.length === 0;
+    dispatchMatmul(a, b, bias, out, {
+      transA,
+      transB,
+      m: fold ? batch * M : M,
+      n: N,
+      k: K,
+      batch: fold ? 1 : batch,
+      aBatch: aBatch.length === 0 ? 0 : M * K,
+      bBatch: bBatch.length === 0 ? 0 : K * N,
+    });
+  }
+
+  const inputs = bias ? [a, b, bias] : [a, b];
+  return record(out, inputs, (g, needs) => {
+    const rows = numel(g.shape) / Math.max(N, 1);
+    return [
+      needs[0] ? gradA(a, b, g, transA, transB) : null,
+      needs[1] ? gradB(a, b, g, transA, transB, rows) : null,
+      ...(bias ? [needs[2] ? sumToShape(g.reshape([rows, N]), [N]) : null] : []),
+    ];
+  });
+}
+
+/** Sums a batched gradient over the batch of the operand it belongs to when that operand was shared. */
+function reduceToShape(grad: Tensor, shape: Shape): Tensor {
+  if (grad.size === numel(shape)) return grad;
+  const [r, c] = grad.shape.slice(-2) as [number, number];
+  return sumToShape(grad.reshape([grad.size / (r * c), r, c]), shape);
+}
+
+function gradA(a: Tensor, b: Tensor, g: Tensor, transA: boolean, transB: boolean): Tensor {
+  // op(A) = dC·op(B)ᵀ; with transA, A itself is the transpose of that.
+  const ga = transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
+  return reduceToShape(ga, a.shape);
+}
+
+function gradB(a: Tensor, b: Tensor, g: Tensor, transA: boolean, transB: boolean, rows: number): Tensor {
+  let x = a;
+  let dc = g;
+  if (b.shape.length === 2 && a.shape.length > 2 && !transA) {
+    // Shared B: fold the batch into the rows so one matmul sums over it.
+    x = a.reshape([rows, a.shape.at(-1)!]);
+    dc = g.reshape([rows, g.shape.at(-1)!]);
+  }
+  // op(B) = op(A)ᵀ·dC; with transB, B itself is the transpose of that.
+  const gb = transB ? matmul(dc, x, { transA: true, transB: transA }) : matmul(x, dc, { transA: !transA });
+  return reduceToShape(gb, b.shape);
+}
+
+interface Dims {
+  transA: boolean;
+  transB: boolean;
+  m: number;
+  n: number;
+  k: number;
+  batch: number;
+  /** Elements between consecutive batch entries of a and b; 0 when shared. */
+  aBatch: number;
+  bBatch: number;
+}
+
+function dispatchMatmul(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Tensor, d: Dims): void {
+  const { m, n, k } = d;
+  // Whole 16-byte rows throughout: every row and batch offset is then a multiple of 4 elements.
+  const fast = !d.transA && k > 0 && k % 4 === 0 && n % 4 === 0;
+  const entry = fast ? (d.transB ? 'mm_nt' : 'mm_nn') : 'mm_general';
+  const [aRs, aCs] = d.transA ? [1, m] : [k, 1];
+  const [bRs, bCs] = d.transB ? [1, k] : [n, 1];
+  a.gpu.dispatch({
+    kernel: 'matmul',
+    entry,
+    params: packParams(m, n, k, bias ? 1 : 0, d.aBatch, d.bBatch, m * n, 0, aRs, aCs, bRs, bCs),
+    bindings: [a.binding(), b.binding(), bias ? bias.binding() : noBias(a.gpu), out.binding()],
+    workgroups: [Math.ceil(n / TILE_N), Math.ceil(m / TILE_M), d.batch],
+  });
+}
