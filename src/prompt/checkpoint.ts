@@ -1,7 +1,7 @@
 // The trained-prompt file: msgpack, versioned, recording the model it was trained on so it
 // is never applied to another one.
 import { pack, unpack } from 'msgpackr';
-import type { Task, ClassifierParams } from './classifier.js';
+import { promptGroups, type Task, type ClassifierParams } from './classifier.js';
 import type { GPT2Config } from '../gpt2/config.js';
 
 export const FORMAT = 'gpt2-prompt';
@@ -91,7 +91,8 @@ export function decodeCheckpoint(bytes: Uint8Array, source: string): PromptCheck
     }
     const C = checkpoint.model?.config?.nEmbd;
     const K = checkpoint.tasks.reduce((n, t) => Math.max(n, t.start + t.labelNames.length), 0);
-    if (!C || checkpoint.params.prompt.length !== checkpoint.promptTokens * C || checkpoint.params.headWeight.length !== K * C || checkpoint.params.headBias.length !== K) {
+    const G = promptGroups(checkpoint.tasks);
+    if (!C || checkpoint.params.prompt.length !== G * checkpoint.promptTokens * C || checkpoint.params.headWeight.length !== K * C || checkpoint.params.headBias.length !== K) {
       throw new CheckpointError('parameter sizes disagree with the recorded model and tasks');
     }
     return checkpoint;

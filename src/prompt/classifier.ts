@@ -5,7 +5,6 @@ import { Tensor, tensor, keep } from '../engine/tensor.js';
 import { matmul } from '../ops/matmul.js';
 import { gatherRows } from '../ops/gather.js';
 import type { GPT2, ModelPast } from '../gpt2/model.js';
-import { seededRandom } from '../util/random.js';
 
 export type TaskKind = 'single' | 'multi';
 
@@ -15,6 +14,16 @@ export interface Task {
   kind: TaskKind;
   labelNames: string[];
   start: number;
+  /**
+   * Which prompt the task reads (composite heads of separately trained prompts keep each
+   * task's own prompt; default 0). Prompt g is rows g·P … g·P+P−1 of the prompt.
+   */
+  group?: number;
+}
+
+/** Number of prompts (groups) the tasks use. */
+export function promptGroups(tasks: readonly Task[]): number {
+  return tasks.reduce((n, t) => Math.max(n, (t.group ?? 0) + 1), 1);
 }
 
 /** Host copies of a classifier's parameters. */
@@ -28,24 +37,25 @@ export function taskWidth(task: Task): number {
   return task.labelNames.length;
 }
 
+/** P random token ids whose embeddings initialise the prompt. */
+export function randomPromptTokens(promptTokens: number, vocabSize: number, random: () => number): Uint32Array {
+  return Uint32Array.from({ length: promptTokens }, () => Math.floor(random() * vocabSize));
+}
+
 /**
- * Fresh parameters: prompt rows are the embeddings of random tokens; the head is
+ * Fresh parameters: the prompt starts as the given embeddings of random tokens; the head is
  * initialised like torch.nn.Linear (weight and bias uniform in ±1/√C).
  */
-export function initialParams(wte: (tokenId: number) => Float32Array, vocabSize: number, nEmbd: number, promptTokens: number, classes: number, seed: number): ClassifierParams & { promptTokenIds: number[] } {
-  const random = seededRandom(seed);
-  const promptTokenIds = Array.from({ length: promptTokens }, () => Math.floor(random() * vocabSize));
-  const prompt = new Float32Array(promptTokens * nEmbd);
-  promptTokenIds.forEach((id, p) => prompt.set(wte(id), p * nEmbd));
+export function initialParams(promptEmbeddings: Float32Array, nEmbd: number, classes: number, random: () => number): ClassifierParams {
   const bound = 1 / Math.sqrt(nEmbd);
   const uniform = () => (2 * random() - 1) * bound;
   const headWeight = Float32Array.from({ length: classes * nEmbd }, uniform);
   const headBias = Float32Array.from({ length: classes }, uniform);
-  return { prompt, headWeight, headBias, promptTokenIds };
+  return { prompt: Float32Array.from(promptEmbeddings), headWeight, headBias };
 }
 
 export class PromptClassifier {
-  readonly prompt: Tensor; // [P, C]
+  readonly prompt: Tensor; // [G·P, C]
   readonly headWeight: Tensor; // [K, C]
   readonly headBias: Tensor; // [K]
   readonly tasks: readonly Task[];
@@ -53,20 +63,25 @@ export class PromptClassifier {
   constructor(model: GPT2, params: ClassifierParams, tasks: Task[]) {
     const C = model.config.nEmbd;
     const K = tasks.reduce((n, t) => Math.max(n, t.start + taskWidth(t)), 0);
-    const P = params.prompt.length / C;
-    if (!Number.isInteger(P) || P < 1) throw new RangeError(`prompt has ${params.prompt.length} values, not a whole number of ${C}-wide vectors`);
+    const G = promptGroups(tasks);
+    const P = params.prompt.length / C / G;
+    if (!Number.isInteger(P) || P < 1) throw new RangeError(`prompt has ${params.prompt.length} values, not ${G} prompt(s) of ${C}-wide vectors`);
     if (params.headWeight.length !== K * C || params.headBias.length !== K) {
       throw new RangeError(`head has ${params.headWeight.length / C} rows and ${params.headBias.length} biases, but the tasks need ${K}`);
     }
     const gpu = model.gpu;
-    this.prompt = keep(tensor(gpu, params.prompt, [P, C], { requiresGrad: true, label: 'prompt' }));
+    this.prompt = keep(tensor(gpu, params.prompt, [G * P, C], { requiresGrad: true, label: 'prompt' }));
     this.headWeight = keep(tensor(gpu, params.headWeight, [K, C], { requiresGrad: true, label: 'head.weight' }));
     this.headBias = keep(tensor(gpu, params.headBias, [K], { requiresGrad: true, label: 'head.bias' }));
     this.tasks = tasks;
   }
 
+  get groups(): number {
+    return promptGroups(this.tasks);
+  }
+
   get promptTokens(): number {
-    return this.prompt.shape[0]!;
+    return this.prompt.shape[0]! / this.groups;
   }
 
   get classes(): number {
@@ -77,12 +92,16 @@ export class PromptClassifier {
     return [this.prompt, this.headWeight, this.headBias];
   }
 
-  /** Logits [B, K] for a batch whose texts were encoded into `past`. */
-  logits(model: GPT2, past: ModelPast): Tensor {
+  /**
+   * Logits [B, K] for a batch whose texts were encoded into `past`, through prompt `group`
+   * (only the columns of that group's tasks are meaningful).
+   */
+  logits(model: GPT2, past: ModelPast, group = 0): Tensor {
     const B = past.lengths.length;
     const P = this.promptTokens;
     const C = model.config.nEmbd;
-    const hidden = model.forwardWithPast(past, this.prompt); // [B, P, C]
+    const prompt = this.groups === 1 ? this.prompt : gatherRows(this.prompt, Uint32Array.from({ length: P }, (_, p) => group * P + p));
+    const hidden = model.forwardWithPast(past, prompt); // [B, P, C]
     const lastRows = Uint32Array.from({ length: B }, (_, b) => b * P + P - 1);
     const last = gatherRows(hidden.reshape([B * P, C]), lastRows); // [B, C]
     return matmul(last, this.headWeight, { transB: true, bias: this.headBias });

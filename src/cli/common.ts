@@ -1,0 +1,98 @@
+// What every command shares: opening the device and model, reading prompt files, turning
+// datasets into examples, and reporting errors as one clear line.
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openGpu, type Backend } from '../node/device.js';
+import { readCheckpoint } from '../node/checkpoint-file.js';
+import { exists } from '../node/files.js';
+import { fingerprint } from '../gpt2/checkpoint.js';
+import { GPT2 } from '../gpt2/model.js';
+import { GPT2Tokenizer } from '../gpt2/tokenizer.js';
+import type { Gpu } from '../gpu/context.js';
+import { decodeCheckpoint, checkSameModel, CheckpointError, type ModelIdentity, type PromptCheckpoint } from '../prompt/checkpoint.js';
+import type { Example } from '../prompt/train.js';
+import type { Dataset } from '../data/dataset.js';
+
+/** An error whose message is the whole story: printed without a stack, exit code 1. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** The small random GPT-2 shipped in weights/, used when no --model is given. */
+export const DEFAULT_MODEL = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'weights', 'small-gpt2');
+
+export interface Session {
+  gpu: Gpu;
+  model: GPT2;
+  tokenizer: GPT2Tokenizer;
+  identity: ModelIdentity;
+  modelPath: string;
+}
+
+export async function openSession(modelPath: string | undefined, backend?: Backend): Promise<Session> {
+  const path = modelPath ?? DEFAULT_MODEL;
+  if (!(await exists(path))) throw new UsageError(`model not found: ${path} (a directory with config.json and model.safetensors)`);
+  const checkpoint = await readCheckpoint(path);
+  if (checkpoint.config.activation !== 'gelu_new') {
+    throw new UsageError(`${path}: activation '${checkpoint.config.activation}' is not supported (GPT-2 uses gelu_new)`);
+  }
+  const identity = { config: checkpoint.config, fingerprint: await fingerprint(checkpoint) };
+  const gpu = await openGpu(backend ? { backend } : {});
+  const model = new GPT2(gpu, checkpoint.config, checkpoint.tensors);
+  return { gpu, model, tokenizer: new GPT2Tokenizer(), identity, modelPath: path };
+}
+
+export function closeSession(session: Session): void {
+  session.model.dispose();
+  session.gpu.destroy();
+}
+
+export async function readPromptFile(path: string, identity?: ModelIdentity): Promise<PromptCheckpoint> {
+  if (!(await exists(path))) throw new UsageError(`prompt file not found: ${path}`);
+  const checkpoint = decodeCheckpoint(new Uint8Array(await readFile(path)), path);
+  if (identity) checkSameModel(checkpoint, identity, path);
+  return checkpoint;
+}
+
+/** Examples of one task from a dataset, texts truncated to maxLength tokens. */
+export function toExamples(dataset: Dataset, tokenizer: GPT2Tokenizer, task: number, maxLength: number): Example[] {
+  return dataset.texts.map((text, i) => ({
+    tokens: Uint32Array.from(tokenizer.encode(text, maxLength)),
+    task,
+    label: dataset.kind === 'single' ? dataset.labels[i]! : 0,
+    targets: dataset.kind === 'multi' ? dataset.targets.subarray(i * dataset.labelNames.length, (i + 1) * dataset.labelNames.length) : null,
+  }));
+}
+
+export function parseList(value: unknown): string[] | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  return String(value)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+export function positiveInt(value: unknown, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got '${value}'`);
+  return n;
+}
+
+export function positiveNumber(value: unknown, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number, got '${value}'`);
+  return n;
+}
+
+/** Errors users can act on print as one line; anything else keeps its stack for a bug report. */
+export function reportError(error: unknown): number {
+  const e = error as Error;
+  const known = ['UsageError', 'DataError', 'CheckpointError', 'OutputExistsError', 'GpuError', 'RangeError'];
+  if (e instanceof CheckpointError || known.includes(e?.name) || /^(Error)$/.test(e?.name ?? '')) {
+    process.stderr.write(`gpt2-prompt: ${e.message}\n`);
+  } else {
+    process.stderr.write(`gpt2-prompt: ${e?.stack ?? String(error)}\n`);
+  }
+  return 1;
+}

@@ -1,0 +1,185 @@
+// `eval`, `predict` and `correlate`: running trained prompts over data. Texts are encoded
+// once per batch; every prompt given runs over that same cached past.
+import { loadDataset, type Dataset, type DatasetSpec } from '../data/dataset.js';
+import { correlationTable } from '../metrics/correlation.js';
+import { reportToDict } from '../metrics/classification.js';
+import { PromptClassifier, type Task } from '../prompt/classifier.js';
+import { predictLogits, type Example } from '../prompt/train.js';
+import { evaluateTask, formatEvaluation, taskLogits, probabilities, argmaxRows } from '../prompt/evaluate.js';
+import type { PromptCheckpoint } from '../prompt/checkpoint.js';
+import { writeFileAtomic } from '../node/files.js';
+import { ProgressBar } from '../node/progress.js';
+import { openSession, closeSession, readPromptFile, toExamples, parseList, positiveInt, UsageError, type Session } from './common.js';
+
+export interface RunFlags {
+  model?: string;
+  prompt?: string | string[];
+  data?: string;
+  text?: string | string[];
+  textColumn?: string;
+  labelColumn?: string;
+  labelColumns?: string;
+  task?: string;
+  batchSize?: number | string;
+  json?: boolean;
+  format?: string;
+  out?: string;
+  force?: boolean;
+  backend?: string;
+  quiet?: boolean;
+}
+
+const asList = (v: string | string[] | undefined) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** Loaded prompts, all checked against the session's model. */
+async function loadPrompts(session: Session, paths: string[]): Promise<{ path: string; checkpoint: PromptCheckpoint; classifier: PromptClassifier }[]> {
+  if (paths.length === 0) throw new UsageError('--prompt FILE is required');
+  const out = [];
+  for (const path of paths) {
+    const checkpoint = await readPromptFile(path, session.identity);
+    out.push({ path, checkpoint, classifier: new PromptClassifier(session.model, checkpoint.params, checkpoint.tasks) });
+  }
+  return out;
+}
+
+function maxLengthFor(session: Session, prompts: { checkpoint: PromptCheckpoint }[]): number {
+  const P = Math.max(...prompts.map((p) => p.checkpoint.promptTokens));
+  const fromTraining = Math.min(...prompts.map((p) => Number(p.checkpoint.training.maxLength) || Infinity));
+  return Math.min(session.model.config.nPositions - P, fromTraining);
+}
+
+function pickTask(checkpoint: PromptCheckpoint, name: string | undefined, path: string): Task {
+  if (name === undefined) {
+    if (checkpoint.tasks.length === 1) return checkpoint.tasks[0]!;
+    throw new UsageError(`${path} holds tasks ${checkpoint.tasks.map((t) => t.name).join(', ')}; choose one with --task`);
+  }
+  const task = checkpoint.tasks.find((t) => t.name === name);
+  if (!task) throw new UsageError(`${path} has no task '${name}' (it has ${checkpoint.tasks.map((t) => t.name).join(', ')})`);
+  return task;
+}
+
+/** The dataset spec for evaluating `task`: its label names, and the label column(s) given. */
+function specFor(task: Task, flags: RunFlags): DatasetSpec {
+  const spec: DatasetSpec = { textColumn: flags.textColumn ?? 'text' };
+  if (task.kind === 'multi') spec.labelColumns = parseList(flags.labelColumns) ?? task.labelNames;
+  else {
+    spec.labelColumn = flags.labelColumn ?? 'label';
+    spec.labels = task.labelNames;
+  }
+  return spec;
+}
+
+async function runAll(session: Session, classifiers: PromptClassifier[], examples: Example[], batchSize: number, quiet?: boolean): Promise<Float32Array[]> {
+  const bar = quiet ? null : new ProgressBar({ label: 'predict', total: examples.length });
+  const logits = await predictLogits(session.model, classifiers, examples, batchSize, (done) => bar?.update(done));
+  bar?.done();
+  return logits;
+}
+
+export async function evalCommand(flags: RunFlags): Promise<void> {
+  if (!flags.data) throw new UsageError('--data FILE is required');
+  const session = await openSession(flags.model, flags.backend as never);
+  try {
+    const [prompt] = await loadPrompts(session, asList(flags.prompt).slice(0, 1));
+    const task = pickTask(prompt!.checkpoint, flags.task, prompt!.path);
+    const dataset = await loadDataset(flags.data, specFor(task, flags));
+    const examples = toExamples(dataset, session.tokenizer, 0, maxLengthFor(session, [prompt!]));
+    const [logits] = await runAll(session, [prompt!.classifier], examples, positiveInt(flags.batchSize ?? 16, '--batch-size'), flags.quiet || flags.json);
+    const evaluation = evaluateTask(task, taskLogits(logits!, prompt!.classifier.classes, task), dataset);
+    if (flags.json) {
+      process.stdout.write(JSON.stringify({ task: task.name, kind: task.kind, data: flags.data, report: reportToDict(evaluation.report), pearson: evaluation.pearson }) + '\n');
+    } else {
+      process.stdout.write(formatEvaluation(evaluation) + '\n');
+    }
+  } finally {
+    closeSession(session);
+  }
+}
+
+function csvField(v: string | number): string {
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export async function predictCommand(flags: RunFlags): Promise<void> {
+  const texts = asList(flags.text);
+  if (!flags.data && texts.length === 0) throw new UsageError('give --data FILE or --text "…"');
+  const format = flags.format ?? 'jsonl';
+  if (format !== 'jsonl' && format !== 'csv') throw new UsageError(`--format must be jsonl or csv, got '${format}'`);
+  const session = await openSession(flags.model, flags.backend as never);
+  try {
+    const prompts = await loadPrompts(session, asList(flags.prompt));
+    let inputs: string[] = texts;
+    if (flags.data) {
+      const { readTable } = await import('../data/table.js');
+      const table = await readTable(flags.data);
+      const column = flags.textColumn ?? 'text';
+      if (!table.columns.includes(column)) throw new UsageError(`${flags.data}: no column '${column}' (columns: ${table.columns.join(', ')})`);
+      inputs = table.rows.map((row, i) => {
+        const v = row[column];
+        if (typeof v !== 'string') throw new UsageError(`${flags.data}: row ${i + 1}, field ${column}: expected text, got ${v === null || v === undefined ? 'nothing' : typeof v}`);
+        return v;
+      });
+    }
+    const maxLength = maxLengthFor(session, prompts);
+    const examples: Example[] = inputs.map((text) => ({ tokens: Uint32Array.from(session.tokenizer.encode(text, maxLength)), task: 0, label: 0, targets: null }));
+    const logits = await runAll(session, prompts.map((p) => p.classifier), examples, positiveInt(flags.batchSize ?? 16, '--batch-size'), flags.quiet);
+    // One row per text: for every task of every prompt, the predicted label(s) and probabilities.
+    const columns: string[] = [];
+    const rows: Record<string, string | number>[] = inputs.map(() => ({}));
+    prompts.forEach((p, k) => {
+      for (const task of p.checkpoint.tasks) {
+        const width = task.labelNames.length;
+        const own = taskLogits(logits[k]!, p.classifier.classes, task);
+        const probs = probabilities(own, width, task.kind);
+        const chosen = task.kind === 'single' ? argmaxRows(own, width) : null;
+        columns.push(`${task.name}.label`, ...task.labelNames.map((l) => `${task.name}.p(${l})`));
+        rows.forEach((row, n) => {
+          row[`${task.name}.label`] =
+            task.kind === 'single' ? task.labelNames[chosen![n]!]! : task.labelNames.filter((_, j) => own[n * width + j]! > 0).join('|');
+          task.labelNames.forEach((l, j) => (row[`${task.name}.p(${l})`] = Number(probs[n * width + j]!.toFixed(6))));
+        });
+      }
+    });
+    const text =
+      format === 'jsonl'
+        ? rows.map((r, n) => JSON.stringify({ text: inputs[n], ...r })).join('\n') + '\n'
+        : [['text', ...columns].map(csvField).join(','), ...rows.map((r, n) => [inputs[n]!, ...columns.map((c) => r[c]!)].map(csvField).join(','))].join('\n') + '\n';
+    if (flags.out) await writeFileAtomic(flags.out, text, { overwrite: Boolean(flags.force) });
+    else process.stdout.write(text);
+  } finally {
+    closeSession(session);
+  }
+}
+
+/** Runs one task's prompt over another task's data and correlates its predictions with that data's labels. */
+export async function correlateCommand(flags: RunFlags): Promise<void> {
+  if (!flags.data) throw new UsageError('--data FILE is required');
+  const session = await openSession(flags.model, flags.backend as never);
+  try {
+    const [prompt] = await loadPrompts(session, asList(flags.prompt).slice(0, 1));
+    const task = pickTask(prompt!.checkpoint, flags.task, prompt!.path);
+    const labelColumns = parseList(flags.labelColumns);
+    let dataset: Dataset;
+    if (labelColumns) dataset = await loadDataset(flags.data, { textColumn: flags.textColumn ?? 'text', labelColumns });
+    else dataset = await loadDataset(flags.data, { textColumn: flags.textColumn ?? 'text', labelColumn: flags.labelColumn ?? 'label' });
+    const examples = toExamples(dataset, session.tokenizer, 0, maxLengthFor(session, [prompt!]));
+    const [logits] = await runAll(session, [prompt!.classifier], examples, positiveInt(flags.batchSize ?? 16, '--batch-size'), flags.quiet || flags.json);
+    const width = task.labelNames.length;
+    const probs = probabilities(taskLogits(logits!, prompt!.classifier.classes, task), width, task.kind);
+    // The other data's labels as 0/1 columns (single-label: one indicator per class).
+    const B = dataset.labelNames.length;
+    const targets = dataset.kind === 'multi' ? dataset.targets : Float32Array.from({ length: examples.length * B }, (_, i) => Number(dataset.labels[Math.floor(i / B)] === i % B));
+    const table = correlationTable(probs, task.labelNames, targets, dataset.labelNames);
+    if (flags.json) {
+      process.stdout.write(JSON.stringify({ task: task.name, data: flags.data, correlations: table }) + '\n');
+      return;
+    }
+    process.stdout.write(`pearson r of ${task.name} predictions (${prompt!.path}) with the labels of ${flags.data}, n=${examples.length}\n`);
+    const wa = Math.max(...table.map((e) => e.a.length), 10);
+    const wb = Math.max(...table.map((e) => e.b.length), 5);
+    for (const e of table) process.stdout.write(`  ${e.a.padEnd(wa)}  ${e.b.padEnd(wb)}  r=${e.r.toFixed(4).padStart(7)}  p=${e.p.toExponential(2)}\n`);
+  } finally {
+    closeSession(session);
+  }
+}

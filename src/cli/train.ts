@@ -1,0 +1,257 @@
+// `gpt2-prompt train`: trains a soft prompt and linear head on a frozen GPT-2, with progress
+// bars, a checkpoint after every epoch, validation reports, and --resume.
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { tidy, noGrad } from '../engine/tensor.js';
+import { Adam } from '../engine/adam.js';
+import { gatherRows } from '../ops/gather.js';
+import { loadDataset, type Dataset, type DatasetSpec } from '../data/dataset.js';
+import { posWeights, balancedClassWeights } from '../data/dataset.js';
+import { makeDemoDataset } from '../data/demo.js';
+import { PromptClassifier, initialParams, randomPromptTokens, type Task, type ClassifierParams } from '../prompt/classifier.js';
+import { encodeCheckpoint, type PromptCheckpoint } from '../prompt/checkpoint.js';
+import { train, predictLogits, type Example, type TaskLoss } from '../prompt/train.js';
+import { evaluateTask, formatEvaluation, taskLogits } from '../prompt/evaluate.js';
+import { seededRandom } from '../util/random.js';
+import { writeFileAtomic, exists, OutputExistsError } from '../node/files.js';
+import { ProgressBar } from '../node/progress.js';
+import { openSession, closeSession, readPromptFile, toExamples, parseList, positiveInt, positiveNumber, UsageError, type Session } from './common.js';
+
+export interface TrainFlags {
+  model?: string;
+  data?: string;
+  val?: string;
+  tasks?: string;
+  name?: string;
+  textColumn?: string;
+  labelColumn?: string;
+  labelColumns?: string;
+  labels?: string;
+  promptTokens?: number | string;
+  epochs?: number | string;
+  batchSize?: number | string;
+  maxLength?: number | string;
+  lr?: number | string;
+  seed?: number | string;
+  out?: string;
+  force?: boolean;
+  resume?: boolean;
+  classWeights?: string;
+  posWeight?: string;
+  cacheMb?: number | string;
+  mix?: string;
+  backend?: string;
+  quiet?: boolean;
+}
+
+/** One task of a run: where its data is and how to read it. */
+interface TaskSpec {
+  name: string;
+  data?: string;
+  val?: string;
+  spec: DatasetSpec;
+  classWeights?: string;
+  posWeight?: string;
+}
+
+interface LoadedTask {
+  task: Task;
+  train: Dataset;
+  val: Dataset | null;
+  loss: TaskLoss;
+}
+
+const DEMO_TRAIN = 480;
+const DEMO_VAL = 160;
+
+function specsFromFlags(flags: TrainFlags): TaskSpec[] {
+  const labelColumns = parseList(flags.labelColumns);
+  const labels = parseList(flags.labels);
+  const spec: DatasetSpec = { textColumn: flags.textColumn ?? 'text' };
+  if (labelColumns) spec.labelColumns = labelColumns;
+  else spec.labelColumn = flags.labelColumn ?? 'label';
+  if (labels) spec.labels = labels;
+  const t: TaskSpec = { name: flags.name ?? 'task', spec };
+  if (flags.data) t.data = flags.data;
+  if (flags.val) t.val = flags.val;
+  if (flags.classWeights) t.classWeights = flags.classWeights;
+  if (flags.posWeight) t.posWeight = flags.posWeight;
+  return [t];
+}
+
+/** --tasks FILE: a JSON array of {name, data, val?, textColumn, labelColumn | labelColumns, labels?, classWeights?, posWeight?}. */
+async function specsFromFile(path: string): Promise<TaskSpec[]> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--tasks ${path}: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(raw) || raw.length === 0) throw new UsageError(`--tasks ${path}: expected a non-empty JSON array of tasks`);
+  const base = dirname(resolve(path));
+  return raw.map((t: Record<string, unknown>, i) => {
+    if (typeof t.name !== 'string' || typeof t.data !== 'string') throw new UsageError(`--tasks ${path}: task ${i + 1} needs string fields "name" and "data"`);
+    const spec: DatasetSpec = { textColumn: typeof t.textColumn === 'string' ? t.textColumn : 'text' };
+    if (Array.isArray(t.labelColumns)) spec.labelColumns = t.labelColumns.map(String);
+    else spec.labelColumn = typeof t.labelColumn === 'string' ? t.labelColumn : 'label';
+    if (Array.isArray(t.labels)) spec.labels = t.labels.map(String);
+    const out: TaskSpec = { name: t.name, data: resolve(base, t.data), spec };
+    if (typeof t.val === 'string') out.val = resolve(base, t.val);
+    if (typeof t.classWeights === 'string') out.classWeights = t.classWeights;
+    if (typeof t.posWeight === 'string') out.posWeight = t.posWeight;
+    return out;
+  });
+}
+
+function lossFor(spec: TaskSpec, dataset: Dataset): TaskLoss {
+  const n = dataset.labelNames.length;
+  if (dataset.kind === 'single') {
+    if (!spec.classWeights || spec.classWeights === 'none') return {};
+    if (spec.classWeights !== 'balanced') throw new UsageError(`--class-weights must be 'balanced' or 'none', got '${spec.classWeights}'`);
+    return { classWeights: balancedClassWeights(dataset.labels, n) };
+  }
+  const given = parseList(spec.posWeight);
+  if (!given || given[0] === 'auto') return { posWeight: posWeights(dataset.targets, n) };
+  if (given[0] === 'none') return {};
+  if (given.length !== n || given.some((v) => !(Number(v) > 0))) {
+    throw new UsageError(`--pos-weight needs ${n} positive numbers (one per label: ${dataset.labelNames.join(', ')}), got '${spec.posWeight}'`);
+  }
+  return { posWeight: Float32Array.from(given, Number) };
+}
+
+async function loadTasks(specs: TaskSpec[], seed: number): Promise<LoadedTask[]> {
+  let start = 0;
+  const out: LoadedTask[] = [];
+  for (const s of specs) {
+    let trainSet: Dataset;
+    let val: Dataset | null = null;
+    if (s.data) {
+      trainSet = await loadDataset(s.data, s.spec);
+      // Validation labels must use the training label order.
+      if (s.val) val = await loadDataset(s.val, { ...s.spec, ...(trainSet.kind === 'single' ? { labels: trainSet.labelNames } : {}) });
+    } else {
+      trainSet = makeDemoDataset(DEMO_TRAIN, seed + 1);
+      val = makeDemoDataset(DEMO_VAL, seed + 1000);
+    }
+    const task: Task = { name: s.name, kind: trainSet.kind, labelNames: trainSet.labelNames, start };
+    start += trainSet.labelNames.length;
+    out.push({ task, train: trainSet, val, loss: lossFor(s, trainSet) });
+  }
+  return out;
+}
+
+async function freshParams(session: Session, promptTokens: number, classes: number, seed: number): Promise<ClassifierParams> {
+  const random = seededRandom(seed);
+  const ids = randomPromptTokens(promptTokens, session.model.config.vocabSize, random);
+  const rows = noGrad(() => tidy(() => gatherRows(session.model.wte, ids)));
+  const embeddings = await rows.readF32();
+  rows.dispose();
+  return initialParams(embeddings, session.model.config.nEmbd, classes, random);
+}
+
+export async function trainCommand(flags: TrainFlags): Promise<void> {
+  const out = flags.out ?? 'prompt.gpt2p';
+  const resume = Boolean(flags.resume);
+  if (!resume && !flags.force && (await exists(out))) {
+    throw new OutputExistsError(`${out} already exists; pass --force to overwrite it or --resume to continue training it`);
+  }
+  const seed = Number(flags.seed ?? 0);
+  if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got '${flags.seed}'`);
+  const epochs = positiveInt(flags.epochs ?? (flags.data || flags.tasks ? 3 : 4), '--epochs');
+  const batchSize = positiveInt(flags.batchSize ?? 8, '--batch-size');
+  const lr = positiveNumber(flags.lr ?? 1e-3, '--lr');
+  const cacheBytes = Number(flags.cacheMb ?? 1024) * 2 ** 20;
+  if (!(cacheBytes >= 0)) throw new UsageError(`--cache-mb must be a number ≥ 0, got '${flags.cacheMb}'`);
+
+  const specs = flags.tasks ? await specsFromFile(flags.tasks) : specsFromFlags(flags);
+  if (!flags.data && !flags.tasks) {
+    process.stderr.write(`gpt2-prompt: no --data given: training the demo task (${DEMO_TRAIN} synthetic reviews with lexical sentiment cues, ${DEMO_VAL} for validation)\n`);
+    specs[0]!.name = 'demo-sentiment';
+  }
+  const tasks = await loadTasks(specs, seed);
+  const session = await openSession(flags.model, flags.backend as never);
+  const log = (line: string) => process.stderr.write(line + '\n');
+  try {
+    const previous = resume ? await readPromptFile(out, session.identity) : null;
+    if (resume && !previous?.progress) throw new UsageError(`${out} holds no training progress to resume`);
+    const promptTokens = previous?.promptTokens ?? positiveInt(flags.promptTokens ?? 5, '--prompt-tokens');
+    const nPositions = session.model.config.nPositions;
+    const maxLength = positiveInt(flags.maxLength ?? nPositions - promptTokens, '--max-length');
+    if (maxLength + promptTokens > nPositions) {
+      throw new UsageError(`--max-length ${maxLength} plus ${promptTokens} prompt tokens exceeds the model's ${nPositions} positions`);
+    }
+    const taskList = tasks.map((t) => t.task);
+    if (previous && JSON.stringify(previous.tasks) !== JSON.stringify(taskList)) {
+      throw new UsageError(`${out} was trained on tasks ${JSON.stringify(previous.tasks.map((t) => t.name))} with other labels; --resume needs the same data and label columns`);
+    }
+    const classes = taskList.reduce((n, t) => n + t.labelNames.length, 0);
+    const params = previous?.params ?? (await freshParams(session, promptTokens, classes, seed));
+    const classifier = new PromptClassifier(session.model, params, taskList);
+
+    const examples: Example[] = tasks.flatMap((t, i) => toExamples(t.train, session.tokenizer, i, maxLength));
+    const valSets = tasks.map((t, i) => (t.val ? { task: t.task, data: t.val, examples: toExamples(t.val, session.tokenizer, i, maxLength) } : null));
+    const settings = { lr, batchSize, maxLength, seed, epochs, promptTokens, data: specs.map((s) => s.data ?? 'demo'), losses: tasks.map((t) => ({ classWeights: t.loss.classWeights ? Array.from(t.loss.classWeights) : null, posWeight: t.loss.posWeight ? Array.from(t.loss.posWeight) : null })) };
+    log(`training ${taskList.map((t) => `${t.name} (${t.kind}-label, ${t.labelNames.length} labels)`).join(' + ')} on ${examples.length} examples; ${session.gpu.adapterName}`);
+
+    const optimizer = new Adam(classifier.parameters(), { lr });
+    if (previous?.progress) optimizer.loadState(previous.progress.optimizer);
+    const history = previous?.progress?.history ? [...previous.progress.history] : [];
+    const startEpoch = previous?.progress?.epochsCompleted ?? 0;
+    if (startEpoch >= epochs) log(`${out} already completed ${startEpoch} epochs; raise --epochs to train further`);
+
+    const steps = Math.ceil(examples.length / batchSize) * epochs;
+    const runBar = flags.quiet ? null : new ProgressBar({ label: 'run', total: Math.max(1, steps - startEpoch * Math.ceil(examples.length / batchSize)) });
+    let epochBar: ProgressBar | null = null;
+    let stepsDone = 0;
+    let interrupted = false;
+    const onSigint = () => {
+      interrupted = true;
+      log(`\ninterrupted: ${out} holds the last complete epoch`);
+      process.exit(130);
+    };
+    process.once('SIGINT', onSigint);
+    await train(session.model, classifier, examples, {
+      epochs,
+      batchSize,
+      lr,
+      seed,
+      losses: tasks.map((t) => t.loss),
+      cacheBytes,
+      startEpoch,
+      optimizer,
+      onStep: ({ epoch, step, steps: perEpoch, loss }) => {
+        if (flags.quiet) return;
+        if (step === 0) epochBar = new ProgressBar({ label: `epoch ${epoch + 1}/${epochs}`, total: perEpoch });
+        stepsDone++;
+        epochBar!.update(step + 1, `loss ${loss.toFixed(4)}`);
+        runBar!.update(stepsDone);
+      },
+      onEpoch: async ({ epoch, meanLoss, seconds, optimizer: opt }) => {
+        epochBar?.done();
+        history.push({ epoch: epoch + 1, loss: meanLoss });
+        const checkpoint: PromptCheckpoint = {
+          model: session.identity,
+          tasks: taskList,
+          promptTokens,
+          params: await classifier.params(),
+          training: settings,
+          progress: { epochsCompleted: epoch + 1, optimizer: await opt.state(), history },
+        };
+        await writeFileAtomic(out, encodeCheckpoint(checkpoint), { overwrite: true });
+        log(`epoch ${epoch + 1}/${epochs}: mean loss ${meanLoss.toFixed(4)} (${seconds.toFixed(1)} s); saved ${out}`);
+        for (const v of valSets) {
+          if (!v) continue;
+          const [logits] = await predictLogits(session.model, [classifier], v.examples, batchSize);
+          log(formatEvaluation(evaluateTask(v.task, taskLogits(logits!, classifier.classes, v.task), v.data)));
+        }
+      },
+    });
+    process.off('SIGINT', onSigint);
+    runBar?.done();
+    if (!interrupted) log(`done: ${out}`);
+    optimizer.dispose();
+    classifier.dispose();
+  } finally {
+    closeSession(session);
+  }
+}
