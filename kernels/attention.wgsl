@@ -6,6 +6,14 @@
 // past k, v [B, H, Tp, HD]; lens [2B] = past lengths then new lengths; out [B, T, C];
 // lse [B, H, T] (natural-log logsumexp of the scaled scores, saved for the backward).
 //
+// Work split (forward and dq): a workgroup takes QB queries and streams tiles of WG keys.
+// Scores: thread j owns key j of the tile and dots it with all QB queries (read from shared
+// memory, the same address for every thread). Weighted sums: thread (c, g) owns the 4 head
+// dims 4c..4c+3 for all QB queries over the tile's keys of group g; the groups' partial sums
+// are added in a fixed order at the end. Every value is handled as vec4 so each memory access
+// moves 4 floats and feeds QB·4 multiply-adds, which is what a software rasterizer
+// (llvmpipe, one access per lane) needs; on a GPU it is the usual broadcast/coalesced pattern.
+//
 // Batch invariance: every example walks its keys in tiles that start at 0 of its own past and
 // 0 of its own new tokens, and keys a query cannot see contribute exact zeros (rescale factor
 // exactly 1, probability exactly 0), so an example's result does not depend on the padded
@@ -13,21 +21,25 @@
 
 override WG: u32 = 64u;
 override HD: u32 = 64u;
-// Forward and dq: queries per workgroup and keys per tile.
+// Queries per workgroup in forward and dq: 4 or 8.
 override QB: u32 = 8u;
-override KB: u32 = 32u;
-// Each thread owns up to NPT of a workgroup's QB×HD outputs (private array bound below).
-override NPT: u32 = (QB * HD + WG - 1u) / WG;
+// vec4 chunks of a head row (the last one zero-padded), and of a row of QB scores.
+override HD4: u32 = (HD + 3u) / 4u;
+override QV: u32 = QB / 4u;
+// Key groups of the weighted-sum phase, and keys per group.
+override KG: u32 = WG / HD4;
+override KPG: u32 = (WG + KG - 1u) / KG;
 // dk/dv: new keys per workgroup and queries per tile.
 override KV_KB: u32 = 8u;
 override KV_QT: u32 = 32u;
 override KV_NPT: u32 = (KV_KB * HD + WG - 1u) / WG;
 
-// Private accumulators are sized for the largest NPT the op selects.
+// Private accumulators are sized for the largest QB and KV_NPT the op selects.
+const MAX_QB: u32 = 8u;
 const MAX_NPT: u32 = 16u;
 // Stands in for -inf (WGSL has no infinity literal); only ever compared against, never exponentiated.
 const NEG: f32 = -3.0e38;
-// Shared key/value tiles use a row stride of HD + 1 so the threads of a score dot product hit different banks.
+// Shared key/value tiles of the dk/dv kernel use a row stride of HD + 1 so the threads of a dot product hit different banks.
 const PAD: u32 = 1u;
 
 struct AttnParams {
@@ -37,6 +49,11 @@ struct AttnParams {
 
 fn attn_flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return wid.x + wid.y * nwg.x;
+}
+
+// How many of the 4 dims of chunk c exist.
+fn attn_dims(c: u32) -> u32 {
+  return min(4u, HD - c * 4u);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -50,14 +67,29 @@ fn attn_flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 @group(0) @binding(5) var<storage, read_write> fw_out: array<f32>;
 @group(0) @binding(6) var<storage, read_write> fw_lse: array<f32>;
 
-var<workgroup> fw_q: array<f32, QB * HD>;
-var<workgroup> fw_k: array<f32, KB * (HD + PAD)>;
-var<workgroup> fw_v: array<f32, KB * HD>;
-var<workgroup> fw_s: array<f32, QB * KB>;
+var<workgroup> fw_q: array<vec4<f32>, QB * HD4>;
+// Scores, then probabilities, of the tile: [key][QV].
+var<workgroup> fw_s: array<vec4<f32>, WG * QV>;
 var<workgroup> fw_m: array<f32, QB>;
-var<workgroup> fw_l: array<f32, QB>;
 var<workgroup> fw_alpha: array<f32, QB>;
+var<workgroup> fw_red: array<vec4<f32>, KG * QB * HD4>;
+var<workgroup> fw_lred: array<vec4<f32>, KG * QV>;
 var<workgroup> fw_len: vec2<u32>;
+
+fn fw_qkv4(a: u32, n: u32) -> vec4<f32> {
+  return vec4<f32>(select(0.0, fw_qkv[a], n > 0u), select(0.0, fw_qkv[a + 1u], n > 1u),
+                   select(0.0, fw_qkv[a + 2u], n > 2u), select(0.0, fw_qkv[a + 3u], n > 3u));
+}
+
+fn fw_pk4(a: u32, n: u32) -> vec4<f32> {
+  return vec4<f32>(select(0.0, fw_pk[a], n > 0u), select(0.0, fw_pk[a + 1u], n > 1u),
+                   select(0.0, fw_pk[a + 2u], n > 2u), select(0.0, fw_pk[a + 3u], n > 3u));
+}
+
+fn fw_pv4(a: u32, n: u32) -> vec4<f32> {
+  return vec4<f32>(select(0.0, fw_pv[a], n > 0u), select(0.0, fw_pv[a + 1u], n > 1u),
+                   select(0.0, fw_pv[a + 2u], n > 2u), select(0.0, fw_pv[a + 3u], n > 3u));
+}
 
 @compute @workgroup_size(WG)
 fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -73,63 +105,54 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 
   if (lid == 0u) { fw_len = vec2<u32>(fw_lens[b], fw_lens[fw_p.batch + b]); }
   // q pre-scaled, so a score is a plain dot product.
-  for (var i = lid; i < QB * HD; i += WG) {
-    let t = t0 + i / HD;
-    fw_q[i] = select(0.0, fw_qkv[(b * T + t) * 3u * C + h * HD + i % HD] * fw_p.scale, t < T);
+  for (var i = lid; i < QB * HD4; i += WG) {
+    let t = t0 + i / HD4;
+    let c = i % HD4;
+    fw_q[i] = select(vec4<f32>(0.0), fw_qkv4((b * T + t) * 3u * C + h * HD + c * 4u, attn_dims(c)) * fw_p.scale, t < T);
   }
-  if (lid < QB) {
-    fw_m[lid] = NEG;
-    fw_l[lid] = 0.0;
-  }
+  if (lid < QB) { fw_m[lid] = NEG; }
   let len = workgroupUniformLoad(&fw_len);
   let n_past = len.x;
   // New keys beyond the block's last query are invisible to all of its queries.
   let n_new = min(len.y, min(t0 + QB, T));
-  let past_tiles = (n_past + KB - 1u) / KB;
-  let tiles = past_tiles + (n_new + KB - 1u) / KB;
+  let past_tiles = (n_past + WG - 1u) / WG;
+  let tiles = past_tiles + (n_new + WG - 1u) / WG;
 
-  var acc: array<f32, MAX_NPT>;
-  for (var k = 0u; k < NPT; k++) { acc[k] = 0.0; }
+  // Weighted-sum phase role of this thread.
+  let wc = lid % HD4;
+  let wg = lid / HD4;
+  var acc: array<vec4<f32>, MAX_QB>;
+  var lsum: array<vec4<f32>, 2>;
+  for (var r = 0u; r < QB; r++) { acc[r] = vec4<f32>(0.0); }
+  for (var r = 0u; r < QV; r++) { lsum[r] = vec4<f32>(0.0); }
 
   for (var tile = 0u; tile < tiles; tile++) {
     let is_past = tile < past_tiles;
-    let base = select((tile - past_tiles) * KB, tile * KB, is_past);
-    let cnt = min(KB, select(n_new, n_past, is_past) - base);
-    for (var i = lid; i < KB * HD; i += WG) {
-      let j = i / HD;
-      let d = i % HD;
-      var kx = 0.0;
-      var vx = 0.0;
-      if (j < cnt) {
+    let base = select((tile - past_tiles) * WG, tile * WG, is_past);
+    let cnt = min(WG, select(n_new, n_past, is_past) - base);
+
+    // Scores of key `lid` against every query of the block.
+    var sc: array<vec4<f32>, 2>;
+    for (var r = 0u; r < QV; r++) { sc[r] = vec4<f32>(0.0); }
+    if (lid < cnt) {
+      for (var c = 0u; c < HD4; c++) {
+        var k4: vec4<f32>;
         if (is_past) {
-          let a = (bh * fw_p.t_past + base + j) * HD + d;
-          kx = fw_pk[a];
-          vx = fw_pv[a];
+          k4 = fw_pk4((bh * fw_p.t_past + base + lid) * HD + c * 4u, attn_dims(c));
         } else {
-          let a = (b * T + base + j) * 3u * C + h * HD + d;
-          kx = fw_qkv[a + C];
-          vx = fw_qkv[a + 2u * C];
+          k4 = fw_qkv4((b * T + base + lid) * 3u * C + C + h * HD + c * 4u, attn_dims(c));
         }
+        for (var r = 0u; r < QB; r++) { sc[r / 4u][r % 4u] += dot(fw_q[r * HD4 + c], k4); }
       }
-      fw_k[j * (HD + PAD) + d] = kx;
-      fw_v[i] = vx;
     }
-    workgroupBarrier();
-    for (var i = lid; i < QB * KB; i += WG) {
-      let r = i / KB;
-      let j = i % KB;
-      var s = NEG;
-      if (j < cnt && (is_past || base + j <= t0 + r)) {
-        var dot = 0.0;
-        for (var d = 0u; d < HD; d++) { dot += fw_q[r * HD + d] * fw_k[j * (HD + PAD) + d]; }
-        s = dot;
-      }
-      fw_s[i] = s;
+    for (var r = 0u; r < QB; r++) {
+      if (!(lid < cnt && (is_past || base + lid <= t0 + r))) { sc[r / 4u][r % 4u] = NEG; }
     }
+    for (var r = 0u; r < QV; r++) { fw_s[lid * QV + r] = sc[r]; }
     workgroupBarrier();
     if (lid < QB) {
       var mt = NEG;
-      for (var j = 0u; j < cnt; j++) { mt = max(mt, fw_s[lid * KB + j]); }
+      for (var j = 0u; j < cnt; j++) { mt = max(mt, fw_s[j * QV + lid / 4u][lid % 4u]); }
       let mo = fw_m[lid];
       let mn = max(mo, mt);
       // Exactly 1 when nothing new is visible, so such tiles leave the row bit-for-bit unchanged.
@@ -137,48 +160,71 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
       fw_m[lid] = mn;
     }
     workgroupBarrier();
-    for (var i = lid; i < QB * KB; i += WG) {
-      let s = fw_s[i];
-      fw_s[i] = select(exp(s - fw_m[i / KB]), 0.0, s == NEG);
+    for (var r = 0u; r < QB; r++) {
+      let s = sc[r / 4u][r % 4u];
+      sc[r / 4u][r % 4u] = select(exp(s - fw_m[r]), 0.0, s == NEG);
     }
+    for (var r = 0u; r < QV; r++) { fw_s[lid * QV + r] = sc[r]; }
     workgroupBarrier();
-    for (var k = 0u; k < NPT; k++) {
-      let i = lid + k * WG;
-      if (i < QB * HD) {
-        let r = i / HD;
-        let d = i % HD;
-        var a = acc[k] * fw_alpha[r];
-        for (var j = 0u; j < cnt; j++) { a += fw_s[r * KB + j] * fw_v[j * HD + d]; }
-        acc[k] = a;
+    if (wg < KG) {
+      for (var r = 0u; r < QB; r++) { acc[r] *= fw_alpha[r]; }
+      for (var r = 0u; r < QV; r++) {
+        lsum[r] *= vec4<f32>(fw_alpha[r * 4u], fw_alpha[r * 4u + 1u], fw_alpha[r * 4u + 2u], fw_alpha[r * 4u + 3u]);
       }
-    }
-    if (lid < QB) {
-      var l = fw_l[lid] * fw_alpha[lid];
-      for (var j = 0u; j < cnt; j++) { l += fw_s[lid * KB + j]; }
-      fw_l[lid] = l;
+      for (var jj = 0u; jj < KPG; jj++) {
+        let j = wg * KPG + jj;
+        if (j < cnt) {
+          var v4: vec4<f32>;
+          if (is_past) {
+            v4 = fw_pv4((bh * fw_p.t_past + base + j) * HD + wc * 4u, attn_dims(wc));
+          } else {
+            v4 = fw_qkv4((b * T + base + j) * 3u * C + 2u * C + h * HD + wc * 4u, attn_dims(wc));
+          }
+          for (var r = 0u; r < QV; r++) {
+            let p = fw_s[j * QV + r];
+            lsum[r] += p;
+            acc[r * 4u] += p.x * v4;
+            acc[r * 4u + 1u] += p.y * v4;
+            acc[r * 4u + 2u] += p.z * v4;
+            acc[r * 4u + 3u] += p.w * v4;
+          }
+        }
+      }
     }
     workgroupBarrier();
   }
 
-  for (var k = 0u; k < NPT; k++) {
-    let i = lid + k * WG;
-    let t = t0 + i / HD;
-    if (i < QB * HD && t < T) {
-      let l = fw_l[i / HD];
-      // A query that sees no key outputs 0.
-      fw_out[(b * T + t) * C + h * HD + i % HD] = select(acc[k] / l, 0.0, l == 0.0);
+  if (wg < KG) {
+    for (var r = 0u; r < QB; r++) { fw_red[(wg * QB + r) * HD4 + wc] = acc[r]; }
+    if (wc == 0u) {
+      for (var r = 0u; r < QV; r++) { fw_lred[wg * QV + r] = lsum[r]; }
     }
   }
-  if (lid < QB && t0 + lid < T) {
-    let l = fw_l[lid];
-    fw_lse[bh * T + t0 + lid] = select(fw_m[lid] + log(l), 0.0, l == 0.0);
+  workgroupBarrier();
+  for (var i = lid; i < QB * HD4; i += WG) {
+    let r = i / HD4;
+    let c = i % HD4;
+    let t = t0 + r;
+    if (t < T) {
+      var o = vec4<f32>(0.0);
+      var l = 0.0;
+      for (var k = 0u; k < KG; k++) {
+        o += fw_red[(k * QB + r) * HD4 + c];
+        l += fw_lred[k * QV + r / 4u][r % 4u];
+      }
+      // A query that sees no key outputs 0.
+      o = select(o / l, vec4<f32>(0.0), l == 0.0);
+      let a = (b * T + t) * C + h * HD + c * 4u;
+      for (var e = 0u; e < attn_dims(c); e++) { fw_out[a + e] = o[e]; }
+      if (c == 0u) { fw_lse[bh * T + t] = select(fw_m[r] + log(l), 0.0, l == 0.0); }
+    }
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Backward, dq: one workgroup per (b, h, block of QB queries), streaming over every key the
-// queries see. With P = exp(s - lse), dP = dO·v, Δ = dO·O: dS = P (dP - Δ), dq = scale Σ dS k.
-// Also stores Δ for the dk/dv kernel.
+// queries see, with the forward's work split. With P = exp(s - lse), dP = dO·v, Δ = dO·O:
+// dS = P (dP - Δ), dq = scale Σ dS k. Also stores Δ for the dk/dv kernel.
 
 @group(0) @binding(0) var<uniform> dq_p: AttnParams;
 @group(0) @binding(1) var<storage, read> dq_qkv: array<f32>;
@@ -191,14 +237,34 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(8) var<storage, read_write> dq_grad: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dq_delta: array<f32>;
 
-var<workgroup> dq_q: array<f32, QB * HD>;
-var<workgroup> dq_do: array<f32, QB * HD>;
-var<workgroup> dq_k: array<f32, KB * (HD + PAD)>;
-var<workgroup> dq_v: array<f32, KB * (HD + PAD)>;
-var<workgroup> dq_ds: array<f32, QB * KB>;
+var<workgroup> dq_q: array<vec4<f32>, QB * HD4>;
+var<workgroup> dq_do: array<vec4<f32>, QB * HD4>;
+// dS of the tile: [key][QV].
+var<workgroup> dq_ds: array<vec4<f32>, WG * QV>;
 var<workgroup> dq_rlse: array<f32, QB>;
 var<workgroup> dq_rdelta: array<f32, QB>;
+var<workgroup> dq_red: array<vec4<f32>, KG * QB * HD4>;
 var<workgroup> dq_len: vec2<u32>;
+
+fn dq_qkv4(a: u32, n: u32) -> vec4<f32> {
+  return vec4<f32>(select(0.0, dq_qkv[a], n > 0u), select(0.0, dq_qkv[a + 1u], n > 1u),
+                   select(0.0, dq_qkv[a + 2u], n > 2u), select(0.0, dq_qkv[a + 3u], n > 3u));
+}
+
+fn dq_go4(a: u32, n: u32) -> vec4<f32> {
+  return vec4<f32>(select(0.0, dq_go[a], n > 0u), select(0.0, dq_go[a + 1u], n > 1u),
+                   select(0.0, dq_go[a + 2u], n > 2u), select(0.0, dq_go[a + 3u], n > 3u));
+}
+
+fn dq_pk4(a: u32, n: u32) -> vec4<f32> {
+  return vec4<f32>(select(0.0, dq_pk[a], n > 0u), select(0.0, dq_pk[a + 1u], n > 1u),
+                   select(0.0, dq_pk[a + 2u], n > 2u), select(0.0, dq_pk[a + 3u], n > 3u));
+}
+
+fn dq_pv4(a: u32, n: u32) -> vec4<f32> {
+  return vec4<f32>(select(0.0, dq_pv[a], n > 0u), select(0.0, dq_pv[a + 1u], n > 1u),
+                   select(0.0, dq_pv[a + 2u], n > 2u), select(0.0, dq_pv[a + 3u], n > 3u));
+}
 
 @compute @workgroup_size(WG)
 fn attn_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -213,11 +279,12 @@ fn attn_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   let C = dq_p.c;
 
   if (lid == 0u) { dq_len = vec2<u32>(dq_lens[b], dq_lens[dq_p.batch + b]); }
-  for (var i = lid; i < QB * HD; i += WG) {
-    let t = t0 + i / HD;
+  for (var i = lid; i < QB * HD4; i += WG) {
+    let t = t0 + i / HD4;
+    let c = i % HD4;
     let inside = t < T;
-    dq_q[i] = select(0.0, dq_qkv[(b * T + t) * 3u * C + h * HD + i % HD] * dq_p.scale, inside);
-    dq_do[i] = select(0.0, dq_go[(b * T + t) * C + h * HD + i % HD], inside);
+    dq_q[i] = select(vec4<f32>(0.0), dq_qkv4((b * T + t) * 3u * C + h * HD + c * 4u, attn_dims(c)) * dq_p.scale, inside);
+    dq_do[i] = select(vec4<f32>(0.0), dq_go4((b * T + t) * C + h * HD + c * 4u, attn_dims(c)), inside);
   }
   if (lid < QB) {
     let t = t0 + lid;
@@ -235,70 +302,89 @@ fn attn_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   let len = workgroupUniformLoad(&dq_len);
   let n_past = len.x;
   let n_new = min(len.y, min(t0 + QB, T));
-  let past_tiles = (n_past + KB - 1u) / KB;
-  let tiles = past_tiles + (n_new + KB - 1u) / KB;
+  let past_tiles = (n_past + WG - 1u) / WG;
+  let tiles = past_tiles + (n_new + WG - 1u) / WG;
 
-  var acc: array<f32, MAX_NPT>;
-  for (var k = 0u; k < NPT; k++) { acc[k] = 0.0; }
+  let wc = lid % HD4;
+  let wg = lid / HD4;
+  var acc: array<vec4<f32>, MAX_QB>;
+  for (var r = 0u; r < QB; r++) { acc[r] = vec4<f32>(0.0); }
 
   for (var tile = 0u; tile < tiles; tile++) {
     let is_past = tile < past_tiles;
-    let base = select((tile - past_tiles) * KB, tile * KB, is_past);
-    let cnt = min(KB, select(n_new, n_past, is_past) - base);
-    for (var i = lid; i < KB * HD; i += WG) {
-      let j = i / HD;
-      let d = i % HD;
-      var kx = 0.0;
-      var vx = 0.0;
-      if (j < cnt) {
+    let base = select((tile - past_tiles) * WG, tile * WG, is_past);
+    let cnt = min(WG, select(n_new, n_past, is_past) - base);
+
+    var sc: array<vec4<f32>, 2>;
+    var dp: array<vec4<f32>, 2>;
+    for (var r = 0u; r < QV; r++) {
+      sc[r] = vec4<f32>(0.0);
+      dp[r] = vec4<f32>(0.0);
+    }
+    if (lid < cnt) {
+      for (var c = 0u; c < HD4; c++) {
+        var k4: vec4<f32>;
+        var v4: vec4<f32>;
         if (is_past) {
-          let a = (bh * dq_p.t_past + base + j) * HD + d;
-          kx = dq_pk[a];
-          vx = dq_pv[a];
+          let a = (bh * dq_p.t_past + base + lid) * HD + c * 4u;
+          k4 = dq_pk4(a, attn_dims(c));
+          v4 = dq_pv4(a, attn_dims(c));
         } else {
-          let a = (b * T + base + j) * 3u * C + h * HD + d;
-          kx = dq_qkv[a + C];
-          vx = dq_qkv[a + 2u * C];
+          let a = (b * T + base + lid) * 3u * C + h * HD + c * 4u;
+          k4 = dq_qkv4(a + C, attn_dims(c));
+          v4 = dq_qkv4(a + 2u * C, attn_dims(c));
+        }
+        for (var r = 0u; r < QB; r++) {
+          sc[r / 4u][r % 4u] += dot(dq_q[r * HD4 + c], k4);
+          dp[r / 4u][r % 4u] += dot(dq_do[r * HD4 + c], v4);
         }
       }
-      dq_k[j * (HD + PAD) + d] = kx;
-      dq_v[j * (HD + PAD) + d] = vx;
     }
-    workgroupBarrier();
-    for (var i = lid; i < QB * KB; i += WG) {
-      let r = i / KB;
-      let j = i % KB;
+    for (var r = 0u; r < QB; r++) {
       var ds = 0.0;
-      if (j < cnt && (is_past || base + j <= t0 + r)) {
-        var s = 0.0;
-        var dp = 0.0;
-        for (var d = 0u; d < HD; d++) {
-          s += dq_q[r * HD + d] * dq_k[j * (HD + PAD) + d];
-          dp += dq_do[r * HD + d] * dq_v[j * (HD + PAD) + d];
-        }
-        ds = exp(s - dq_rlse[r]) * (dp - dq_rdelta[r]);
+      if (lid < cnt && (is_past || base + lid <= t0 + r)) {
+        ds = exp(sc[r / 4u][r % 4u] - dq_rlse[r]) * (dp[r / 4u][r % 4u] - dq_rdelta[r]);
       }
-      dq_ds[i] = ds;
+      sc[r / 4u][r % 4u] = ds;
     }
+    for (var r = 0u; r < QV; r++) { dq_ds[lid * QV + r] = sc[r]; }
     workgroupBarrier();
-    for (var k = 0u; k < NPT; k++) {
-      let i = lid + k * WG;
-      if (i < QB * HD) {
-        let r = i / HD;
-        let d = i % HD;
-        var a = acc[k];
-        for (var j = 0u; j < cnt; j++) { a += dq_ds[r * KB + j] * dq_k[j * (HD + PAD) + d]; }
-        acc[k] = a;
+    if (wg < KG) {
+      for (var jj = 0u; jj < KPG; jj++) {
+        let j = wg * KPG + jj;
+        if (j < cnt) {
+          var k4: vec4<f32>;
+          if (is_past) {
+            k4 = dq_pk4((bh * dq_p.t_past + base + j) * HD + wc * 4u, attn_dims(wc));
+          } else {
+            k4 = dq_qkv4((b * T + base + j) * 3u * C + C + h * HD + wc * 4u, attn_dims(wc));
+          }
+          for (var r = 0u; r < QV; r++) {
+            let ds = dq_ds[j * QV + r];
+            acc[r * 4u] += ds.x * k4;
+            acc[r * 4u + 1u] += ds.y * k4;
+            acc[r * 4u + 2u] += ds.z * k4;
+            acc[r * 4u + 3u] += ds.w * k4;
+          }
+        }
       }
     }
     workgroupBarrier();
   }
 
-  for (var k = 0u; k < NPT; k++) {
-    let i = lid + k * WG;
-    let t = t0 + i / HD;
-    if (i < QB * HD && t < T) {
-      dq_grad[(b * T + t) * 3u * C + h * HD + i % HD] = acc[k] * dq_p.scale;
+  if (wg < KG) {
+    for (var r = 0u; r < QB; r++) { dq_red[(wg * QB + r) * HD4 + wc] = acc[r]; }
+  }
+  workgroupBarrier();
+  for (var i = lid; i < QB * HD4; i += WG) {
+    let r = i / HD4;
+    let c = i % HD4;
+    let t = t0 + r;
+    if (t < T) {
+      var o = vec4<f32>(0.0);
+      for (var k = 0u; k < KG; k++) { o += dq_red[(k * QB + r) * HD4 + c]; }
+      let a = (b * T + t) * 3u * C + h * HD + c * 4u;
+      for (var e = 0u; e < attn_dims(c); e++) { dq_grad[a + e] = o[e] * dq_p.scale; }
     }
   }
 }

@@ -15,32 +15,18 @@ export interface Past {
 
 const WG = 64;
 const SPLIT_WG = 256;
-// Bound of the kernel's per-thread accumulator arrays (MAX_NPT in attention.wgsl).
-const MAX_NPT = 16;
-const QB_MAX = 8;
 const KV_KB = 8;
+// Largest head dim: the dk/dv kernel's per-thread accumulators (MAX_NPT in attention.wgsl) hold KV_KB·D/WG values.
+const MAX_HEAD_DIM = 128;
 
-/** Queries per workgroup: enough for T, at most 8 (the whole prompt in one workgroup). */
+/** Queries per workgroup: 8, or 4 when that covers all of T (the kernels work in vec4s of queries). */
 function queryBlock(t: number): number {
-  let qb = 1;
-  while (qb < Math.min(t, QB_MAX)) qb *= 2;
-  return qb;
+  return t <= 4 ? 4 : 8;
 }
 
-/** Keys per shared-memory tile, within the 32 KiB of workgroup memory WebGPU guarantees. */
-function keyTile(d: number): number {
-  return d <= 64 ? 32 : 16;
-}
-
-/** Queries per tile of the dk/dv kernel, within the same 32 KiB. */
+/** Queries per tile of the dk/dv kernel, within the 32 KiB of workgroup memory WebGPU guarantees. */
 function queryTile(d: number): number {
   return d <= 64 ? 32 : 16;
-}
-
-function checkHeadDim(d: number, qb: number): void {
-  if (Math.ceil((Math.max(qb, KV_KB) * d) / WG) > MAX_NPT) {
-    throw new RangeError(`attention supports head dims up to ${(MAX_NPT * WG) / QB_MAX}, got ${d}`);
-  }
 }
 
 function heads(qkv: Tensor, nHead: number): { B: number; T: number; C: number; D: number } {
@@ -80,9 +66,8 @@ export function attention(qkv: Tensor, nHead: number, opts: { past?: Past; newLe
     }
     checkLengths('past.lengths', past.lengths, B, Tp);
   }
+  if (D > MAX_HEAD_DIM) throw new RangeError(`attention supports head dims up to ${MAX_HEAD_DIM}, got ${D}`);
   const qb = queryBlock(T);
-  checkHeadDim(D, qb);
-  const kb = keyTile(D);
   const scale = 1 / Math.sqrt(D);
   const lens = new Uint32Array(2 * B);
   if (past) lens.set(past.lengths);
@@ -93,7 +78,7 @@ export function attention(qkv: Tensor, nHead: number, opts: { past?: Past; newLe
   const lse = Tensor.empty(gpu, [B, nHead, T], 'f32', 'attention lse');
   const qBlocks = Math.ceil(T / qb);
   const params = packParams(B, nHead, T, Tp, C, qBlocks, f32(scale), 0);
-  const constants = { WG, HD: D, QB: qb, KB: kb };
+  const constants = { WG, HD: D, QB: qb };
   // Without a past the kernel reads no past element; qkv stands in so every binding is bound.
   const pk = past?.k ?? qkv;
   const pv = past?.v ?? qkv;
