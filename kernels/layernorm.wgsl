@@ -5,28 +5,29 @@
 // Statistics are two-pass (mean, then Σ(x − mean)²) so activations with a large common
 // offset do not lose their variance to cancellation, as E[x²] − E[x]² would in f32.
 
-override LN_WG: u32 = 256u;
+override LN_WG: u32 = 32u;
 
-// Two f32 arrays rather than one of vec2: Mesa's llvmpipe (GL ES backend) miscompiles
-// reductions over workgroup arrays of vec2 (invocations past the first SIMD group read stale values).
+// Workgroup sums take a single barrier: each invocation stores its partial, then every
+// invocation adds all LN_WG partials itself (broadcast reads, the same order everywhere, so
+// all agree bit for bit). A tree would need log2(LN_WG) barriers, and barriers dominate the
+// cost on CPU adapters such as llvmpipe. Each array is written once per invocation, so no
+// barrier is needed after reading it.
 var<workgroup> ln_red_a: array<f32, LN_WG>;
 var<workgroup> ln_red_b: array<f32, LN_WG>;
 
-// Sums of `v`'s two components over the workgroup, returned to every invocation. LN_WG is a power of two.
-fn ln_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
-  ln_red_a[lid] = v.x;
-  ln_red_b[lid] = v.y;
+fn ln_sum_a(v: f32, lid: u32) -> f32 {
+  ln_red_a[lid] = v;
   workgroupBarrier();
-  for (var s = LN_WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      ln_red_a[lid] += ln_red_a[lid + s];
-      ln_red_b[lid] += ln_red_b[lid + s];
-    }
-    workgroupBarrier();
-  }
-  let total = vec2(ln_red_a[0], ln_red_b[0]);
-  // The next call overwrites the arrays; everyone must have read the total first.
+  var total = 0.0;
+  for (var k = 0u; k < LN_WG; k++) { total += ln_red_a[k]; }
+  return total;
+}
+
+fn ln_sum_b(v: f32, lid: u32) -> f32 {
+  ln_red_b[lid] = v;
   workgroupBarrier();
+  var total = 0.0;
+  for (var k = 0u; k < LN_WG; k++) { total += ln_red_b[k]; }
   return total;
 }
 
@@ -50,19 +51,53 @@ fn ln_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
   let base = row * c;
   var s = 0.0;
   for (var i = lid; i < c; i += LN_WG) { s += lnf_x[base + i]; }
-  let mean = ln_sum(vec2(s, 0.0), lid).x / f32(c);
+  let mean = ln_sum_a(s, lid) / f32(c);
   var q = 0.0;
   for (var i = lid; i < c; i += LN_WG) {
     let d = lnf_x[base + i] - mean;
     q += d * d;
   }
-  let rstd = 1.0 / sqrt(ln_sum(vec2(q, 0.0), lid).x / f32(c) + lnf.eps);
+  let rstd = 1.0 / sqrt(ln_sum_b(q, lid) / f32(c) + lnf.eps);
   for (var i = lid; i < c; i += LN_WG) {
     lnf_y[base + i] = (lnf_x[base + i] - mean) * rstd * lnf_gamma[i] + lnf_beta[i];
   }
   if (lid == 0u) {
     lnf_mean[row] = mean;
     lnf_rstd[row] = rstd;
+  }
+}
+
+// The same for C a multiple of 4, with vec4 loads (GPT-2's C = 768): lnf4.c counts floats.
+@group(0) @binding(0) var<uniform> lnf4: LnForwardParams;
+@group(0) @binding(1) var<storage, read> lnf4_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> lnf4_gamma: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> lnf4_beta: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> lnf4_y: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> lnf4_mean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lnf4_rstd: array<f32>;
+
+@compute @workgroup_size(LN_WG)
+fn ln_forward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= lnf4.rows) { return; }
+  let c4 = lnf4.c / 4u;
+  let base = row * c4;
+  var s = vec4(0.0);
+  for (var i = lid; i < c4; i += LN_WG) { s += lnf4_x[base + i]; }
+  let mean = ln_sum_a(dot(s, vec4(1.0)), lid) / f32(lnf4.c);
+  var q = 0.0;
+  for (var i = lid; i < c4; i += LN_WG) {
+    let d = lnf4_x[base + i] - mean;
+    q += dot(d, d);
+  }
+  let rstd = 1.0 / sqrt(ln_sum_b(q, lid) / f32(lnf4.c) + lnf4.eps);
+  for (var i = lid; i < c4; i += LN_WG) {
+    lnf4_y[base + i] = (lnf4_x[base + i] - mean) * rstd * lnf4_gamma[i] + lnf4_beta[i];
+  }
+  if (lid == 0u) {
+    lnf4_mean[row] = mean;
+    lnf4_rstd[row] = rstd;
   }
 }
 
@@ -92,11 +127,43 @@ fn ln_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let g = lnb_dy[base + i] * lnb_gamma[i];
     acc += vec2(g, g * xhat);
   }
-  let m = ln_sum(acc, lid) / f32(c);
+  let m = vec2(ln_sum_a(acc.x, lid), ln_sum_b(acc.y, lid)) / f32(c);
   for (var i = lid; i < c; i += LN_WG) {
     let xhat = (lnb_x[base + i] - mean) * rstd;
     let g = lnb_dy[base + i] * lnb_gamma[i];
     lnb_dx[base + i] = rstd * (g - m.x - xhat * m.y);
+  }
+}
+
+// The same for C a multiple of 4, with vec4 loads: lnb4.c counts floats.
+@group(0) @binding(0) var<uniform> lnb4: LnBackwardParams;
+@group(0) @binding(1) var<storage, read> lnb4_x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> lnb4_gamma: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> lnb4_dy: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> lnb4_mean: array<f32>;
+@group(0) @binding(5) var<storage, read> lnb4_rstd: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lnb4_dx: array<vec4<f32>>;
+
+@compute @workgroup_size(LN_WG)
+fn ln_backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= lnb4.rows) { return; }
+  let c4 = lnb4.c / 4u;
+  let base = row * c4;
+  let mean = lnb4_mean[row];
+  let rstd = lnb4_rstd[row];
+  var acc = vec2(0.0, 0.0);
+  for (var i = lid; i < c4; i += LN_WG) {
+    let xhat = (lnb4_x[base + i] - mean) * rstd;
+    let g = lnb4_dy[base + i] * lnb4_gamma[i];
+    acc += vec2(dot(g, vec4(1.0)), dot(g, xhat));
+  }
+  let m = vec2(ln_sum_a(acc.x, lid), ln_sum_b(acc.y, lid)) / f32(lnb4.c);
+  for (var i = lid; i < c4; i += LN_WG) {
+    let xhat = (lnb4_x[base + i] - mean) * rstd;
+    let g = lnb4_dy[base + i] * lnb4_gamma[i];
+    lnb4_dx[base + i] = rstd * (g - m.x - xhat * m.y);
   }
 }
 

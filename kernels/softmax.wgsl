@@ -4,25 +4,29 @@
 // Each invocation re-reads only the elements it wrote itself, so the row is fetched from
 // memory once and the re-reads hit cache.
 
-override SM_WG: u32 = 256u;
+override SM_WG: u32 = 32u;
 
-var<workgroup> sm_red: array<f32, SM_WG>;
+// Workgroup reductions take a single barrier: each invocation stores its partial, then every
+// invocation combines all SM_WG partials itself (broadcast reads, the same order everywhere,
+// so all agree bit for bit). A tree would need log2(SM_WG) barriers, and barriers dominate
+// the cost on CPU adapters such as llvmpipe. Each array is written once per invocation, so
+// no barrier is needed after reading it.
+var<workgroup> sm_red_max: array<f32, SM_WG>;
+var<workgroup> sm_red_sum: array<f32, SM_WG>;
 
-// Max (take_max) or sum of `v` over the workgroup, returned to every invocation. SM_WG is a power of two.
-fn sm_reduce(v: f32, lid: u32, take_max: bool) -> f32 {
-  sm_red[lid] = v;
+fn sm_max(v: f32, lid: u32) -> f32 {
+  sm_red_max[lid] = v;
   workgroupBarrier();
-  for (var s = SM_WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      let a = sm_red[lid];
-      let b = sm_red[lid + s];
-      sm_red[lid] = select(a + b, max(a, b), take_max);
-    }
-    workgroupBarrier();
-  }
-  let total = sm_red[0];
-  // The next call overwrites sm_red; everyone must have read the total first.
+  var m = sm_red_max[0];
+  for (var k = 1u; k < SM_WG; k++) { m = max(m, sm_red_max[k]); }
+  return m;
+}
+
+fn sm_sum(v: f32, lid: u32) -> f32 {
+  sm_red_sum[lid] = v;
   workgroupBarrier();
+  var total = 0.0;
+  for (var k = 0u; k < SM_WG; k++) { total += sm_red_sum[k]; }
   return total;
 }
 
@@ -42,14 +46,14 @@ fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
   // The lowest finite f32 rather than −inf, so rows of −inf (masked) give exp(−inf) = 0, not NaN.
   var m = -0x1.fffffep+127f;
   for (var i = lid; i < n; i += SM_WG) { m = max(m, smf_x[base + i]); }
-  m = sm_reduce(m, lid, true);
+  m = sm_max(m, lid);
   var s = 0.0;
   for (var i = lid; i < n; i += SM_WG) {
     let e = exp(smf_x[base + i] - m);
     smf_y[base + i] = e;
     s += e;
   }
-  let inv = 1.0 / sm_reduce(s, lid, false);
+  let inv = 1.0 / sm_sum(s, lid);
   for (var i = lid; i < n; i += SM_WG) { smf_y[base + i] *= inv; }
 }
 
@@ -68,6 +72,6 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   let base = row * n;
   var s = 0.0;
   for (var i = lid; i < n; i += SM_WG) { s += smb_dy[base + i] * smb_y[base + i]; }
-  s = sm_reduce(s, lid, false);
+  s = sm_sum(s, lid);
   for (var i = lid; i < n; i += SM_WG) { smb_dx[base + i] = smb_y[base + i] * (smb_dy[base + i] - s); }
 }

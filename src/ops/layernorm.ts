@@ -3,10 +3,12 @@
 import { packParams, f32, grid } from '../gpu/params.js';
 import { Tensor, record, shapeString } from '../engine/tensor.js';
 
-/** One workgroup per row: a power of two (for the tree reduction) near C, so short rows do not idle 256 invocations. */
-function rowWorkgroupSize(c: number): number {
-  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(c))));
-}
+/**
+ * Invocations per row (one workgroup per row). Small on purpose: on CPU adapters (llvmpipe)
+ * the cost of a workgroup with barriers grows steeply with its size, and on a large GPU 32
+ * invocations with several loads each still keep thousands of rows in flight.
+ */
+const ROW_WG = 32;
 
 /** Columns per workgroup in the dγ/dβ kernels. */
 const PARAM_WG = 256;
@@ -23,14 +25,17 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
   }
   const gpu = x.gpu;
   const rows = x.size / c;
-  const wg = rowWorkgroupSize(c);
+  // vec4 kernels where rows are whole vec4s (GPT-2's 768), scalar ones otherwise.
+  const vec4 = c % 4 === 0;
+  const suffix = vec4 ? '4' : '';
+  const constants = { LN_WG: ROW_WG };
   const out = Tensor.empty(gpu, x.shape, 'f32', 'layerNorm');
   const mean = Tensor.empty(gpu, [rows], 'f32', 'layerNorm mean');
   const rstd = Tensor.empty(gpu, [rows], 'f32', 'layerNorm rstd');
   gpu.dispatch({
     kernel: 'layernorm',
-    entry: 'ln_forward',
-    constants: { LN_WG: wg },
+    entry: `ln_forward${suffix}`,
+    constants,
     params: packParams(rows, c, f32(eps)),
     bindings: [x.binding(), gamma.binding(), beta.binding(), out.binding(), mean.binding(), rstd.binding()],
     workgroups: grid(rows, 1),
@@ -40,8 +45,8 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
     if (dx) {
       gpu.dispatch({
         kernel: 'layernorm',
-        entry: 'ln_backward',
-        constants: { LN_WG: wg },
+        entry: `ln_backward${suffix}`,
+        constants,
         params: packParams(rows, c),
         bindings: [x.binding(), gamma.binding(), dy.binding(), mean.binding(), rstd.binding(), dx.binding()],
         workgroups: grid(rows, 1),

@@ -2,17 +2,19 @@
 import { packParams, grid } from '../gpu/params.js';
 import { Tensor, record, shapeString } from '../engine/tensor.js';
 
-/** One workgroup per row: a power of two (for the tree reduction) near n, so short rows do not idle 256 invocations. */
-function rowWorkgroupSize(n: number): number {
-  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(n))));
-}
+/**
+ * Invocations per row (one workgroup per row). Small on purpose: on CPU adapters (llvmpipe)
+ * the cost of a workgroup with barriers grows steeply with its size, and on a large GPU 32
+ * invocations with several loads each still keep thousands of rows in flight.
+ */
+const ROW_WG = 32;
 
 export function softmax(x: Tensor): Tensor {
   const n = x.shape.at(-1) ?? 0;
   if (n === 0) throw new RangeError(`softmax needs a non-empty last dim, got ${shapeString(x.shape)}`);
   const gpu = x.gpu;
   const rows = x.size / n;
-  const constants = { SM_WG: rowWorkgroupSize(n) };
+  const constants = { SM_WG: ROW_WG };
   const y = Tensor.empty(gpu, x.shape, 'f32', 'softmax');
   gpu.dispatch({
     kernel: 'softmax',
