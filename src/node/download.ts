@@ -52,7 +52,10 @@ class Interrupted extends Error {}
  * (206), starts over when it sends the whole file (200). Returns the server's full size.
  */
 async function transfer(url: string, part: string, have: number, options: DownloadOptions): Promise<{ total: number | undefined; appended: boolean }> {
-  const res = await fetch(url, { headers: have > 0 ? { Range: `bytes=${have}-` } : {}, redirect: 'follow' }).catch((e: Error) => {
+  // Sizes and Range offsets must count the file's bytes, not a compressed encoding's; fetch
+  // itself asks for the identity encoding along with a Range.
+  const headers: Record<string, string> = have > 0 ? { Range: `bytes=${have}-` } : { 'Accept-Encoding': 'identity' };
+  const res = await fetch(url, { headers, redirect: 'follow' }).catch((e: Error) => {
     throw new Interrupted(`${url}: request failed (${e.message})`);
   });
   if (res.status === 416 && have > 0) {

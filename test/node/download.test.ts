@@ -45,6 +45,8 @@ function send(req: IncomingMessage, res: ServerResponse, body: Uint8Array, honou
 function handle(req: IncomingMessage, res: ServerResponse): void {
   const path = req.url ?? '';
   hits.push({ path, range: req.headers.range });
+  // Byte offsets must refer to the file itself, never to a compressed encoding of it.
+  if (req.headers['accept-encoding'] !== 'identity') return void res.writeHead(400).end();
   if (path === '/file') return send(req, res, PAYLOAD, true);
   if (path === '/no-range') return send(req, res, PAYLOAD, false);
   if (path === '/drop') {
