@@ -6,13 +6,14 @@
 // past k, v [B, H, Tp, HD]; lens [2B] = past lengths then new lengths; out [B, T, C];
 // lse [B, H, T] (natural-log logsumexp of the scaled scores, saved for the backward).
 //
-// Work split (forward and dq): a workgroup takes QB queries and streams tiles of WG keys.
-// Scores: thread j owns key j of the tile and dots it with all QB queries (read from shared
-// memory, the same address for every thread). Weighted sums: thread (c, g) owns the 4 head
-// dims 4c..4c+3 for all QB queries over the tile's keys of group g; the groups' partial sums
-// are added in a fixed order at the end. Every value is handled as vec4 so each memory access
-// moves 4 floats and feeds QB·4 multiply-adds, which is what a software rasterizer
-// (llvmpipe, one access per lane) needs; on a GPU it is the usual broadcast/coalesced pattern.
+// Work split (forward and dq): a workgroup takes QB queries and streams tiles of KT = WG·KPT
+// keys. Scores: thread i owns keys i, i + WG, ... of the tile and dots them with all QB queries
+// (read from shared memory, the same address for every thread), so each load feeds KPT or QB
+// dot products. Weighted sums: thread (c, g) owns the 4 head dims 4c..4c+3 for all QB queries
+// over the tile's keys of group g; the groups' partial sums are added in a fixed order at the
+// end. Every value is handled as vec4 so each memory access moves 4 floats: a software
+// rasterizer (llvmpipe) pays per access and per lane, and on a GPU this is the usual
+// broadcast/coalesced register-blocked pattern.
 //
 // Batch invariance: every example walks its keys in tiles that start at 0 of its own past and
 // 0 of its own new tokens, and keys a query cannot see contribute exact zeros (rescale factor
@@ -26,9 +27,17 @@ override QB: u32 = 8u;
 // vec4 chunks of a head row (the last one zero-padded), and of a row of QB scores.
 override HD4: u32 = (HD + 3u) / 4u;
 override QV: u32 = QB / 4u;
+// Keys per thread in the score phase, keys per tile. More keys per thread reuse each q load more
+// (register blocking, for GPUs) but on llvmpipe partly filled tiles then cost as much as full
+// ones, and 1 measured fastest there for pasts of 128-1000. Changing it changes rounding, so an
+// example's result stays batch-independent only on one setting.
+override KPT: u32 = 1u;
+override KT: u32 = WG * KPT;
+// Row maxima are reduced in two steps: NPART partial maxima per row, each over QB threads.
+override NPART: u32 = WG / QB;
 // Key groups of the weighted-sum phase, and keys per group.
 override KG: u32 = WG / HD4;
-override KPG: u32 = (WG + KG - 1u) / KG;
+override KPG: u32 = (KT + KG - 1u) / KG;
 // dk/dv: new keys per workgroup and queries per tile.
 override KV_KB: u32 = 8u;
 override KV_QT: u32 = 32u;
@@ -36,6 +45,7 @@ override KV_NPT: u32 = (KV_KB * HD + WG - 1u) / WG;
 
 // Private accumulators are sized for the largest QB and KV_NPT the op selects.
 const MAX_QB: u32 = 8u;
+const MAX_KPT: u32 = 4u;
 const MAX_NPT: u32 = 16u;
 // Stands in for -inf (WGSL has no infinity literal); only ever compared against, never exponentiated.
 const NEG: f32 = -3.0e38;
@@ -68,10 +78,11 @@ fn attn_dims(c: u32) -> u32 {
 @group(0) @binding(6) var<storage, read_write> fw_lse: array<f32>;
 
 var<workgroup> fw_q: array<vec4<f32>, QB * HD4>;
-// Scores, then probabilities, of the tile: [key][QV].
-var<workgroup> fw_s: array<vec4<f32>, WG * QV>;
-var<workgroup> fw_m: array<f32, QB>;
-var<workgroup> fw_alpha: array<f32, QB>;
+// Probabilities of the tile: [key][QV].
+var<workgroup> fw_s: array<vec4<f32>, KT * QV>;
+// Row maxima of the tile per thread [WG][QV], then per part [NPART][QV].
+var<workgroup> fw_tm: array<vec4<f32>, WG * QV>;
+var<workgroup> fw_pm: array<vec4<f32>, NPART * QV>;
 var<workgroup> fw_red: array<vec4<f32>, KG * QB * HD4>;
 var<workgroup> fw_lred: array<vec4<f32>, KG * QV>;
 var<workgroup> fw_len: vec2<u32>;
@@ -110,70 +121,100 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let c = i % HD4;
     fw_q[i] = select(vec4<f32>(0.0), fw_qkv4((b * T + t) * 3u * C + h * HD + c * 4u, attn_dims(c)) * fw_p.scale, t < T);
   }
-  if (lid < QB) { fw_m[lid] = NEG; }
   let len = workgroupUniformLoad(&fw_len);
   let n_past = len.x;
   // New keys beyond the block's last query are invisible to all of its queries.
   let n_new = min(len.y, min(t0 + QB, T));
-  let past_tiles = (n_past + WG - 1u) / WG;
-  let tiles = past_tiles + (n_new + WG - 1u) / WG;
+  let past_tiles = (n_past + KT - 1u) / KT;
+  let tiles = past_tiles + (n_new + KT - 1u) / KT;
 
   // Weighted-sum phase role of this thread.
   let wc = lid % HD4;
   let wg = lid / HD4;
   var acc: array<vec4<f32>, MAX_QB>;
   var lsum: array<vec4<f32>, 2>;
+  // Every thread tracks the running row maxima (identically), so they need no shared copy.
+  var m: array<vec4<f32>, 2>;
   for (var r = 0u; r < QB; r++) { acc[r] = vec4<f32>(0.0); }
-  for (var r = 0u; r < QV; r++) { lsum[r] = vec4<f32>(0.0); }
+  for (var r = 0u; r < QV; r++) {
+    lsum[r] = vec4<f32>(0.0);
+    m[r] = vec4<f32>(NEG);
+  }
 
   for (var tile = 0u; tile < tiles; tile++) {
     let is_past = tile < past_tiles;
-    let base = select((tile - past_tiles) * WG, tile * WG, is_past);
-    let cnt = min(WG, select(n_new, n_past, is_past) - base);
+    let base = select((tile - past_tiles) * KT, tile * KT, is_past);
+    let cnt = min(KT, select(n_new, n_past, is_past) - base);
 
-    // Scores of key `lid` against every query of the block.
-    var sc: array<vec4<f32>, 2>;
-    for (var r = 0u; r < QV; r++) { sc[r] = vec4<f32>(0.0); }
-    if (lid < cnt) {
-      for (var c = 0u; c < HD4; c++) {
-        var k4: vec4<f32>;
-        if (is_past) {
-          k4 = fw_pk4((bh * fw_p.t_past + base + lid) * HD + c * 4u, attn_dims(c));
-        } else {
-          k4 = fw_qkv4((b * T + base + lid) * 3u * C + C + h * HD + c * 4u, attn_dims(c));
+    // Scores of keys lid + k·WG against every query of the block: sc[k·QV + r/4][r%4].
+    var sc: array<vec4<f32>, MAX_KPT * 2u>;
+    for (var k = 0u; k < KPT * QV; k++) { sc[k] = vec4<f32>(0.0); }
+    for (var c = 0u; c < HD4; c++) {
+      var k4: array<vec4<f32>, MAX_KPT>;
+      for (var k = 0u; k < KPT; k++) {
+        let j = base + k * WG + lid;
+        k4[k] = vec4<f32>(0.0);
+        if (k * WG + lid < cnt) {
+          if (is_past) {
+            k4[k] = fw_pk4((bh * fw_p.t_past + j) * HD + c * 4u, attn_dims(c));
+          } else {
+            k4[k] = fw_qkv4((b * T + j) * 3u * C + C + h * HD + c * 4u, attn_dims(c));
+          }
         }
-        for (var r = 0u; r < QB; r++) { sc[r / 4u][r % 4u] += dot(fw_q[r * HD4 + c], k4); }
+      }
+      for (var r = 0u; r < QB; r++) {
+        let q = fw_q[r * HD4 + c];
+        for (var k = 0u; k < KPT; k++) { sc[k * QV + r / 4u][r % 4u] += dot(q, k4[k]); }
       }
     }
-    for (var r = 0u; r < QB; r++) {
-      if (!(lid < cnt && (is_past || base + lid <= t0 + r))) { sc[r / 4u][r % 4u] = NEG; }
+    var tmax: array<vec4<f32>, 2>;
+    for (var r = 0u; r < QV; r++) { tmax[r] = vec4<f32>(NEG); }
+    for (var k = 0u; k < KPT; k++) {
+      let j = k * WG + lid;
+      for (var r = 0u; r < QB; r++) {
+        if (!(j < cnt && (is_past || base + j <= t0 + r))) { sc[k * QV + r / 4u][r % 4u] = NEG; }
+      }
+      for (var r = 0u; r < QV; r++) { tmax[r] = max(tmax[r], sc[k * QV + r]); }
     }
-    for (var r = 0u; r < QV; r++) { fw_s[lid * QV + r] = sc[r]; }
+    for (var r = 0u; r < QV; r++) { fw_tm[lid * QV + r] = tmax[r]; }
     workgroupBarrier();
-    if (lid < QB) {
-      var mt = NEG;
-      for (var j = 0u; j < cnt; j++) { mt = max(mt, fw_s[j * QV + lid / 4u][lid % 4u]); }
-      let mo = fw_m[lid];
-      let mn = max(mo, mt);
+    {
+      let r = lid % QB;
+      let part = lid / QB;
+      var pm = NEG;
+      for (var e = 0u; e < QB; e++) { pm = max(pm, fw_tm[(part * QB + e) * QV + r / 4u][r % 4u]); }
+      fw_pm[part * QV + r / 4u][r % 4u] = pm;
+    }
+    workgroupBarrier();
+    var alpha: array<vec4<f32>, 2>;
+    for (var r = 0u; r < QV; r++) {
+      var mt = vec4<f32>(NEG);
+      for (var part = 0u; part < NPART; part++) { mt = max(mt, fw_pm[part * QV + r]); }
+      let mn = max(m[r], mt);
       // Exactly 1 when nothing new is visible, so such tiles leave the row bit-for-bit unchanged.
-      fw_alpha[lid] = select(exp(mo - mn), 1.0, mn == mo);
-      fw_m[lid] = mn;
+      alpha[r] = select(exp(m[r] - mn), vec4<f32>(1.0), mn == m[r]);
+      m[r] = mn;
     }
-    workgroupBarrier();
-    for (var r = 0u; r < QB; r++) {
-      let s = sc[r / 4u][r % 4u];
-      sc[r / 4u][r % 4u] = select(exp(s - fw_m[r]), 0.0, s == NEG);
+    for (var k = 0u; k < KPT; k++) {
+      for (var r = 0u; r < QV; r++) {
+        let s = sc[k * QV + r];
+        fw_s[(k * WG + lid) * QV + r] = select(exp(s - m[r]), vec4<f32>(0.0), s == vec4<f32>(NEG));
+      }
     }
-    for (var r = 0u; r < QV; r++) { fw_s[lid * QV + r] = sc[r]; }
     workgroupBarrier();
     if (wg < KG) {
-      for (var r = 0u; r < QB; r++) { acc[r] *= fw_alpha[r]; }
       for (var r = 0u; r < QV; r++) {
-        lsum[r] *= vec4<f32>(fw_alpha[r * 4u], fw_alpha[r * 4u + 1u], fw_alpha[r * 4u + 2u], fw_alpha[r * 4u + 3u]);
+        lsum[r] *= alpha[r];
+        acc[r * 4u] *= alpha[r].x;
+        acc[r * 4u + 1u] *= alpha[r].y;
+        acc[r * 4u + 2u] *= alpha[r].z;
+        acc[r * 4u + 3u] *= alpha[r].w;
       }
-      for (var jj = 0u; jj < KPG; jj++) {
+      // A loop bound rather than a branch: a software rasterizer skips loop trips, not masked-off code.
+      let jn = min(KPG, max(cnt, wg * KPG) - wg * KPG);
+      for (var jj = 0u; jj < jn; jj++) {
         let j = wg * KPG + jj;
-        if (j < cnt) {
+        {
           var v4: vec4<f32>;
           if (is_past) {
             v4 = fw_pv4((bh * fw_p.t_past + base + j) * HD + wc * 4u, attn_dims(wc));
@@ -216,7 +257,7 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
       o = select(o / l, vec4<f32>(0.0), l == 0.0);
       let a = (b * T + t) * C + h * HD + c * 4u;
       for (var e = 0u; e < attn_dims(c); e++) { fw_out[a + e] = o[e]; }
-      if (c == 0u) { fw_lse[bh * T + t] = select(fw_m[r] + log(l), 0.0, l == 0.0); }
+      if (c == 0u) { fw_lse[bh * T + t] = select(m[r / 4u][r % 4u] + log(l), 0.0, l == 0.0); }
     }
   }
 }
@@ -240,7 +281,7 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 var<workgroup> dq_q: array<vec4<f32>, QB * HD4>;
 var<workgroup> dq_do: array<vec4<f32>, QB * HD4>;
 // dS of the tile: [key][QV].
-var<workgroup> dq_ds: array<vec4<f32>, WG * QV>;
+var<workgroup> dq_ds: array<vec4<f32>, KT * QV>;
 var<workgroup> dq_rlse: array<f32, QB>;
 var<workgroup> dq_rdelta: array<f32, QB>;
 var<workgroup> dq_red: array<vec4<f32>, KG * QB * HD4>;
@@ -302,8 +343,8 @@ fn attn_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   let len = workgroupUniformLoad(&dq_len);
   let n_past = len.x;
   let n_new = min(len.y, min(t0 + QB, T));
-  let past_tiles = (n_past + WG - 1u) / WG;
-  let tiles = past_tiles + (n_new + WG - 1u) / WG;
+  let past_tiles = (n_past + KT - 1u) / KT;
+  let tiles = past_tiles + (n_new + KT - 1u) / KT;
 
   let wc = lid % HD4;
   let wg = lid / HD4;
@@ -312,47 +353,62 @@ fn attn_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 
   for (var tile = 0u; tile < tiles; tile++) {
     let is_past = tile < past_tiles;
-    let base = select((tile - past_tiles) * WG, tile * WG, is_past);
-    let cnt = min(WG, select(n_new, n_past, is_past) - base);
+    let base = select((tile - past_tiles) * KT, tile * KT, is_past);
+    let cnt = min(KT, select(n_new, n_past, is_past) - base);
 
-    var sc: array<vec4<f32>, 2>;
-    var dp: array<vec4<f32>, 2>;
-    for (var r = 0u; r < QV; r++) {
-      sc[r] = vec4<f32>(0.0);
-      dp[r] = vec4<f32>(0.0);
+    // Scores and dO·v of keys lid + k·WG against every query: [k·QV + r/4][r%4].
+    var sc: array<vec4<f32>, MAX_KPT * 2u>;
+    var dp: array<vec4<f32>, MAX_KPT * 2u>;
+    for (var k = 0u; k < KPT * QV; k++) {
+      sc[k] = vec4<f32>(0.0);
+      dp[k] = vec4<f32>(0.0);
     }
-    if (lid < cnt) {
-      for (var c = 0u; c < HD4; c++) {
-        var k4: vec4<f32>;
-        var v4: vec4<f32>;
-        if (is_past) {
-          let a = (bh * dq_p.t_past + base + lid) * HD + c * 4u;
-          k4 = dq_pk4(a, attn_dims(c));
-          v4 = dq_pv4(a, attn_dims(c));
-        } else {
-          let a = (b * T + base + lid) * 3u * C + h * HD + c * 4u;
-          k4 = dq_qkv4(a + C, attn_dims(c));
-          v4 = dq_qkv4(a + 2u * C, attn_dims(c));
+    for (var c = 0u; c < HD4; c++) {
+      var k4: array<vec4<f32>, MAX_KPT>;
+      var v4: array<vec4<f32>, MAX_KPT>;
+      for (var k = 0u; k < KPT; k++) {
+        let j = base + k * WG + lid;
+        k4[k] = vec4<f32>(0.0);
+        v4[k] = vec4<f32>(0.0);
+        if (k * WG + lid < cnt) {
+          if (is_past) {
+            let a = (bh * dq_p.t_past + j) * HD + c * 4u;
+            k4[k] = dq_pk4(a, attn_dims(c));
+            v4[k] = dq_pv4(a, attn_dims(c));
+          } else {
+            let a = (b * T + j) * 3u * C + h * HD + c * 4u;
+            k4[k] = dq_qkv4(a + C, attn_dims(c));
+            v4[k] = dq_qkv4(a + 2u * C, attn_dims(c));
+          }
         }
-        for (var r = 0u; r < QB; r++) {
-          sc[r / 4u][r % 4u] += dot(dq_q[r * HD4 + c], k4);
-          dp[r / 4u][r % 4u] += dot(dq_do[r * HD4 + c], v4);
+      }
+      for (var r = 0u; r < QB; r++) {
+        let q = dq_q[r * HD4 + c];
+        let go = dq_do[r * HD4 + c];
+        for (var k = 0u; k < KPT; k++) {
+          sc[k * QV + r / 4u][r % 4u] += dot(q, k4[k]);
+          dp[k * QV + r / 4u][r % 4u] += dot(go, v4[k]);
         }
       }
     }
-    for (var r = 0u; r < QB; r++) {
-      var ds = 0.0;
-      if (lid < cnt && (is_past || base + lid <= t0 + r)) {
-        ds = exp(sc[r / 4u][r % 4u] - dq_rlse[r]) * (dp[r / 4u][r % 4u] - dq_rdelta[r]);
+    for (var k = 0u; k < KPT; k++) {
+      let j = k * WG + lid;
+      for (var r = 0u; r < QB; r++) {
+        var ds = 0.0;
+        if (j < cnt && (is_past || base + j <= t0 + r)) {
+          ds = exp(sc[k * QV + r / 4u][r % 4u] - dq_rlse[r]) * (dp[k * QV + r / 4u][r % 4u] - dq_rdelta[r]);
+        }
+        sc[k * QV + r / 4u][r % 4u] = ds;
       }
-      sc[r / 4u][r % 4u] = ds;
+      for (var r = 0u; r < QV; r++) { dq_ds[j * QV + r] = sc[k * QV + r]; }
     }
-    for (var r = 0u; r < QV; r++) { dq_ds[lid * QV + r] = sc[r]; }
     workgroupBarrier();
     if (wg < KG) {
-      for (var jj = 0u; jj < KPG; jj++) {
+      // A loop bound rather than a branch: a software rasterizer skips loop trips, not masked-off code.
+      let jn = min(KPG, max(cnt, wg * KPG) - wg * KPG);
+      for (var jj = 0u; jj < jn; jj++) {
         let j = wg * KPG + jj;
-        if (j < cnt) {
+        {
           var k4: vec4<f32>;
           if (is_past) {
             k4 = dq_pk4((bh * dq_p.t_past + base + j) * HD + wc * 4u, attn_dims(wc));

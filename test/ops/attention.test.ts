@@ -172,6 +172,9 @@ describe('attention forward', () => {
     { B: 3, H: 3, D: 7, T: 9, Tp: 70, pastLengths: [70, 33, 1], newLengths: [9, 9, 2] },
     { B: 2, H: 2, D: 64, T: 70, Tp: 0, newLengths: [70, 41] },
     { B: 2, H: 1, D: 96, T: 5, Tp: 50, pastLengths: [17, 50] },
+    // Several key tiles (256 keys each), in the past and among the new tokens.
+    { B: 2, H: 1, D: 8, T: 3, Tp: 600, pastLengths: [600, 257] },
+    { B: 2, H: 2, D: 12, T: 300, Tp: 0, newLengths: [300, 260] },
   ];
   for (const c of cases) {
     it(name(c), async () => {
@@ -183,13 +186,24 @@ describe('attention forward', () => {
   }
 
   it('stays finite and accurate with large logits', async () => {
-    const c: Case = { B: 2, H: 2, D: 8, T: 12, Tp: 30, pastLengths: [30, 9], newLengths: [12, 7] };
+    const c: Case = { B: 2, H: 2, D: 8, T: 12, Tp: 530, pastLengths: [530, 9], newLengths: [12, 7] };
     const { qkv, past } = makeInputs(c, 7, 55);
     const ref = refAttention(qkv, c, past);
     expect(Math.min(...ref.lse.filter((x) => x !== 0))).toBeGreaterThan(1000);
     const out = attention(tensor(gpu, qkv, [c.B, c.T, 3 * c.H * c.D]), c.H, opts(c, gpuPast(c, past)));
     // Logits near 1000 carry f32 rounding of ~1e-4, which moves the weights by as much.
     expectClose('attention forward large logits', await out.readF32(), ref.out, { atol: 2e-3, rtol: 1e-3 });
+  });
+
+  it('stays finite and accurate with widely spread logits (hundreds apart)', async () => {
+    const c: Case = { B: 2, H: 2, D: 8, T: 12, Tp: 530, pastLengths: [530, 9], newLengths: [12, 7] };
+    const { qkv, past } = makeInputs(c, 17);
+    const C = c.H * c.D;
+    qkv.forEach((x, i) => (qkv[i] = i % (3 * C) < 2 * C ? x * 30 : x));
+    past!.k.forEach((x, i) => (past!.k[i] = x * 30));
+    const ref = refAttention(qkv, c, past);
+    const out = attention(tensor(gpu, qkv, [c.B, c.T, 3 * C]), c.H, opts(c, gpuPast(c, past)));
+    expectClose('attention forward spread logits', await out.readF32(), ref.out, { atol: 2e-3, rtol: 1e-3 });
   });
 
   it('outputs 0 for queries that see no key', async () => {
@@ -246,6 +260,8 @@ describe('attention backward', () => {
     { B: 1, H: 1, D: 8, T: 1, Tp: 0 },
     { B: 2, H: 3, D: 64, T: 5, Tp: 40, pastLengths: [40, 13] },
     { B: 1, H: 1, D: 96, T: 20, Tp: 0 },
+    { B: 2, H: 1, D: 8, T: 5, Tp: 600, pastLengths: [600, 300], newLengths: [5, 4] },
+    { B: 1, H: 2, D: 8, T: 270, Tp: 0 },
   ];
   for (const c of cases) {
     it(`matches the analytic reference: ${name(c)}`, async () => {
