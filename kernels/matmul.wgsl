@@ -1,15 +1,18 @@
 // Matrix multiply C = op(A)·op(B) (+ bias per column), batched over workgroup_id.z.
 //
-// Each invocation computes a 4×8 block of C: rows row0..row0+3 and two column quads, q0 and
-// q0 + MM_WX, so neighbouring invocations read neighbouring quads of B (coalesced on a GPU).
-// Register tiling matters most on llvmpipe, where every invocation is a SIMD lane and each
-// loaded component costs a scalar load per lane: a 4×8 block loads 12 values per k for 32
-// multiply-adds. The code is written out straight-line for the same reason (no dynamically
-// indexed private arrays).
+// Register tiling: each invocation computes a TM×TN block of C, rows row0..row0+TM-1 and TN/4
+// column quads q0 + t·MM_WX, so neighbouring invocations read neighbouring quads of B
+// (coalesced on a GPU). On llvmpipe every invocation is a SIMD lane and every loaded vector
+// costs a scalar load per lane, so loads, not multiply-adds, bound the speed: a TM×TN block
+// loads TM + TN values per k for TM·TN multiply-adds. Two block sizes:
+//   16×16 for CPU adapters (256 accumulators are cheap there: spills are plain stack traffic),
+//   8×8 for GPUs (and small matrices), which keeps a thread within the register file.
+// The tile loops have constant bounds and the arrays constant sizes exactly matching them, so
+// compilers unroll them and keep the arrays in registers.
 //
 // Loads clamp their row and column indices into range instead of branching, so a partial
-// block recomputes valid elements and only the final stores are guarded. Batch offsets are
-// in elements; a batch stride of 0 shares an operand across the batch.
+// block recomputes valid elements and only the final stores are guarded. Batch offsets are in
+// elements; a batch stride of 0 shares an operand across the batch.
 
 override MM_WX: u32 = 8u;
 override MM_WY: u32 = 8u;
@@ -21,213 +24,209 @@ struct MatmulParams {
   a_rs: u32, a_cs: u32, b_rs: u32, b_cs: u32,
 }
 
-// ---- Fast paths: A row-major [M, K]; K and N multiples of 4, so every row is whole vec4s.
-// mm_nn: B is [K, N].
+// c + a.x·b0 + a.y·b1 + a.z·b2 + a.w·b3: a k-quad of one row of A against 4 rows of B.
+fn mm_fma4(a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>, c: vec4<f32>) -> vec4<f32> {
+  return fma(vec4<f32>(a.w), b3, fma(vec4<f32>(a.z), b2, fma(vec4<f32>(a.y), b1, fma(vec4<f32>(a.x), b0, c))));
+}
 
-@group(0) @binding(0) var<uniform> nn_p: MatmulParams;
-@group(0) @binding(1) var<storage, read> nn_a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> nn_b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> nn_bias: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> nn_c: array<vec4<f32>>;
+// ---- Fast paths: A row-major [M, K], K and N multiples of 4, so every row is whole vec4s.
+// mm_nn_*: B is [K, N]. mm_nt_*: B is [N, K], used transposed.
+
+@group(0) @binding(0) var<uniform> nn16_p: MatmulParams;
+@group(0) @binding(1) var<storage, read> nn16_a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> nn16_b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> nn16_bias: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> nn16_c: array<vec4<f32>>;
 
 @compute @workgroup_size(MM_WX, MM_WY)
-fn mm_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let p = nn_p;
+fn mm_nn_16x16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let p = nn16_p;
   let n4 = p.n / 4u;
   let k4 = p.k / 4u;
-  let row0 = (wid.y * MM_WY + lid.y) * 4u;
+  let row0 = (wid.y * MM_WY + lid.y) * 16u;
+  let q0 = wid.x * MM_WX * 4u + lid.x;
   let a_base = (wid.z * p.a_batch) / 4u;
-  let ar0 = a_base + min(row0, p.m - 1u) * k4;
-  let ar1 = a_base + min(row0 + 1u, p.m - 1u) * k4;
-  let ar2 = a_base + min(row0 + 2u, p.m - 1u) * k4;
-  let ar3 = a_base + min(row0 + 3u, p.m - 1u) * k4;
-  let q0 = wid.x * MM_WX * 2u + lid.x;
-  let q1 = q0 + MM_WX;
-  let j0 = min(q0, n4 - 1u);
-  let j1 = min(q1, n4 - 1u);
   let b_base = (wid.z * p.b_batch) / 4u;
-  var br = b_base;
-  var c00 = vec4<f32>(0.0);
-  var c01 = vec4<f32>(0.0);
-  var c10 = vec4<f32>(0.0);
-  var c11 = vec4<f32>(0.0);
-  var c20 = vec4<f32>(0.0);
-  var c21 = vec4<f32>(0.0);
-  var c30 = vec4<f32>(0.0);
-  var c31 = vec4<f32>(0.0);
+  var a_at: array<u32, 16>;
+  for (var r = 0u; r < 16u; r++) { a_at[r] = a_base + min(row0 + r, p.m - 1u) * k4; }
+  var quad: array<u32, 4>;
+  for (var t = 0u; t < 4u; t++) { quad[t] = min(q0 + t * MM_WX, n4 - 1u); }
+  var acc: array<array<vec4<f32>, 4>, 16>;
   for (var kk = 0u; kk < k4; kk++) {
-    let a0 = nn_a[ar0 + kk];
-    let a1 = nn_a[ar1 + kk];
-    let a2 = nn_a[ar2 + kk];
-    let a3 = nn_a[ar3 + kk];
-    let bx0 = nn_b[br + j0];
-    let bx1 = nn_b[br + j1];
-    c00 = fma(vec4<f32>(a0.x), bx0, c00);
-    c01 = fma(vec4<f32>(a0.x), bx1, c01);
-    c10 = fma(vec4<f32>(a1.x), bx0, c10);
-    c11 = fma(vec4<f32>(a1.x), bx1, c11);
-    c20 = fma(vec4<f32>(a2.x), bx0, c20);
-    c21 = fma(vec4<f32>(a2.x), bx1, c21);
-    c30 = fma(vec4<f32>(a3.x), bx0, c30);
-    c31 = fma(vec4<f32>(a3.x), bx1, c31);
-    br += n4;
-    let by0 = nn_b[br + j0];
-    let by1 = nn_b[br + j1];
-    c00 = fma(vec4<f32>(a0.y), by0, c00);
-    c01 = fma(vec4<f32>(a0.y), by1, c01);
-    c10 = fma(vec4<f32>(a1.y), by0, c10);
-    c11 = fma(vec4<f32>(a1.y), by1, c11);
-    c20 = fma(vec4<f32>(a2.y), by0, c20);
-    c21 = fma(vec4<f32>(a2.y), by1, c21);
-    c30 = fma(vec4<f32>(a3.y), by0, c30);
-    c31 = fma(vec4<f32>(a3.y), by1, c31);
-    br += n4;
-    let bz0 = nn_b[br + j0];
-    let bz1 = nn_b[br + j1];
-    c00 = fma(vec4<f32>(a0.z), bz0, c00);
-    c01 = fma(vec4<f32>(a0.z), bz1, c01);
-    c10 = fma(vec4<f32>(a1.z), bz0, c10);
-    c11 = fma(vec4<f32>(a1.z), bz1, c11);
-    c20 = fma(vec4<f32>(a2.z), bz0, c20);
-    c21 = fma(vec4<f32>(a2.z), bz1, c21);
-    c30 = fma(vec4<f32>(a3.z), bz0, c30);
-    c31 = fma(vec4<f32>(a3.z), bz1, c31);
-    br += n4;
-    let bw0 = nn_b[br + j0];
-    let bw1 = nn_b[br + j1];
-    c00 = fma(vec4<f32>(a0.w), bw0, c00);
-    c01 = fma(vec4<f32>(a0.w), bw1, c01);
-    c10 = fma(vec4<f32>(a1.w), bw0, c10);
-    c11 = fma(vec4<f32>(a1.w), bw1, c11);
-    c20 = fma(vec4<f32>(a2.w), bw0, c20);
-    c21 = fma(vec4<f32>(a2.w), bw1, c21);
-    c30 = fma(vec4<f32>(a3.w), bw0, c30);
-    c31 = fma(vec4<f32>(a3.w), bw1, c31);
-    br += n4;
+    // b[i][t]: row 4kk+i of op(B), column quad t.
+    var b: array<array<vec4<f32>, 4>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+      for (var t = 0u; t < 4u; t++) { b[i][t] = nn16_b[b_base + (4u * kk + i) * n4 + quad[t]]; }
+    }
+    for (var r = 0u; r < 16u; r++) {
+      let a = nn16_a[a_at[r] + kk];
+      for (var t = 0u; t < 4u; t++) { acc[r][t] = mm_fma4(a, b[0][t], b[1][t], b[2][t], b[3][t], acc[r][t]); }
+    }
   }
   // Without a bias the op binds a dummy quad (bindings cannot be empty); index 0 keeps it in range.
   let use_bias = p.has_bias != 0u;
-  let bias0 = select(vec4<f32>(0.0), nn_bias[select(0u, j0, use_bias)], use_bias);
-  let bias1 = select(vec4<f32>(0.0), nn_bias[select(0u, j1, use_bias)], use_bias);
+  var bias: array<vec4<f32>, 4>;
+  for (var t = 0u; t < 4u; t++) { bias[t] = select(vec4<f32>(0.0), nn16_bias[select(0u, quad[t], use_bias)], use_bias); }
   let c_base = (wid.z * p.c_batch) / 4u;
-  if (row0 < p.m) {
-    let o = c_base + row0 * n4;
-    if (q0 < n4) { nn_c[o + q0] = c00 + bias0; }
-    if (q1 < n4) { nn_c[o + q1] = c01 + bias1; }
-  }
-  if (row0 + 1u < p.m) {
-    let o = c_base + (row0 + 1u) * n4;
-    if (q0 < n4) { nn_c[o + q0] = c10 + bias0; }
-    if (q1 < n4) { nn_c[o + q1] = c11 + bias1; }
-  }
-  if (row0 + 2u < p.m) {
-    let o = c_base + (row0 + 2u) * n4;
-    if (q0 < n4) { nn_c[o + q0] = c20 + bias0; }
-    if (q1 < n4) { nn_c[o + q1] = c21 + bias1; }
-  }
-  if (row0 + 3u < p.m) {
-    let o = c_base + (row0 + 3u) * n4;
-    if (q0 < n4) { nn_c[o + q0] = c30 + bias0; }
-    if (q1 < n4) { nn_c[o + q1] = c31 + bias1; }
+  for (var r = 0u; r < 16u; r++) {
+    if (row0 + r < p.m) {
+      for (var t = 0u; t < 4u; t++) {
+        if (q0 + t * MM_WX < n4) { nn16_c[c_base + (row0 + r) * n4 + q0 + t * MM_WX] = acc[r][t] + bias[t]; }
+      }
+    }
   }
 }
 
-// mm_nt: B is [N, K], used transposed.
-
-@group(0) @binding(0) var<uniform> nt_p: MatmulParams;
-@group(0) @binding(1) var<storage, read> nt_a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> nt_b: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> nt_bias: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> nt_c: array<vec4<f32>>;
-
-// One quad of C from a quad of A along k and the same k-quad of the 4 B rows that make a column quad.
-fn nt_quad(a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
-  return vec4<f32>(dot(a, b0), dot(a, b1), dot(a, b2), dot(a, b3));
-}
+@group(0) @binding(0) var<uniform> nn8_p: MatmulParams;
+@group(0) @binding(1) var<storage, read> nn8_a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> nn8_b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> nn8_bias: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> nn8_c: array<vec4<f32>>;
 
 @compute @workgroup_size(MM_WX, MM_WY)
-fn mm_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let p = nt_p;
+fn mm_nn_8x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let p = nn8_p;
   let n4 = p.n / 4u;
   let k4 = p.k / 4u;
-  let row0 = (wid.y * MM_WY + lid.y) * 4u;
-  let a_base = (wid.z * p.a_batch) / 4u;
-  let ar0 = a_base + min(row0, p.m - 1u) * k4;
-  let ar1 = a_base + min(row0 + 1u, p.m - 1u) * k4;
-  let ar2 = a_base + min(row0 + 2u, p.m - 1u) * k4;
-  let ar3 = a_base + min(row0 + 3u, p.m - 1u) * k4;
+  let row0 = (wid.y * MM_WY + lid.y) * 8u;
   let q0 = wid.x * MM_WX * 2u + lid.x;
-  let q1 = q0 + MM_WX;
-  let j0 = min(q0, n4 - 1u);
-  let j1 = min(q1, n4 - 1u);
+  let a_base = (wid.z * p.a_batch) / 4u;
   let b_base = (wid.z * p.b_batch) / 4u;
-  // B is [N, K]: column quad j is rows 4j..4j+3.
-  let b00 = b_base + 4u * j0 * k4;
-  let b01 = b00 + k4;
-  let b02 = b01 + k4;
-  let b03 = b02 + k4;
-  let b10 = b_base + 4u * j1 * k4;
-  let b11 = b10 + k4;
-  let b12 = b11 + k4;
-  let b13 = b12 + k4;
-  var c00 = vec4<f32>(0.0);
-  var c01 = vec4<f32>(0.0);
-  var c10 = vec4<f32>(0.0);
-  var c11 = vec4<f32>(0.0);
-  var c20 = vec4<f32>(0.0);
-  var c21 = vec4<f32>(0.0);
-  var c30 = vec4<f32>(0.0);
-  var c31 = vec4<f32>(0.0);
+  var a_at: array<u32, 8>;
+  for (var r = 0u; r < 8u; r++) { a_at[r] = a_base + min(row0 + r, p.m - 1u) * k4; }
+  var quad: array<u32, 2>;
+  for (var t = 0u; t < 2u; t++) { quad[t] = min(q0 + t * MM_WX, n4 - 1u); }
+  var acc: array<array<vec4<f32>, 2>, 8>;
   for (var kk = 0u; kk < k4; kk++) {
-    let a0 = nt_a[ar0 + kk];
-    let a1 = nt_a[ar1 + kk];
-    let a2 = nt_a[ar2 + kk];
-    let a3 = nt_a[ar3 + kk];
-    let b00 = nt_b[b00 + kk];
-    let b01 = nt_b[b01 + kk];
-    let b02 = nt_b[b02 + kk];
-    let b03 = nt_b[b03 + kk];
-    c00 += nt_quad(a0, b00, b01, b02, b03);
-    c10 += nt_quad(a1, b00, b01, b02, b03);
-    c20 += nt_quad(a2, b00, b01, b02, b03);
-    c30 += nt_quad(a3, b00, b01, b02, b03);
-    let b10 = nt_b[b10 + kk];
-    let b11 = nt_b[b11 + kk];
-    let b12 = nt_b[b12 + kk];
-    let b13 = nt_b[b13 + kk];
-    c01 += nt_quad(a0, b10, b11, b12, b13);
-    c11 += nt_quad(a1, b10, b11, b12, b13);
-    c21 += nt_quad(a2, b10, b11, b12, b13);
-    c31 += nt_quad(a3, b10, b11, b12, b13);
+    // b[i][t]: row 4kk+i of op(B), column quad t.
+    var b: array<array<vec4<f32>, 2>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+      for (var t = 0u; t < 2u; t++) { b[i][t] = nn8_b[b_base + (4u * kk + i) * n4 + quad[t]]; }
+    }
+    for (var r = 0u; r < 8u; r++) {
+      let a = nn8_a[a_at[r] + kk];
+      for (var t = 0u; t < 2u; t++) { acc[r][t] = mm_fma4(a, b[0][t], b[1][t], b[2][t], b[3][t], acc[r][t]); }
+    }
   }
   // Without a bias the op binds a dummy quad (bindings cannot be empty); index 0 keeps it in range.
   let use_bias = p.has_bias != 0u;
-  let bias0 = select(vec4<f32>(0.0), nt_bias[select(0u, j0, use_bias)], use_bias);
-  let bias1 = select(vec4<f32>(0.0), nt_bias[select(0u, j1, use_bias)], use_bias);
+  var bias: array<vec4<f32>, 2>;
+  for (var t = 0u; t < 2u; t++) { bias[t] = select(vec4<f32>(0.0), nn8_bias[select(0u, quad[t], use_bias)], use_bias); }
   let c_base = (wid.z * p.c_batch) / 4u;
-  if (row0 < p.m) {
-    let o = c_base + row0 * n4;
-    if (q0 < n4) { nt_c[o + q0] = c00 + bias0; }
-    if (q1 < n4) { nt_c[o + q1] = c01 + bias1; }
-  }
-  if (row0 + 1u < p.m) {
-    let o = c_base + (row0 + 1u) * n4;
-    if (q0 < n4) { nt_c[o + q0] = c10 + bias0; }
-    if (q1 < n4) { nt_c[o + q1] = c11 + bias1; }
-  }
-  if (row0 + 2u < p.m) {
-    let o = c_base + (row0 + 2u) * n4;
-    if (q0 < n4) { nt_c[o + q0] = c20 + bias0; }
-    if (q1 < n4) { nt_c[o + q1] = c21 + bias1; }
-  }
-  if (row0 + 3u < p.m) {
-    let o = c_base + (row0 + 3u) * n4;
-    if (q0 < n4) { nt_c[o + q0] = c30 + bias0; }
-    if (q1 < n4) { nt_c[o + q1] = c31 + bias1; }
+  for (var r = 0u; r < 8u; r++) {
+    if (row0 + r < p.m) {
+      for (var t = 0u; t < 2u; t++) {
+        if (q0 + t * MM_WX < n4) { nn8_c[c_base + (row0 + r) * n4 + q0 + t * MM_WX] = acc[r][t] + bias[t]; }
+      }
+    }
   }
 }
 
-// ---- General path: any shapes, any strides (transposes), scalar loads.
+@group(0) @binding(0) var<uniform> nt16_p: MatmulParams;
+@group(0) @binding(1) var<storage, read> nt16_a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> nt16_b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> nt16_bias: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> nt16_c: array<vec4<f32>>;
+
+@compute @workgroup_size(MM_WX, MM_WY)
+fn mm_nt_16x16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let p = nt16_p;
+  let n4 = p.n / 4u;
+  let k4 = p.k / 4u;
+  let row0 = (wid.y * MM_WY + lid.y) * 16u;
+  let q0 = wid.x * MM_WX * 4u + lid.x;
+  let a_base = (wid.z * p.a_batch) / 4u;
+  let b_base = (wid.z * p.b_batch) / 4u;
+  var a_at: array<u32, 16>;
+  for (var r = 0u; r < 16u; r++) { a_at[r] = a_base + min(row0 + r, p.m - 1u) * k4; }
+  var quad: array<u32, 4>;
+  for (var t = 0u; t < 4u; t++) { quad[t] = min(q0 + t * MM_WX, n4 - 1u); }
+  var acc: array<array<vec4<f32>, 4>, 16>;
+  for (var kk = 0u; kk < k4; kk++) {
+    // b[i][t]: row 4kk+i of op(B), column quad t.
+    var b: array<array<vec4<f32>, 4>, 4>;
+    for (var t = 0u; t < 4u; t++) {
+      // Column 4·quad+j of op(B) is row 4·quad+j of B; its k-quad transposes into b[·][t][j].
+      for (var j = 0u; j < 4u; j++) {
+        let v = nt16_b[b_base + (4u * quad[t] + j) * k4 + kk];
+        b[0][t][j] = v.x;
+        b[1][t][j] = v.y;
+        b[2][t][j] = v.z;
+        b[3][t][j] = v.w;
+      }
+    }
+    for (var r = 0u; r < 16u; r++) {
+      let a = nt16_a[a_at[r] + kk];
+      for (var t = 0u; t < 4u; t++) { acc[r][t] = mm_fma4(a, b[0][t], b[1][t], b[2][t], b[3][t], acc[r][t]); }
+    }
+  }
+  // Without a bias the op binds a dummy quad (bindings cannot be empty); index 0 keeps it in range.
+  let use_bias = p.has_bias != 0u;
+  var bias: array<vec4<f32>, 4>;
+  for (var t = 0u; t < 4u; t++) { bias[t] = select(vec4<f32>(0.0), nt16_bias[select(0u, quad[t], use_bias)], use_bias); }
+  let c_base = (wid.z * p.c_batch) / 4u;
+  for (var r = 0u; r < 16u; r++) {
+    if (row0 + r < p.m) {
+      for (var t = 0u; t < 4u; t++) {
+        if (q0 + t * MM_WX < n4) { nt16_c[c_base + (row0 + r) * n4 + q0 + t * MM_WX] = acc[r][t] + bias[t]; }
+      }
+    }
+  }
+}
+
+@group(0) @binding(0) var<uniform> nt8_p: MatmulParams;
+@group(0) @binding(1) var<storage, read> nt8_a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> nt8_b: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> nt8_bias: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> nt8_c: array<vec4<f32>>;
+
+@compute @workgroup_size(MM_WX, MM_WY)
+fn mm_nt_8x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let p = nt8_p;
+  let n4 = p.n / 4u;
+  let k4 = p.k / 4u;
+  let row0 = (wid.y * MM_WY + lid.y) * 8u;
+  let q0 = wid.x * MM_WX * 2u + lid.x;
+  let a_base = (wid.z * p.a_batch) / 4u;
+  let b_base = (wid.z * p.b_batch) / 4u;
+  var a_at: array<u32, 8>;
+  for (var r = 0u; r < 8u; r++) { a_at[r] = a_base + min(row0 + r, p.m - 1u) * k4; }
+  var quad: array<u32, 2>;
+  for (var t = 0u; t < 2u; t++) { quad[t] = min(q0 + t * MM_WX, n4 - 1u); }
+  var acc: array<array<vec4<f32>, 2>, 8>;
+  for (var kk = 0u; kk < k4; kk++) {
+    // b[i][t]: row 4kk+i of op(B), column quad t.
+    var b: array<array<vec4<f32>, 2>, 4>;
+    for (var t = 0u; t < 2u; t++) {
+      // Column 4·quad+j of op(B) is row 4·quad+j of B; its k-quad transposes into b[·][t][j].
+      for (var j = 0u; j < 4u; j++) {
+        let v = nt8_b[b_base + (4u * quad[t] + j) * k4 + kk];
+        b[0][t][j] = v.x;
+        b[1][t][j] = v.y;
+        b[2][t][j] = v.z;
+        b[3][t][j] = v.w;
+      }
+    }
+    for (var r = 0u; r < 8u; r++) {
+      let a = nt8_a[a_at[r] + kk];
+      for (var t = 0u; t < 2u; t++) { acc[r][t] = mm_fma4(a, b[0][t], b[1][t], b[2][t], b[3][t], acc[r][t]); }
+    }
+  }
+  // Without a bias the op binds a dummy quad (bindings cannot be empty); index 0 keeps it in range.
+  let use_bias = p.has_bias != 0u;
+  var bias: array<vec4<f32>, 2>;
+  for (var t = 0u; t < 2u; t++) { bias[t] = select(vec4<f32>(0.0), nt8_bias[select(0u, quad[t], use_bias)], use_bias); }
+  let c_base = (wid.z * p.c_batch) / 4u;
+  for (var r = 0u; r < 8u; r++) {
+    if (row0 + r < p.m) {
+      for (var t = 0u; t < 2u; t++) {
+        if (q0 + t * MM_WX < n4) { nt8_c[c_base + (row0 + r) * n4 + q0 + t * MM_WX] = acc[r][t] + bias[t]; }
+      }
+    }
+  }
+}
+
+// ---- General path: any shapes and strides (transposes, odd K or N), scalar loads, 8×8 blocks.
 
 @group(0) @binding(0) var<uniform> gen_p: MatmulParams;
 @group(0) @binding(1) var<storage, read> gen_a: array<f32>;
@@ -235,84 +234,49 @@ fn mm_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
 @group(0) @binding(3) var<storage, read> gen_bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> gen_c: array<f32>;
 
-// Bias for columns 4q..4q+3, each clamped into range; zero without a bias.
-fn gen_bias4(q: u32) -> vec4<f32> {
-  let use_bias = gen_p.has_bias != 0u;
-  let last = select(0u, gen_p.n - 1u, use_bias);
-  let v = vec4<f32>(gen_bias[min(4u * q, last)], gen_bias[min(4u * q + 1u, last)],
-                    gen_bias[min(4u * q + 2u, last)], gen_bias[min(4u * q + 3u, last)]);
-  return select(vec4<f32>(0.0), v, use_bias);
-}
-
-fn gen_store4(row: u32, q: u32, v: vec4<f32>, c_base: u32) {
-  let n = gen_p.n;
-  if (row >= gen_p.m) { return; }
-  let o = c_base + row * n + 4u * q;
-  if (4u * q < n) { gen_c[o] = v.x; }
-  if (4u * q + 1u < n) { gen_c[o + 1u] = v.y; }
-  if (4u * q + 2u < n) { gen_c[o + 2u] = v.z; }
-  if (4u * q + 3u < n) { gen_c[o + 3u] = v.w; }
-}
-
 @compute @workgroup_size(MM_WX, MM_WY)
 fn mm_general(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let p = gen_p;
-  let row0 = (wid.y * MM_WY + lid.y) * 4u;
-  let a_base = wid.z * p.a_batch;
-  let ar0 = a_base + min(row0, p.m - 1u) * p.a_rs;
-  let ar1 = a_base + min(row0 + 1u, p.m - 1u) * p.a_rs;
-  let ar2 = a_base + min(row0 + 2u, p.m - 1u) * p.a_rs;
-  let ar3 = a_base + min(row0 + 3u, p.m - 1u) * p.a_rs;
+  let row0 = (wid.y * MM_WY + lid.y) * 8u;
   let q0 = wid.x * MM_WX * 2u + lid.x;
-  let q1 = q0 + MM_WX;
-  // Offsets of the 8 columns, clamped to the last one; columns past N are never stored.
+  let a_base = wid.z * p.a_batch;
   let b_base = wid.z * p.b_batch;
-  let last = p.n - 1u;
-  let bc00 = b_base + min(4u * q0 + 0u, last) * p.b_cs;
-  let bc01 = b_base + min(4u * q0 + 1u, last) * p.b_cs;
-  let bc02 = b_base + min(4u * q0 + 2u, last) * p.b_cs;
-  let bc03 = b_base + min(4u * q0 + 3u, last) * p.b_cs;
-  let bc10 = b_base + min(4u * q1 + 0u, last) * p.b_cs;
-  let bc11 = b_base + min(4u * q1 + 1u, last) * p.b_cs;
-  let bc12 = b_base + min(4u * q1 + 2u, last) * p.b_cs;
-  let bc13 = b_base + min(4u * q1 + 3u, last) * p.b_cs;
-  var c00 = vec4<f32>(0.0);
-  var c01 = vec4<f32>(0.0);
-  var c10 = vec4<f32>(0.0);
-  var c11 = vec4<f32>(0.0);
-  var c20 = vec4<f32>(0.0);
-  var c21 = vec4<f32>(0.0);
-  var c30 = vec4<f32>(0.0);
-  var c31 = vec4<f32>(0.0);
-  var a_at = 0u;
-  var b_at = 0u;
-  for (var k = 0u; k < p.k; k++) {
-    let a0 = vec4<f32>(gen_a[ar0 + a_at]);
-    let a1 = vec4<f32>(gen_a[ar1 + a_at]);
-    let a2 = vec4<f32>(gen_a[ar2 + a_at]);
-    let a3 = vec4<f32>(gen_a[ar3 + a_at]);
-    let b0 = vec4<f32>(gen_b[bc00 + b_at], gen_b[bc01 + b_at], gen_b[bc02 + b_at], gen_b[bc03 + b_at]);
-    let b1 = vec4<f32>(gen_b[bc10 + b_at], gen_b[bc11 + b_at], gen_b[bc12 + b_at], gen_b[bc13 + b_at]);
-    c00 = fma(a0, b0, c00);
-    c01 = fma(a0, b1, c01);
-    c10 = fma(a1, b0, c10);
-    c11 = fma(a1, b1, c11);
-    c20 = fma(a2, b0, c20);
-    c21 = fma(a2, b1, c21);
-    c30 = fma(a3, b0, c30);
-    c31 = fma(a3, b1, c31);
-    a_at += p.a_cs;
-    b_at += p.b_rs;
+  var a_at: array<u32, 8>;
+  for (var r = 0u; r < 8u; r++) { a_at[r] = a_base + min(row0 + r, p.m - 1u) * p.a_rs; }
+  // Columns 4·(q0 + t·MM_WX) + j, clamped to the last one; columns past N are never stored.
+  var col: array<array<u32, 4>, 2>;
+  for (var t = 0u; t < 2u; t++) {
+    for (var j = 0u; j < 4u; j++) { col[t][j] = min(4u * (q0 + t * MM_WX) + j, p.n - 1u); }
   }
-  let bias0 = gen_bias4(q0);
-  let bias1 = gen_bias4(q1);
+  var b_at: array<array<u32, 4>, 2>;
+  for (var t = 0u; t < 2u; t++) {
+    for (var j = 0u; j < 4u; j++) { b_at[t][j] = b_base + col[t][j] * p.b_cs; }
+  }
+  var acc: array<array<vec4<f32>, 2>, 8>;
+  for (var k = 0u; k < p.k; k++) {
+    var b: array<vec4<f32>, 2>;
+    for (var t = 0u; t < 2u; t++) {
+      for (var j = 0u; j < 4u; j++) { b[t][j] = gen_b[b_at[t][j] + k * p.b_rs]; }
+    }
+    for (var r = 0u; r < 8u; r++) {
+      let a = vec4<f32>(gen_a[a_at[r] + k * p.a_cs]);
+      for (var t = 0u; t < 2u; t++) { acc[r][t] = fma(a, b[t], acc[r][t]); }
+    }
+  }
+  let use_bias = p.has_bias != 0u;
+  var bias: array<vec4<f32>, 2>;
+  for (var t = 0u; t < 2u; t++) {
+    for (var j = 0u; j < 4u; j++) { bias[t][j] = select(0.0, gen_bias[select(0u, col[t][j], use_bias)], use_bias); }
+  }
   let c_base = wid.z * p.c_batch;
-  gen_store4(row0, q0, c00 + bias0, c_base);
-  gen_store4(row0, q1, c01 + bias1, c_base);
-  gen_store4(row0 + 1u, q0, c10 + bias0, c_base);
-  gen_store4(row0 + 1u, q1, c11 + bias1, c_base);
-  gen_store4(row0 + 2u, q0, c20 + bias0, c_base);
-  gen_store4(row0 + 2u, q1, c21 + bias1, c_base);
-  gen_store4(row0 + 3u, q0, c30 + bias0, c_base);
-  gen_store4(row0 + 3u, q1, c31 + bias1, c_base);
+  for (var r = 0u; r < 8u; r++) {
+    if (row0 + r < p.m) {
+      for (var t = 0u; t < 2u; t++) {
+        for (var j = 0u; j < 4u; j++) {
+          let n = 4u * (q0 + t * MM_WX) + j;
+          if (n < p.n) { gen_c[c_base + (row0 + r) * p.n + n] = acc[r][t][j] + bias[t][j]; }
+        }
+      }
+    }
+  }
 }

@@ -13,9 +13,20 @@ export interface MatmulOptions {
   bias?: Tensor;
 }
 
-/** Rows and columns of C per workgroup: 8×8 invocations of 4×8 each (kernels/matmul.wgsl). */
-const TILE_M = 32;
-const TILE_N = 64;
+/**
+ * Software adapters run each workgroup on one CPU thread, a SIMD lane per invocation; they get
+ * the large 16×16 register blocks and small workgroups (more of them to share between threads).
+ */
+function isCpuAdapter(gpu: Gpu): boolean {
+  return /llvmpipe|lavapipe|swiftshader|softpipe/i.test(gpu.adapterName);
+}
+
+interface Kernel {
+  entry: string;
+  /** Rows and columns of C per invocation. */
+  tm: number;
+  tn: number;
+}
 
 // A kernel always binds a bias; without one it gets this never-read quad.
 const dummyBias = new WeakMap<Gpu, GPUBuffer>();
@@ -126,18 +137,29 @@ interface Dims {
   bBatch: number;
 }
 
+function chooseKernel(d: Dims, cpu: boolean): Kernel {
+  // Whole 16-byte rows throughout: every row and batch offset is then a multiple of 4 elements.
+  const vec4Rows = !d.transA && d.k > 0 && d.k % 4 === 0 && d.n % 4 === 0;
+  if (!vec4Rows) return { entry: 'mm_general', tm: 8, tn: 8 };
+  const layout = d.transB ? 'nt' : 'nn';
+  // Large blocks would mostly compute clamped duplicates on small matrices.
+  return cpu && d.m >= 32 && d.n >= 64 ? { entry: `mm_${layout}_16x16`, tm: 16, tn: 16 } : { entry: `mm_${layout}_8x8`, tm: 8, tn: 8 };
+}
+
 function dispatchMatmul(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Tensor, d: Dims): void {
   const { m, n, k } = d;
-  // Whole 16-byte rows throughout: every row and batch offset is then a multiple of 4 elements.
-  const fast = !d.transA && k > 0 && k % 4 === 0 && n % 4 === 0;
-  const entry = fast ? (d.transB ? 'mm_nt' : 'mm_nn') : 'mm_general';
+  const cpu = isCpuAdapter(a.gpu);
+  const kernel = chooseKernel(d, cpu);
+  const wx = 8;
+  const wy = cpu ? 2 : 8;
   const [aRs, aCs] = d.transA ? [1, m] : [k, 1];
   const [bRs, bCs] = d.transB ? [1, k] : [n, 1];
   a.gpu.dispatch({
     kernel: 'matmul',
-    entry,
+    entry: kernel.entry,
+    constants: { MM_WX: wx, MM_WY: wy },
     params: packParams(m, n, k, bias ? 1 : 0, d.aBatch, d.bBatch, m * n, 0, aRs, aCs, bRs, bCs),
     bindings: [a.binding(), b.binding(), bias ? bias.binding() : noBias(a.gpu), out.binding()],
-    workgroups: [Math.ceil(n / TILE_N), Math.ceil(m / TILE_M), d.batch],
+    workgroups: [Math.ceil(n / (wx * kernel.tn)), Math.ceil(m / (wy * kernel.tm)), d.batch],
   });
 }

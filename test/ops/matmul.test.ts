@@ -106,8 +106,9 @@ async function check(c: Case, seed: number): Promise<void> {
   if (bias) expectClose(`${name} grad bias`, await tbias!.grad!.readF32(), gbias!, gradTol);
 }
 
-// Covers the fast vec4 paths (K, N multiples of 4) with partial tiles, the general path
-// (odd sizes, transA), all transpose combinations, batches and shared operands.
+// Covers the fast vec4 paths (K, N multiples of 4; 16×16 blocks on CPU adapters once M ≥ 32
+// and N ≥ 64, else 8×8) with partial blocks, the general path (odd sizes, transA), all
+// transpose combinations, batches and shared operands.
 const cases: Case[] = [
   { a: [1, 1], b: [1, 1] },
   { a: [1, 1], b: [1, 1], transA: true, transB: true, bias: true },
@@ -124,6 +125,11 @@ const cases: Case[] = [
   { a: [5, 1], b: [1, 3], bias: true },
   { a: [1, 5], b: [3, 1], transA: true, transB: true },
   { a: [70, 4], b: [4, 4] },
+  { a: [70, 12], b: [12, 260], bias: true },
+  { a: [70, 12], b: [260, 12], transB: true },
+  { a: [2, 40, 8], b: [2, 8, 132] },
+  { a: [2, 40, 8], b: [2, 132, 8], transB: true, bias: true },
+  { a: [3, 20, 16], b: [16, 72], bias: true },
   { a: [2, 3, 5, 8], b: [2, 3, 8, 12] },
   { a: [2, 3, 8, 5], b: [2, 3, 12, 8], transA: true, transB: true, bias: true },
   { a: [2, 3, 5, 7], b: [2, 3, 6, 7], transB: true },
