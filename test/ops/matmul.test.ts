@@ -130,6 +130,8 @@ const cases: Case[] = [
   { a: [2, 40, 8], b: [2, 8, 132] },
   { a: [2, 40, 8], b: [2, 132, 8], transB: true, bias: true },
   { a: [3, 20, 16], b: [16, 72], bias: true },
+  { a: [40, 8], b: [8, 64], bias: true },
+  { a: [2, 40, 8], b: [2, 64, 8], transB: true },
   { a: [2, 3, 5, 8], b: [2, 3, 8, 12] },
   { a: [2, 3, 8, 5], b: [2, 3, 12, 8], transA: true, transB: true, bias: true },
   { a: [2, 3, 5, 7], b: [2, 3, 6, 7], transB: true },
