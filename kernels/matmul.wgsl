@@ -226,17 +226,70 @@ fn mm_nt_8x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id
   }
 }
 
-// ---- General path: any shapes and strides (transposes, odd K or N), scalar loads, 8×8 blocks.
+// ---- General path: any shapes and strides (transposes, odd K or N), scalar loads.
 
-@group(0) @binding(0) var<uniform> gen_p: MatmulParams;
-@group(0) @binding(1) var<storage, read> gen_a: array<f32>;
-@group(0) @binding(2) var<storage, read> gen_b: array<f32>;
-@group(0) @binding(3) var<storage, read> gen_bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> gen_c: array<f32>;
+@group(0) @binding(0) var<uniform> gen16_p: MatmulParams;
+@group(0) @binding(1) var<storage, read> gen16_a: array<f32>;
+@group(0) @binding(2) var<storage, read> gen16_b: array<f32>;
+@group(0) @binding(3) var<storage, read> gen16_bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> gen16_c: array<f32>;
 
 @compute @workgroup_size(MM_WX, MM_WY)
-fn mm_general(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let p = gen_p;
+fn mm_general_16x16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let p = gen16_p;
+  let row0 = (wid.y * MM_WY + lid.y) * 16u;
+  let q0 = wid.x * MM_WX * 4u + lid.x;
+  let a_base = wid.z * p.a_batch;
+  let b_base = wid.z * p.b_batch;
+  var a_at: array<u32, 16>;
+  for (var r = 0u; r < 16u; r++) { a_at[r] = a_base + min(row0 + r, p.m - 1u) * p.a_rs; }
+  // Columns 4·(q0 + t·MM_WX) + j, clamped to the last one; columns past N are never stored.
+  var col: array<array<u32, 4>, 4>;
+  for (var t = 0u; t < 4u; t++) {
+    for (var j = 0u; j < 4u; j++) { col[t][j] = min(4u * (q0 + t * MM_WX) + j, p.n - 1u); }
+  }
+  var b_at: array<array<u32, 4>, 4>;
+  for (var t = 0u; t < 4u; t++) {
+    for (var j = 0u; j < 4u; j++) { b_at[t][j] = b_base + col[t][j] * p.b_cs; }
+  }
+  var acc: array<array<vec4<f32>, 4>, 16>;
+  for (var k = 0u; k < p.k; k++) {
+    var b: array<vec4<f32>, 4>;
+    for (var t = 0u; t < 4u; t++) {
+      for (var j = 0u; j < 4u; j++) { b[t][j] = gen16_b[b_at[t][j] + k * p.b_rs]; }
+    }
+    for (var r = 0u; r < 16u; r++) {
+      let a = vec4<f32>(gen16_a[a_at[r] + k * p.a_cs]);
+      for (var t = 0u; t < 4u; t++) { acc[r][t] = fma(a, b[t], acc[r][t]); }
+    }
+  }
+  let use_bias = p.has_bias != 0u;
+  var bias: array<vec4<f32>, 4>;
+  for (var t = 0u; t < 4u; t++) {
+    for (var j = 0u; j < 4u; j++) { bias[t][j] = select(0.0, gen16_bias[select(0u, col[t][j], use_bias)], use_bias); }
+  }
+  let c_base = wid.z * p.c_batch;
+  for (var r = 0u; r < 16u; r++) {
+    if (row0 + r < p.m) {
+      for (var t = 0u; t < 4u; t++) {
+        for (var j = 0u; j < 4u; j++) {
+          let n = 4u * (q0 + t * MM_WX) + j;
+          if (n < p.n) { gen16_c[c_base + (row0 + r) * p.n + n] = acc[r][t][j] + bias[t][j]; }
+        }
+      }
+    }
+  }
+}
+
+@group(0) @binding(0) var<uniform> gen8_p: MatmulParams;
+@group(0) @binding(1) var<storage, read> gen8_a: array<f32>;
+@group(0) @binding(2) var<storage, read> gen8_b: array<f32>;
+@group(0) @binding(3) var<storage, read> gen8_bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> gen8_c: array<f32>;
+
+@compute @workgroup_size(MM_WX, MM_WY)
+fn mm_general_8x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let p = gen8_p;
   let row0 = (wid.y * MM_WY + lid.y) * 8u;
   let q0 = wid.x * MM_WX * 2u + lid.x;
   let a_base = wid.z * p.a_batch;
@@ -256,17 +309,17 @@ fn mm_general(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
   for (var k = 0u; k < p.k; k++) {
     var b: array<vec4<f32>, 2>;
     for (var t = 0u; t < 2u; t++) {
-      for (var j = 0u; j < 4u; j++) { b[t][j] = gen_b[b_at[t][j] + k * p.b_rs]; }
+      for (var j = 0u; j < 4u; j++) { b[t][j] = gen8_b[b_at[t][j] + k * p.b_rs]; }
     }
     for (var r = 0u; r < 8u; r++) {
-      let a = vec4<f32>(gen_a[a_at[r] + k * p.a_cs]);
+      let a = vec4<f32>(gen8_a[a_at[r] + k * p.a_cs]);
       for (var t = 0u; t < 2u; t++) { acc[r][t] = fma(a, b[t], acc[r][t]); }
     }
   }
   let use_bias = p.has_bias != 0u;
   var bias: array<vec4<f32>, 2>;
   for (var t = 0u; t < 2u; t++) {
-    for (var j = 0u; j < 4u; j++) { bias[t][j] = select(0.0, gen_bias[select(0u, col[t][j], use_bias)], use_bias); }
+    for (var j = 0u; j < 4u; j++) { bias[t][j] = select(0.0, gen8_bias[select(0u, col[t][j], use_bias)], use_bias); }
   }
   let c_base = wid.z * p.c_batch;
   for (var r = 0u; r < 8u; r++) {
@@ -274,7 +327,7 @@ fn mm_general(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
       for (var t = 0u; t < 2u; t++) {
         for (var j = 0u; j < 4u; j++) {
           let n = 4u * (q0 + t * MM_WX) + j;
-          if (n < p.n) { gen_c[c_base + (row0 + r) * p.n + n] = acc[r][t][j] + bias[t][j]; }
+          if (n < p.n) { gen8_c[c_base + (row0 + r) * p.n + n] = acc[r][t][j] + bias[t][j]; }
         }
       }
     }

@@ -140,10 +140,10 @@ interface Dims {
 function chooseKernel(d: Dims, cpu: boolean): Kernel {
   // Whole 16-byte rows throughout: every row and batch offset is then a multiple of 4 elements.
   const vec4Rows = !d.transA && d.k > 0 && d.k % 4 === 0 && d.n % 4 === 0;
-  if (!vec4Rows) return { entry: 'mm_general', tm: 8, tn: 8 };
-  const layout = d.transB ? 'nt' : 'nn';
+  const layout = !vec4Rows ? 'general' : d.transB ? 'nt' : 'nn';
   // Large blocks would mostly compute clamped duplicates on small matrices.
-  return cpu && d.m >= 32 && d.n >= 64 ? { entry: `mm_${layout}_16x16`, tm: 16, tn: 16 } : { entry: `mm_${layout}_8x8`, tm: 8, tn: 8 };
+  const size = cpu && d.m >= 32 && d.n >= 64 ? 16 : 8;
+  return { entry: `mm_${layout}_${size}x${size}`, tm: size, tn: size };
 }
 
 function dispatchMatmul(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Tensor, d: Dims): void {

@@ -106,9 +106,9 @@ async function check(c: Case, seed: number): Promise<void> {
   if (bias) expectClose(`${name} grad bias`, await tbias!.grad!.readF32(), gbias!, gradTol);
 }
 
-// Covers the fast vec4 paths (K, N multiples of 4; 16×16 blocks on CPU adapters once M ≥ 32
-// and N ≥ 64, else 8×8) with partial blocks, the general path (odd sizes, transA), all
-// transpose combinations, batches and shared operands.
+// Covers the fast vec4 paths (K, N multiples of 4) and the general path (odd sizes, transA),
+// each in 16×16 blocks (CPU adapters, once M ≥ 32 and N ≥ 64) and 8×8, with partial blocks,
+// all transpose combinations, batches and shared operands.
 const cases: Case[] = [
   { a: [1, 1], b: [1, 1] },
   { a: [1, 1], b: [1, 1], transA: true, transB: true, bias: true },
@@ -131,6 +131,9 @@ const cases: Case[] = [
   { a: [2, 40, 8], b: [2, 132, 8], transB: true, bias: true },
   { a: [3, 20, 16], b: [16, 72], bias: true },
   { a: [40, 8], b: [8, 64], bias: true },
+  { a: [70, 13], b: [13, 100], bias: true },
+  { a: [13, 40], b: [13, 66], transA: true, bias: true },
+  { a: [2, 40, 9], b: [2, 70, 9], transB: true },
   { a: [2, 40, 8], b: [2, 64, 8], transB: true },
   { a: [2, 3, 5, 8], b: [2, 3, 8, 12] },
   { a: [2, 3, 8, 5], b: [2, 3, 12, 8], transA: true, transB: true, bias: true },
