@@ -94,16 +94,31 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     return [
       needs[0] ? gradA(a, b, g, transA, transB) : null,
       needs[1] ? gradB(a, b, g, transA, transB, rows) : null,
-      ...(bias ? [needs[2] ? sumToShape(g.reshape([rows, N]), [N]) : null] : []),
+      ...(bias ? [needs[2] ? sumRows(g, rows, N) : null] : []),
     ];
   });
+}
+
+// The backward helpers dispose the views and partial results they make, so a backward pass
+// outside tidy() holds no buffers beyond the gradients it returns.
+
+/** Column sums of g viewed as [rows, n]: the bias gradient. */
+function sumRows(g: Tensor, rows: number, n: number): Tensor {
+  const view = g.reshape([rows, n]);
+  const sum = sumToShape(view, [n]);
+  view.dispose();
+  return sum;
 }
 
 /** Sums a batched gradient over the batch of the operand it belongs to when that operand was shared. */
 function reduceToShape(grad: Tensor, shape: Shape): Tensor {
   if (grad.size === numel(shape)) return grad;
   const [r, c] = grad.shape.slice(-2) as [number, number];
-  return sumToShape(grad.reshape([grad.size / (r * c), r, c]), shape);
+  const batched = grad.reshape([grad.size / (r * c), r, c]);
+  const sum = sumToShape(batched, shape);
+  batched.dispose();
+  grad.dispose();
+  return sum;
 }
 
 function gradA(a: Tensor, b: Tensor, g: Tensor, transA: boolean, transB: boolean): Tensor {
@@ -113,15 +128,16 @@ function gradA(a: Tensor, b: Tensor, g: Tensor, transA: boolean, transB: boolean
 }
 
 function gradB(a: Tensor, b: Tensor, g: Tensor, transA: boolean, transB: boolean, rows: number): Tensor {
-  let x = a;
-  let dc = g;
-  if (b.shape.length === 2 && a.shape.length > 2 && !transA) {
-    // Shared B: fold the batch into the rows so one matmul sums over it.
-    x = a.reshape([rows, a.shape.at(-1)!]);
-    dc = g.reshape([rows, g.shape.at(-1)!]);
-  }
+  // Shared B: fold the batch into the rows so one matmul sums over it.
+  const fold = b.shape.length === 2 && a.shape.length > 2 && !transA;
+  const x = fold ? a.reshape([rows, a.shape.at(-1)!]) : a;
+  const dc = fold ? g.reshape([rows, g.shape.at(-1)!]) : g;
   // op(B) = op(A)ᵀ·dC; with transB, B itself is the transpose of that.
   const gb = transB ? matmul(dc, x, { transA: true, transB: transA }) : matmul(x, dc, { transA: !transA });
+  if (fold) {
+    x.dispose();
+    dc.dispose();
+  }
   return reduceToShape(gb, b.shape);
 }
 
