@@ -2,13 +2,19 @@
 //
 // Register tiling: each invocation computes a TM×TN block of C, rows row0..row0+TM-1 and TN/4
 // column quads q0 + t·MM_WX, so neighbouring invocations read neighbouring quads of B
-// (coalesced on a GPU). On llvmpipe every invocation is a SIMD lane and every loaded vector
-// costs a scalar load per lane, so loads, not multiply-adds, bound the speed: a TM×TN block
-// loads TM + TN values per k for TM·TN multiply-adds. Two block sizes:
+// (coalesced on a GPU). On llvmpipe every invocation is a SIMD lane and each load instruction
+// becomes a loop over the lanes, so loads, not multiply-adds, bound the speed: a TM×TN block
+// loads TM + TN values per k for TM·TN multiply-adds. Every layout comes in two block sizes,
+// chosen by the op:
 //   16×16 for CPU adapters (256 accumulators are cheap there: spills are plain stack traffic),
-//   8×8 for GPUs (and small matrices), which keeps a thread within the register file.
-// The tile loops have constant bounds and the arrays constant sizes exactly matching them, so
-// compilers unroll them and keep the arrays in registers.
+//   8×8 for GPUs and small matrices, which keeps a thread within the register file.
+// The entry points of a layout differ only in those sizes. The tile loops have constant bounds
+// and the arrays constant sizes exactly matching them, so compilers unroll the loops and keep
+// the arrays in registers (arrays larger than their loops stay in memory on llvmpipe).
+//
+// Layouts: mm_nn_* (A [M, K], B [K, N]) and mm_nt_* (A [M, K], B [N, K]) read whole vec4s and
+// need K and N to be multiples of 4; mm_general_* takes any sizes and element strides (so any
+// transposes) with scalar loads.
 //
 // Loads clamp their row and column indices into range instead of branching, so a partial
 // block recomputes valid elements and only the final stores are guarded. Batch offsets are in
@@ -29,8 +35,7 @@ fn mm_fma4(a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f
   return fma(vec4<f32>(a.w), b3, fma(vec4<f32>(a.z), b2, fma(vec4<f32>(a.y), b1, fma(vec4<f32>(a.x), b0, c))));
 }
 
-// ---- Fast paths: A row-major [M, K], K and N multiples of 4, so every row is whole vec4s.
-// mm_nn_*: B is [K, N]. mm_nt_*: B is [N, K], used transposed.
+// ---- Fast paths: every row of A, B and C is whole vec4s.
 
 @group(0) @binding(0) var<uniform> nn16_p: MatmulParams;
 @group(0) @binding(1) var<storage, read> nn16_a: array<vec4<f32>>;
