@@ -29,7 +29,7 @@ cli
   .option('--label-columns <a,b,...>', 'Multi-label: the 0/1 label columns')
   .option('--labels <a,b,...>', 'Single-label: label names in index order (default: sorted unique values)')
   .option('--prompt-tokens <n>', 'Number of prompt vectors', { default: 5 })
-  .option('--epochs <n>', 'Epochs (default 3; the demo 4)')
+  .option('--epochs <n>', 'Epochs (default 3; the demo 6)')
   .option('--batch-size <n>', 'Batch size', { default: 8 })
   .option('--max-length <n>', 'Text tokens kept per example (default: n_positions − prompt tokens)')
   .option('--lr <x>', 'Adam learning rate', { default: 0.001 })

@@ -61,8 +61,8 @@ interface LoadedTask {
   loss: TaskLoss;
 }
 
-const DEMO_TRAIN = 480;
-const DEMO_VAL = 160;
+const DEMO_TRAIN = 2000;
+const DEMO_VAL = 400;
 
 function specsFromFlags(flags: TrainFlags): TaskSpec[] {
   const labelColumns = parseList(flags.labelColumns);
@@ -157,7 +157,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   }
   const seed = Number(flags.seed ?? 0);
   if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got '${flags.seed}'`);
-  const epochs = positiveInt(flags.epochs ?? (flags.data || flags.tasks ? 3 : 4), '--epochs');
+  const epochs = positiveInt(flags.epochs ?? (flags.data || flags.tasks ? 3 : 6), '--epochs');
   const batchSize = positiveInt(flags.batchSize ?? 8, '--batch-size');
   const lr = positiveNumber(flags.lr ?? 1e-3, '--lr');
   const cacheBytes = Number(flags.cacheMb ?? 1024) * 2 ** 20;
