@@ -166,10 +166,11 @@ function dispatchMatmul(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Ten
   const { m, n, k } = d;
   const cpu = isCpuAdapter(a.gpu);
   const kernel = chooseKernel(d, cpu);
-  // On a CPU adapter, 16 invocations per workgroup, no wider than N needs (invocations past
-  // the last column would only recompute clamped duplicates).
-  const wx = cpu ? Math.min(8, 2 ** Math.ceil(Math.log2(Math.ceil(n / kernel.tn)))) : 8;
-  const wy = cpu ? 16 / wx : 8;
+  // On a CPU adapter, up to 16 invocations per workgroup, no wider or taller than the matrix
+  // needs (invocations past its edge would only recompute clamped duplicates).
+  const pow2 = (x: number) => 2 ** Math.ceil(Math.log2(x));
+  const wx = cpu ? Math.min(8, pow2(Math.ceil(n / kernel.tn))) : 8;
+  const wy = cpu ? Math.min(16 / wx, pow2(Math.ceil(m / kernel.tm))) : 8;
   const [aRs, aCs] = d.transA ? [1, m] : [k, 1];
   const [bRs, bCs] = d.transB ? [1, k] : [n, 1];
   a.gpu.dispatch({
