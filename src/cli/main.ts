@@ -12,137 +12,168 @@ import { encodeCheckpoint, decodeCheckpoint } from '../prompt/checkpoint.js';
 import { writeFileAtomic } from '../node/files.js';
 import { reportError, UsageError } from './common.js';
 
-const cli = cac('gpt2-prompt');
-
-const modelOption = ['--model <dir>', 'GPT-2 checkpoint: a directory with config.json + model.safetensors (default: the small model shipped in weights/small-gpt2)'] as const;
-const backendOption = ['--backend <name>', 'WebGPU backend: auto, vulkan, opengles, metal, d3d12 (env GPT2_PROMPT_BACKEND)'] as const;
-
-cli
-  .command('train', 'Train a soft prompt + linear head on a frozen GPT-2 (no --data: a built-in demo task)')
-  .option(...modelOption)
-  .option('--data <file>', 'Training data: .parquet (incl. .gz.parquet), .csv, .tsv or .jsonl')
-  .option('--val <file>', 'Validation data, reported after every epoch')
-  .option('--tasks <file>', 'Multi-task training: a JSON array of {name, data, val?, textColumn, labelColumn | labelColumns, labels?}')
-  .option('--name <name>', 'Task name', { default: 'task' })
-  .option('--text-column <name>', 'Text column', { default: 'text' })
-  .option('--label-column <name>', 'Single-label: the label column', { default: 'label' })
-  .option('--label-columns <a,b,...>', 'Multi-label: the 0/1 label columns')
-  .option('--labels <a,b,...>', 'Single-label: label names in index order (default: sorted unique values)')
-  .option('--prompt-tokens <n>', 'Number of prompt vectors', { default: 5 })
-  .option('--epochs <n>', 'Epochs (default 3; the demo 6)')
-  .option('--batch-size <n>', 'Batch size', { default: 8 })
-  .option('--max-length <n>', 'Text tokens kept per example (default: n_positions − prompt tokens)')
-  .option('--lr <x>', 'Adam learning rate', { default: 0.001 })
-  .option('--seed <n>', 'Seed for initialisation and shuffling', { default: 0 })
-  .option('--class-weights <balanced|none>', 'Single-label class weights', { default: 'none' })
-  .option('--pos-weight <auto|none|w1,w2,...>', 'Multi-label pos_weight (auto: negatives/positives per label)', { default: 'auto' })
-  .option('--cache-mb <n>', 'GPU memory for keeping texts\' pasts across epochs (0: recompute every epoch)', { default: 1024 })
-  .option('--out <file>', 'Prompt file to write (after every epoch)', { default: 'prompt.gpt2p' })
-  .option('--force', 'Overwrite an existing --out file')
-  .option('--resume', 'Continue training the --out file from its last complete epoch')
-  .option(...backendOption)
-  .option('--quiet', 'No progress bars')
-  .action((flags: TrainFlags) => trainCommand(flags));
-
-cli
-  .command('eval', 'Classification report (scikit-learn numbers) and Pearson r of a trained prompt on labelled data')
-  .option(...modelOption)
-  .option('--prompt <file>', 'Trained prompt file')
-  .option('--data <file>', 'Labelled data')
-  .option('--task <name>', 'Which task of a composite prompt file')
-  .option('--text-column <name>', 'Text column', { default: 'text' })
-  .option('--label-column <name>', 'Single-label: the label column', { default: 'label' })
-  .option('--label-columns <a,b,...>', 'Multi-label: the label columns (default: the task\'s label names)')
-  .option('--batch-size <n>', 'Batch size', { default: 16 })
-  .option('--json', 'Machine-readable output')
-  .option(...backendOption)
-  .option('--quiet', 'No progress bar')
-  .action((flags: RunFlags) => evalCommand(flags));
-
-cli
-  .command('predict', 'Labels and probabilities for texts; several --prompt files run over one encoding of the texts')
-  .option(...modelOption)
-  .option('--prompt <file>', 'Trained prompt file (repeat for several tasks)')
-  .option('--data <file>', 'Texts to classify')
-  .option('--text <text>', 'A text to classify (repeatable)')
-  .option('--text-column <name>', 'Text column', { default: 'text' })
-  .option('--format <jsonl|csv>', 'Output format', { default: 'jsonl' })
-  .option('--out <file>', 'Write to a file instead of stdout')
-  .option('--force', 'Overwrite an existing --out file')
-  .option('--batch-size <n>', 'Batch size', { default: 16 })
-  .option(...backendOption)
-  .option('--quiet', 'No progress bar')
-  .action((flags: RunFlags) => predictCommand(flags));
-
-cli
-  .command('correlate', "Pearson r of one task's predictions with each label of another dataset, sorted")
-  .option(...modelOption)
-  .option('--prompt <file>', 'Trained prompt file')
-  .option('--task <name>', 'Which task of a composite prompt file')
-  .option('--data <file>', "The other task's labelled data")
-  .option('--text-column <name>', 'Text column', { default: 'text' })
-  .option('--label-column <name>', 'Single-label column of the data', { default: 'label' })
-  .option('--label-columns <a,b,...>', 'Multi-label 0/1 columns of the data')
-  .option('--batch-size <n>', 'Batch size', { default: 16 })
-  .option('--json', 'Machine-readable output')
-  .option(...backendOption)
-  .option('--quiet', 'No progress bar')
-  .action((flags: RunFlags) => correlateCommand(flags));
-
-cli
-  .command('compose <...prompts>', 'Concatenate heads of prompts trained on the same model into one composite prompt file')
-  .option('--out <file>', 'Composite prompt file to write')
-  .option('--force', 'Overwrite an existing --out file')
-  .action(async (paths: string[], flags: { out?: string; force?: boolean }) => {
-    if (!flags.out) throw new UsageError('--out FILE is required');
-    const parts = await Promise.all(paths.map(async (source) => ({ source, checkpoint: decodeCheckpoint(new Uint8Array(await readFile(source)), source) })));
-    const composite = composeHeads(parts);
-    await writeFileAtomic(flags.out, encodeCheckpoint(composite), { overwrite: Boolean(flags.force) });
-    process.stderr.write(`wrote ${flags.out}: ${composite.tasks.map((t) => `${t.name} [${t.start}, ${t.start + t.labelNames.length})`).join(', ')}\n`);
+/**
+ * Every value given for `flag`, verbatim: the parser turns numeric-looking values into numbers
+ * ("007" → 7, "" → 0), which must not happen to texts.
+ */
+function rawValues(argv: string[], flag: string): string[] {
+  const values: string[] = [];
+  argv.forEach((arg, i) => {
+    if (arg === flag && i + 1 < argv.length) values.push(argv[i + 1]!);
+    else if (arg.startsWith(`${flag}=`)) values.push(arg.slice(flag.length + 1));
   });
-
-cli
-  .command('weights <action> [path]', 'download [dir] (default weights/gpt2): fetch openai-community/gpt2; info <path>: describe a checkpoint')
-  .option('--force', 'Download again over existing files')
-  .option('--repo <owner/name>', 'Hub repository', { default: 'openai-community/gpt2' })
-  .action(async (action: string, path: string | undefined, flags: { force?: boolean; repo?: string }) => {
-    if (action === 'download') {
-      const info = await weightsDownload(path ?? 'weights/gpt2', { force: Boolean(flags.force), repo: flags.repo ?? 'openai-community/gpt2' });
-      process.stdout.write(formatWeightsInfo(info) + '\n');
-    } else if (action === 'info') {
-      if (!path) throw new UsageError('weights info needs a PATH (a checkpoint directory or .safetensors file)');
-      process.stdout.write(formatWeightsInfo(await weightsInfo(path)) + '\n');
-    } else {
-      throw new UsageError(`unknown weights action '${action}': use download or info`);
-    }
-  });
-
-cli
-  .command('generate <text>', 'Continue a text with the tied LM head (a sanity check for real weights)')
-  .option(...modelOption)
-  .option('--tokens <n>', 'Tokens to generate', { default: 20 })
-  .option('--temperature <t>', '0 for greedy, else sampled', { default: 0 })
-  .option('--seed <n>', 'Sampling seed', { default: 0 })
-  .option(...backendOption)
-  .action((text: string, flags: Parameters<typeof generateCommand>[1]) => generateCommand(text, flags));
-
-cli.help();
-cli.version('0.1.0');
-
-async function main(): Promise<void> {
-  try {
-    const parsed = cli.parse(process.argv, { run: false });
-    if (!cli.matchedCommand) {
-      if (parsed.options.help || parsed.options.version) return;
-      cli.outputHelp();
-      process.exitCode = parsed.args.length ? 1 : 0;
-      if (parsed.args.length) process.stderr.write(`gpt2-prompt: unknown command '${parsed.args[0]}'\n`);
-      return;
-    }
-    await cli.runMatchedCommand();
-  } catch (error) {
-    process.exitCode = reportError(error);
-  }
+  return values;
 }
 
-await main();
+/** Flags whose values are names, paths or texts: taken verbatim from argv. */
+const STRING_FLAGS = ['model', 'data', 'val', 'tasks', 'name', 'textColumn', 'labelColumn', 'labelColumns', 'labels', 'out', 'task', 'format', 'backend', 'repo'];
+
+function verbatim<T extends object>(flags: T, argv: string[]): T {
+  const out = { ...flags } as Record<string, unknown>;
+  for (const key of STRING_FLAGS) {
+    if (out[key] === undefined || typeof out[key] === 'boolean') continue;
+    const values = rawValues(argv, `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    if (values.length) out[key] = values.at(-1);
+  }
+  const prompts = rawValues(argv, '--prompt');
+  if (prompts.length) out.prompt = prompts;
+  return out as T;
+}
+
+function buildCli(argv: string[]) {
+  const cli = cac('gpt2-prompt');
+
+  const modelOption = ['--model <dir>', 'GPT-2 checkpoint: a directory with config.json + model.safetensors (default: the small model shipped in weights/small-gpt2)'] as const;
+  const backendOption = ['--backend <name>', 'WebGPU backend: auto, vulkan, opengles, metal, d3d12 (env GPT2_PROMPT_BACKEND)'] as const;
+
+  cli
+    .command('train', 'Train a soft prompt + linear head on a frozen GPT-2 (no --data: a built-in demo task)')
+    .option(...modelOption)
+    .option('--data <file>', 'Training data: .parquet (incl. .gz.parquet), .csv, .tsv or .jsonl')
+    .option('--val <file>', 'Validation data, reported after every epoch')
+    .option('--tasks <file>', 'Multi-task training: a JSON array of {name, data, val?, textColumn, labelColumn | labelColumns, labels?}')
+    .option('--name <name>', 'Task name', { default: 'task' })
+    .option('--text-column <name>', 'Text column', { default: 'text' })
+    .option('--label-column <name>', 'Single-label: the label column', { default: 'label' })
+    .option('--label-columns <a,b,...>', 'Multi-label: the 0/1 label columns')
+    .option('--labels <a,b,...>', 'Single-label: label names in index order (default: sorted unique values)')
+    .option('--prompt-tokens <n>', 'Number of prompt vectors', { default: 5 })
+    .option('--epochs <n>', 'Epochs (default 3; the demo 6)')
+    .option('--batch-size <n>', 'Batch size', { default: 8 })
+    .option('--max-length <n>', 'Text tokens kept per example (default: n_positions − prompt tokens)')
+    .option('--lr <x>', 'Adam learning rate', { default: 0.001 })
+    .option('--seed <n>', 'Seed for initialisation and shuffling', { default: 0 })
+    .option('--class-weights <balanced|none>', 'Single-label class weights', { default: 'none' })
+    .option('--pos-weight <auto|none|w1,w2,...>', 'Multi-label pos_weight (auto: negatives/positives per label)', { default: 'auto' })
+    .option('--cache-mb <n>', 'GPU memory for keeping texts\' pasts across epochs (0: recompute every epoch)', { default: 1024 })
+    .option('--out <file>', 'Prompt file to write (after every epoch)', { default: 'prompt.gpt2p' })
+    .option('--force', 'Overwrite an existing --out file')
+    .option('--resume', 'Continue training the --out file from its last complete epoch')
+    .option(...backendOption)
+    .option('--quiet', 'No progress bars')
+    .action((flags: TrainFlags) => trainCommand(verbatim(flags, argv)));
+
+  cli
+    .command('eval', 'Classification report (scikit-learn numbers) and Pearson r of a trained prompt on labelled data')
+    .option(...modelOption)
+    .option('--prompt <file>', 'Trained prompt file')
+    .option('--data <file>', 'Labelled data')
+    .option('--task <name>', 'Which task of a composite prompt file')
+    .option('--text-column <name>', 'Text column', { default: 'text' })
+    .option('--label-column <name>', 'Single-label: the label column', { default: 'label' })
+    .option('--label-columns <a,b,...>', 'Multi-label: the label columns (default: the task\'s label names)')
+    .option('--batch-size <n>', 'Batch size', { default: 16 })
+    .option('--json', 'Machine-readable output')
+    .option(...backendOption)
+    .option('--quiet', 'No progress bar')
+    .action((flags: RunFlags) => evalCommand(verbatim(flags, argv)));
+
+  cli
+    .command('predict', 'Labels and probabilities for texts; several --prompt files run over one encoding of the texts')
+    .option(...modelOption)
+    .option('--prompt <file>', 'Trained prompt file (repeat for several tasks)')
+    .option('--data <file>', 'Texts to classify')
+    .option('--text <text>', 'A text to classify (repeatable)')
+    .option('--text-column <name>', 'Text column', { default: 'text' })
+    .option('--format <jsonl|csv>', 'Output format', { default: 'jsonl' })
+    .option('--out <file>', 'Write to a file instead of stdout')
+    .option('--force', 'Overwrite an existing --out file')
+    .option('--batch-size <n>', 'Batch size', { default: 16 })
+    .option(...backendOption)
+    .option('--quiet', 'No progress bar')
+    .action((flags: RunFlags) => predictCommand({ ...verbatim(flags, argv), text: rawValues(argv, '--text') }));
+
+  cli
+    .command('correlate', "Pearson r of one task's predictions with each label of another dataset, sorted")
+    .option(...modelOption)
+    .option('--prompt <file>', 'Trained prompt file')
+    .option('--task <name>', 'Which task of a composite prompt file')
+    .option('--data <file>', "The other task's labelled data")
+    .option('--text-column <name>', 'Text column', { default: 'text' })
+    .option('--label-column <name>', 'Single-label column of the data', { default: 'label' })
+    .option('--label-columns <a,b,...>', 'Multi-label 0/1 columns of the data')
+    .option('--batch-size <n>', 'Batch size', { default: 16 })
+    .option('--json', 'Machine-readable output')
+    .option(...backendOption)
+    .option('--quiet', 'No progress bar')
+    .action((flags: RunFlags) => correlateCommand(verbatim(flags, argv)));
+
+  cli
+    .command('compose <...prompts>', 'Concatenate heads of prompts trained on the same model into one composite prompt file')
+    .option('--out <file>', 'Composite prompt file to write')
+    .option('--force', 'Overwrite an existing --out file')
+    .action(async (paths: string[], flags: { out?: string; force?: boolean }) => {
+      if (!flags.out) throw new UsageError('--out FILE is required');
+      const parts = await Promise.all(paths.map(async (source) => ({ source, checkpoint: decodeCheckpoint(new Uint8Array(await readFile(source)), source) })));
+      const composite = composeHeads(parts);
+      await writeFileAtomic(flags.out, encodeCheckpoint(composite), { overwrite: Boolean(flags.force) });
+      process.stderr.write(`wrote ${flags.out}: ${composite.tasks.map((t) => `${t.name} [${t.start}, ${t.start + t.labelNames.length})`).join(', ')}\n`);
+    });
+
+  cli
+    .command('weights <action> [path]', 'download [dir] (default weights/gpt2): fetch openai-community/gpt2; info <path>: describe a checkpoint')
+    .option('--force', 'Download again over existing files')
+    .option('--repo <owner/name>', 'Hub repository', { default: 'openai-community/gpt2' })
+    .action(async (action: string, path: string | undefined, flags: { force?: boolean; repo?: string }) => {
+      if (action === 'download') {
+        const info = await weightsDownload(path ?? 'weights/gpt2', { force: Boolean(flags.force), repo: flags.repo ?? 'openai-community/gpt2' });
+        process.stdout.write(formatWeightsInfo(info) + '\n');
+      } else if (action === 'info') {
+        if (!path) throw new UsageError('weights info needs a PATH (a checkpoint directory or .safetensors file)');
+        process.stdout.write(formatWeightsInfo(await weightsInfo(path)) + '\n');
+      } else {
+        throw new UsageError(`unknown weights action '${action}': use download or info`);
+      }
+    });
+
+  cli
+    .command('generate <text>', 'Continue a text with the tied LM head (a sanity check for real weights)')
+    .option(...modelOption)
+    .option('--tokens <n>', 'Tokens to generate', { default: 20 })
+    .option('--temperature <t>', '0 for greedy, else sampled', { default: 0 })
+    .option('--seed <n>', 'Sampling seed', { default: 0 })
+    .option(...backendOption)
+    .action((text: string, flags: Parameters<typeof generateCommand>[1]) => generateCommand(text, flags));
+
+  cli.help();
+  cli.version('0.1.0');
+  return cli;
+}
+
+/** Runs the command line `argv` (as process.argv: node, script, args…); resolves to the exit code. */
+export async function run(argv: string[]): Promise<number> {
+  const cli = buildCli(argv);
+  try {
+    const parsed = cli.parse(argv, { run: false });
+    if (!cli.matchedCommand) {
+      if (parsed.options.help || parsed.options.version) return 0;
+      cli.outputHelp();
+      if (parsed.args.length) process.stderr.write(`gpt2-prompt: unknown command '${parsed.args[0]}'\n`);
+      return parsed.args.length ? 1 : 0;
+    }
+    await cli.runMatchedCommand();
+    return 0;
+  } catch (error) {
+    return reportError(error);
+  }
+}

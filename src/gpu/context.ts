@@ -66,7 +66,13 @@ export class Gpu {
     this.limits = device.limits;
     this.features = new Set(device.features as unknown as Iterable<string>);
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
-    this.pool = new BufferPool(device);
+    this.pool = new BufferPool(device, (scope, bytes, label, inUse) =>
+      this.track(
+        scope,
+        `allocating ${bytes} bytes for ${label ?? 'a tensor'} with ${inUse} bytes already in use ` +
+          '(the work does not fit in GPU memory: lower the batch size or the max length)',
+      ),
+    );
     this.uniformArena = device.createBuffer({
       label: 'uniform arena',
       size: UNIFORM_ARENA_BYTES,

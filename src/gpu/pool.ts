@@ -32,7 +32,14 @@ export class BufferPool {
   private peak = 0;
   private created = 0;
 
-  constructor(private readonly device: GPUDevice) {}
+  /**
+   * @param onAllocation receives each new buffer's out-of-memory error scope, so running out of
+   * GPU memory surfaces as a clear error instead of a lost device.
+   */
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly onAllocation?: (outOfMemory: Promise<GPUError | null>, bytes: number, label: string | undefined, inUse: number) => void,
+  ) {}
 
   acquire(bytes: number, label?: string): GPUBuffer {
     const size = sizeClass(bytes);
@@ -46,7 +53,9 @@ export class BufferPool {
     } else {
       // GPUBufferUsage is read lazily: the host defines the WebGPU globals when it opens a device.
       const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+      this.device.pushErrorScope('out-of-memory');
       buffer = this.device.createBuffer({ size, usage, ...(label ? { label } : {}) });
+      this.onAllocation?.(this.device.popErrorScope(), size, label, this.inUse);
       this.classOf.set(buffer, size);
       this.created++;
     }

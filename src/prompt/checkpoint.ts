@@ -36,7 +36,8 @@ export class CheckpointError extends Error {
 const bytesOf = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const floatsOf = (b: unknown, what: string): Float32Array => {
   if (!(b instanceof Uint8Array) || b.byteLength % 4 !== 0) throw new CheckpointError(`field ${what} is not a float32 array`);
-  return new Float32Array(b.slice().buffer);
+  // Copy into a fresh buffer: msgpackr may hand back a view into a larger (Node Buffer) pool.
+  return new Float32Array(new Uint8Array(b).buffer);
 };
 
 export function encodeCheckpoint(c: PromptCheckpoint): Uint8Array {

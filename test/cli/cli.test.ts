@@ -1,0 +1,196 @@
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../../src/cli/main.js';
+import { decodeCheckpoint } from '../../src/prompt/checkpoint.js';
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI in this process, capturing what it writes. */
+async function cli(...args: string[]): Promise<Result> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+  try {
+    const code = await run(['node', 'gpt2-prompt', ...args, ...(args.includes('--quiet') || args[0] === 'compose' || args[0] === 'weights' ? [] : ['--quiet'])]);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+let dir: string;
+const positive = ['great', 'wonderful', 'superb', 'delightful', 'brilliant'];
+const negative = ['awful', 'boring', 'dreadful', 'terrible', 'tedious'];
+
+/** A small CSV with lexical cues; `quote` exercises quoting. */
+function sentimentCsv(n: number, seed: number): string {
+  const rows = ['text,label'];
+  for (let i = 0; i < n; i++) {
+    const good = (i + seed) % 2 === 0;
+    const word = (good ? positive : negative)[(i * 7 + seed) % 5]!;
+    rows.push(`"The film was ${word}, ""truly"" ${word}.",${good ? 'good' : 'bad'}`);
+  }
+  return rows.join('\n') + '\n';
+}
+
+function emotionTsv(n: number): string {
+  const rows = ['ID\tTweet\tjoy\tanger\tfear'];
+  for (let i = 0; i < n; i++) rows.push(`id${i}\tso ${i % 2 ? 'happy' : 'mad'} today ${i % 3 ? 'scared' : ''}\t${i % 2}\t${1 - (i % 2)}\t${i % 3 ? 1 : 0}`);
+  return rows.join('\n') + '\n';
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'gpt2-prompt-cli-'));
+  writeFileSync(join(dir, 'train.csv'), sentimentCsv(40, 0));
+  writeFileSync(join(dir, 'val.csv'), sentimentCsv(16, 1));
+  writeFileSync(join(dir, 'emotion.tsv'), emotionTsv(24));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const p = (name: string) => join(dir, name);
+
+describe('gpt2-prompt train / eval / predict', () => {
+  it('trains, checkpoints every epoch, reports validation, and refuses to overwrite without --force', async () => {
+    const r = await cli('train', '--data', p('train.csv'), '--val', p('val.csv'), '--epochs', '2', '--out', p('s.gpt2p'), '--name', 'sentiment');
+    expect(r.stderr).toContain('epoch 2/2: mean loss');
+    expect(r.stderr).toMatch(/accuracy\s+\d\.\d\d\s+16/);
+    expect(r.code).toBe(0);
+    const saved = decodeCheckpoint(readFileSync(p('s.gpt2p')), 's.gpt2p');
+    expect(saved.tasks[0]!.labelNames).toEqual(['bad', 'good']);
+    expect(saved.progress!.epochsCompleted).toBe(2);
+    expect(saved.params.prompt.length).toBe(5 * 64);
+
+    const before = readFileSync(p('s.gpt2p'));
+    const again = await cli('train', '--data', p('train.csv'), '--out', p('s.gpt2p'));
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/s\.gpt2p already exists; pass --force/);
+    expect(readFileSync(p('s.gpt2p')).equals(before)).toBe(true);
+  });
+
+  it('--resume continues from the last complete epoch with the saved optimizer state', async () => {
+    const r = await cli('train', '--data', p('train.csv'), '--epochs', '3', '--out', p('s.gpt2p'), '--name', 'sentiment', '--resume');
+    expect(r.stderr).toContain('epoch 3/3');
+    expect(r.stderr).not.toContain('epoch 1/3');
+    expect(r.code).toBe(0);
+    const saved = decodeCheckpoint(readFileSync(p('s.gpt2p')), 's.gpt2p');
+    expect(saved.progress!.epochsCompleted).toBe(3);
+    expect(saved.progress!.history.map((h) => h.epoch)).toEqual([1, 2, 3]);
+    expect(saved.progress!.optimizer.step).toBe(3 * 5);
+  });
+
+  it('eval --json gives the report and Pearson numbers; predict gives labels and probabilities', async () => {
+    const e = await cli('eval', '--prompt', p('s.gpt2p'), '--data', p('val.csv'), '--json');
+    expect(e.code).toBe(0);
+    const report = JSON.parse(e.stdout);
+    expect(report.report.accuracy).toBeGreaterThanOrEqual(0);
+    expect(report.report['macro avg'].support).toBe(16);
+    expect(report.pearson).toHaveLength(2);
+
+    const pr = await cli('predict', '--prompt', p('s.gpt2p'), '--text', 'A wonderful film.', '--text', '');
+    expect(pr.code).toBe(0);
+    const lines = pr.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(2);
+    expect(['bad', 'good']).toContain(lines[0]['sentiment.label']);
+    expect(lines[1]['sentiment.p(bad)'] + lines[1]['sentiment.p(good)']).toBeCloseTo(1, 5);
+
+    const csv = await cli('predict', '--prompt', p('s.gpt2p'), '--data', p('val.csv'), '--format', 'csv', '--out', p('pred.csv'));
+    expect(csv.code).toBe(0);
+    expect(readFileSync(p('pred.csv'), 'utf8').split('\n')[0]).toBe('text,sentiment.label,sentiment.p(bad),sentiment.p(good)');
+  });
+
+  it('trains a multi-label task with pos_weight from the data', async () => {
+    const r = await cli('train', '--data', p('emotion.tsv'), '--text-column', 'Tweet', '--label-columns', 'joy,anger,fear', '--epochs', '1', '--out', p('e.gpt2p'), '--name', 'emotion');
+    expect(r.code).toBe(0);
+    const saved = decodeCheckpoint(readFileSync(p('e.gpt2p')), 'e.gpt2p');
+    expect(saved.tasks[0]).toMatchObject({ kind: 'multi', labelNames: ['joy', 'anger', 'fear'] });
+    // 24 rows: joy 12/24, anger 12/24, fear 16/24 → negatives/positives 1, 1, 0.5
+    expect(saved.training.losses).toEqual([{ classWeights: null, posWeight: [1, 1, 0.5] }]);
+  });
+
+  it('a composite head restricted to each task gives exactly that task\'s own results, from one encode', async () => {
+    const c = await cli('compose', p('s.gpt2p'), p('e.gpt2p'), '--out', p('both.gpt2p'));
+    expect(c.code).toBe(0);
+    const texts = ['so happy today', 'A dreadful, tedious film.', ''];
+    const args = texts.flatMap((t) => ['--text', t]);
+    const both = (await cli('predict', '--prompt', p('both.gpt2p'), ...args)).stdout;
+    const own = [(await cli('predict', '--prompt', p('s.gpt2p'), ...args)).stdout, (await cli('predict', '--prompt', p('e.gpt2p'), ...args)).stdout];
+    const parse = (s: string) => s.trim().split('\n').map((l) => JSON.parse(l));
+    const merged = parse(own[0]!).map((row, i) => ({ ...row, ...parse(own[1]!)[i] }));
+    expect(parse(both)).toEqual(merged);
+  });
+
+  it('multi-task training: one shared prompt, a composite head, each task evaluated on its own columns', async () => {
+    writeFileSync(
+      p('tasks.json'),
+      JSON.stringify([
+        { name: 'sentiment', data: 'train.csv', val: 'val.csv', labels: ['bad', 'good'] },
+        { name: 'emotion', data: 'emotion.tsv', textColumn: 'Tweet', labelColumns: ['joy', 'anger', 'fear'] },
+      ]),
+    );
+    const r = await cli('train', '--tasks', p('tasks.json'), '--epochs', '1', '--out', p('multi.gpt2p'));
+    expect(r.code).toBe(0);
+    const saved = decodeCheckpoint(readFileSync(p('multi.gpt2p')), 'multi.gpt2p');
+    expect(saved.tasks.map((t) => [t.name, t.start, t.group ?? 0])).toEqual([
+      ['sentiment', 0, 0],
+      ['emotion', 2, 0],
+    ]);
+    const e = await cli('eval', '--prompt', p('multi.gpt2p'), '--task', 'emotion', '--data', p('emotion.tsv'), '--text-column', 'Tweet', '--json');
+    expect(e.code).toBe(0);
+    expect(Object.keys(JSON.parse(e.stdout).report)).toEqual(expect.arrayContaining(['joy', 'anger', 'fear', 'micro avg', 'samples avg']));
+  });
+
+  it('correlate prints the Pearson r of one task\'s predictions with another dataset\'s labels, sorted', async () => {
+    const r = await cli('correlate', '--prompt', p('e.gpt2p'), '--data', p('val.csv'), '--json');
+    expect(r.code).toBe(0);
+    const table = JSON.parse(r.stdout).correlations as { a: string; b: string; r: number }[];
+    expect(table).toHaveLength(3 * 2);
+    const rs = table.map((e) => e.r);
+    expect([...rs].sort((a, b) => b - a)).toEqual(rs);
+  });
+});
+
+describe('bad input: one clear message, non-zero exit, nothing damaged', () => {
+  const expectError = async (pattern: RegExp, ...args: string[]) => {
+    const r = await cli(...args);
+    expect(r.stderr).toMatch(pattern);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.code).not.toBe(0);
+  };
+
+  it('missing data file', () => expectError(/nope\.csv/, 'train', '--data', p('nope.csv'), '--out', p('x.gpt2p')));
+  it('unknown column', () => expectError(/column "txt".*(text|label)/, 'train', '--data', p('train.csv'), '--text-column', 'txt', '--out', p('x.gpt2p')));
+  it('empty dataset', () => {
+    writeFileSync(p('empty.csv'), 'text,label\n');
+    return expectError(/empty\.csv/, 'train', '--data', p('empty.csv'), '--out', p('x.gpt2p'));
+  });
+  it('a label not in the label set', () => expectError(/row \d+.*"good".*not one of/, 'train', '--data', p('train.csv'), '--labels', 'bad,neutral', '--out', p('x.gpt2p')));
+  it('a non-0/1 multi-label value', () => {
+    writeFileSync(p('bad.tsv'), 'Tweet\tjoy\nhello\t2\n');
+    return expectError(/bad\.tsv: row 1.*joy/, 'train', '--data', p('bad.tsv'), '--text-column', 'Tweet', '--label-columns', 'joy', '--out', p('x.gpt2p'));
+  });
+  it('a null text', () => {
+    writeFileSync(p('null.jsonl'), '{"text": "fine", "label": "good"}\n{"text": null, "label": "bad"}\n');
+    return expectError(/null\.jsonl: row 2.*text/, 'train', '--data', p('null.jsonl'), '--out', p('x.gpt2p'));
+  });
+  it('a prompt trained on another model', () =>
+    expectError(/s\.gpt2p was trained on a different model/, 'eval', '--model', '../shared/fixtures/tiny-gpt2', '--prompt', p('s.gpt2p'), '--data', p('val.csv')));
+  it('a corrupt or truncated checkpoint, which --resume does not damage', async () => {
+    const bytes = readFileSync(p('s.gpt2p'));
+    writeFileSync(p('cut.gpt2p'), bytes.subarray(0, bytes.length - 100));
+    await expectError(/cut\.gpt2p: (not a readable|malformed)/, 'eval', '--prompt', p('cut.gpt2p'), '--data', p('val.csv'));
+    await expectError(/cut\.gpt2p/, 'train', '--data', p('train.csv'), '--out', p('cut.gpt2p'), '--resume');
+    expect(readFileSync(p('cut.gpt2p')).equals(bytes.subarray(0, bytes.length - 100))).toBe(true);
+  });
+  it('bad option values', () => expectError(/--batch-size must be a positive integer, got '0'/, 'train', '--data', p('train.csv'), '--batch-size', '0', '--out', p('x.gpt2p')));
+  it('nothing is written when training fails before the first epoch', () => {
+    expect(existsSync(p('x.gpt2p'))).toBe(false);
+  });
+});
