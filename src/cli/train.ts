@@ -39,6 +39,7 @@ export interface TrainFlags {
   classWeights?: string;
   posWeight?: string;
   cacheMb?: number | string;
+  hostCacheMb?: number | string;
   mix?: string;
   backend?: string;
   quiet?: boolean;
@@ -162,6 +163,8 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   const lr = positiveNumber(flags.lr ?? 1e-3, '--lr');
   const cacheBytes = Number(flags.cacheMb ?? 1024) * 2 ** 20;
   if (!(cacheBytes >= 0)) throw new UsageError(`--cache-mb must be a number ≥ 0, got '${flags.cacheMb}'`);
+  const hostCacheBytes = Number(flags.hostCacheMb ?? 4096) * 2 ** 20;
+  if (!(hostCacheBytes >= 0)) throw new UsageError(`--host-cache-mb must be a number ≥ 0, got '${flags.hostCacheMb}'`);
 
   const specs = flags.tasks ? await specsFromFile(flags.tasks) : specsFromFlags(flags);
   if (!flags.data && !flags.tasks) {
@@ -217,6 +220,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
       seed,
       losses: tasks.map((t) => t.loss),
       cacheBytes,
+      hostCacheBytes,
       startEpoch,
       optimizer,
       onStep: ({ epoch, step, steps: perEpoch, loss }) => {

@@ -1,7 +1,7 @@
 // Training and inference loops for prompt classifiers. Texts are grouped into fixed batches
 // of similar length (little padding); each batch's past is computed once and, within the
 // cache budget, kept for later epochs, since the frozen model gives the same past every time.
-import { Tensor, tidy, noGrad } from '../engine/tensor.js';
+import { Tensor, tensor, tidy, keep, noGrad } from '../engine/tensor.js';
 import { Adam } from '../engine/adam.js';
 import { add, scale } from '../ops/elementwise.js';
 import { crossEntropy, bceWithLogits } from '../ops/loss.js';
@@ -35,8 +35,10 @@ export interface TrainOptions {
   lr: number;
   seed: number;
   losses: TaskLoss[];
-  /** GPU bytes that cached pasts may use; 0 recomputes the past for every batch of every epoch (the original method). */
+  /** GPU bytes that cached pasts may use; with hostCacheBytes 0 too, the past is recomputed for every batch of every epoch (the original method). */
   cacheBytes: number;
+  /** Host bytes for pasts beyond the GPU budget (default 0). */
+  hostCacheBytes?: number;
   startEpoch?: number;
   optimizer?: Adam;
   onStep?: (info: { epoch: number; step: number; steps: number; loss: number }) => void;
@@ -71,7 +73,8 @@ export function mixedBuckets(examples: readonly Example[], tasks: number, batchS
 export function tokenBatch(examples: readonly Example[], indices: readonly number[]): TokenBatch {
   const lengths = Uint32Array.from(indices, (i) => examples[i]!.tokens.length);
   const width = Math.max(1, ...lengths);
-  const ids = new Uint32Array(indices.length * width).fill(50256);
+  // Padding is masked out, so any valid id serves.
+  const ids = new Uint32Array(indices.length * width);
   indices.forEach((i, b) => ids.set(examples[i]!.tokens, b * width));
   return { ids, lengths, width };
 }
@@ -131,33 +134,63 @@ export function batchLoss(logits: Tensor, examples: readonly Example[], indices:
   return total!;
 }
 
-/** Holds pasts of fixed batches on the GPU across epochs, up to a byte budget. */
-class PastCache {
-  private readonly pasts = new Map<number, ModelPast>();
-  private used = 0;
+/** A past copied to host memory: per layer, keys and values. */
+interface HostPast {
+  layers: { k: Float32Array; v: Float32Array; shape: readonly number[] }[];
+  lengths: Uint32Array;
+}
+
+/**
+ * Keeps the pasts of fixed batches across epochs: on the GPU up to `gpuBytes`, then in host
+ * memory up to `hostBytes` (uploaded again when used), and recomputes the rest.
+ */
+export class PastCache {
+  private readonly onGpu = new Map<number, ModelPast>();
+  private readonly onHost = new Map<number, HostPast>();
+  private gpuUsed = 0;
+  private hostUsed = 0;
   constructor(
     private readonly model: GPT2,
-    private readonly budget: number,
+    private readonly gpuBytes: number,
+    private readonly hostBytes = 0,
   ) {}
 
-  get(batchIndex: number, batch: () => TokenBatch): { past: ModelPast; cached: boolean } {
-    const hit = this.pasts.get(batchIndex);
-    if (hit) return { past: hit, cached: true };
+  /** The batch's past; `owned` pasts must be disposed by the caller after use. */
+  async get(batchIndex: number, batch: () => TokenBatch): Promise<{ past: ModelPast; owned: boolean }> {
+    const cached = this.onGpu.get(batchIndex);
+    if (cached) return { past: cached, owned: false };
+    const host = this.onHost.get(batchIndex);
+    if (host) {
+      const gpu = this.model.gpu;
+      const layers = host.layers.map((l) => ({ k: keep(tensor(gpu, l.k, l.shape)), v: keep(tensor(gpu, l.v, l.shape)), lengths: host.lengths }));
+      return { past: { layers, lengths: host.lengths }, owned: true };
+    }
     const tokens = batch();
     const past = encode(this.model, tokens);
     const bytes = this.model.pastBytes(tokens.lengths.length, tokens.width);
-    if (this.used + bytes <= this.budget) {
-      this.pasts.set(batchIndex, past);
-      this.used += bytes;
-      return { past, cached: true };
+    if (this.gpuUsed + bytes <= this.gpuBytes) {
+      this.onGpu.set(batchIndex, past);
+      this.gpuUsed += bytes;
+      return { past, owned: false };
     }
-    return { past, cached: false };
+    if (this.hostUsed + bytes <= this.hostBytes) {
+      const layers = await Promise.all(past.layers.map(async (l) => ({ k: await l.k.readF32(), v: await l.v.readF32(), shape: l.k.shape })));
+      this.onHost.set(batchIndex, { layers, lengths: past.lengths });
+      this.hostUsed += bytes;
+    }
+    return { past, owned: true };
+  }
+
+  get stats(): { gpuBatches: number; hostBatches: number; gpuBytes: number; hostBytes: number } {
+    return { gpuBatches: this.onGpu.size, hostBatches: this.onHost.size, gpuBytes: this.gpuUsed, hostBytes: this.hostUsed };
   }
 
   dispose(): void {
-    for (const past of this.pasts.values()) disposePast(past);
-    this.pasts.clear();
-    this.used = 0;
+    for (const past of this.onGpu.values()) disposePast(past);
+    this.onGpu.clear();
+    this.onHost.clear();
+    this.gpuUsed = 0;
+    this.hostUsed = 0;
   }
 }
 
@@ -167,7 +200,7 @@ export async function train(model: GPT2, classifier: PromptClassifier, examples:
   if (classifier.groups !== 1) throw new RangeError('training needs one shared prompt; a composite of separately trained prompts is for inference');
   const optimizer = options.optimizer ?? new Adam(classifier.parameters(), { lr: options.lr });
   const batches = mixedBuckets(examples, classifier.tasks.length, options.batchSize);
-  const cache = new PastCache(model, options.cacheBytes);
+  const cache = new PastCache(model, options.cacheBytes, options.hostCacheBytes ?? 0);
   try {
     for (let epoch = options.startEpoch ?? 0; epoch < options.epochs; epoch++) {
       const started = performance.now();
@@ -175,7 +208,7 @@ export async function train(model: GPT2, classifier: PromptClassifier, examples:
       let lossSum = 0;
       for (let s = 0; s < order.length; s++) {
         const indices = batches[order[s]!]!;
-        const { past, cached } = cache.get(order[s]!, () => tokenBatch(examples, indices));
+        const { past, owned } = await cache.get(order[s]!, () => tokenBatch(examples, indices));
         const loss = tidy(() => {
           const l = batchLoss(classifier.logits(model, past), examples, indices, classifier.tasks, options.losses);
           l.backward();
@@ -183,7 +216,7 @@ export async function train(model: GPT2, classifier: PromptClassifier, examples:
         });
         optimizer.step();
         optimizer.zeroGrad();
-        if (!cached) disposePast(past);
+        if (owned) disposePast(past);
         const value = (await loss.readF32())[0]!;
         loss.dispose();
         if (!Number.isFinite(value)) throw new Error(`training diverged: loss is ${value} at epoch ${epoch + 1}, step ${s + 1}`);
