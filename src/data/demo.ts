@@ -1,6 +1,7 @@
 // A small synthetic sentiment dataset, so `gpt2-prompt train` runs without downloading anything.
 // Sentiment is carried by unmistakable words, so a working trainer must reach high accuracy on it.
 import type { Dataset } from './dataset.js';
+import { seededRandom } from '../util/random.js';
 
 const LABELS = ['bad', 'good'];
 
@@ -39,17 +40,8 @@ const TEMPLATES: Array<(pick: Pick, c: number) => string> = [
   },
 ];
 
-// mulberry32 on a hashed seed, so neighbouring seeds (train 0, validation 1) give unrelated streams.
-function random(seed: number): () => number {
-  let a = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Hashing the seed first gives neighbouring seeds (train 0, validation 1) unrelated streams.
+const random = (seed: number) => seededRandom(Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) >>> 0);
 
 /**
  * n review-like sentences labelled bad (0) / good (1): classes balanced (they differ by at most one
