@@ -1,6 +1,7 @@
 // `weights download` and `weights info`: fetching GPT-2 from the Hugging Face hub and
 // describing a checkpoint on disk without loading its data.
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { exists } from '../node/files.js';
 import { join } from 'node:path';
 import { planCheckpoint } from '../gpt2/checkpoint.js';
 import { parseConfig, type GPT2Config } from '../gpt2/config.js';
@@ -36,10 +37,6 @@ export interface WeightsInfo {
   dtypes: string[];
   /** Tensors in the file that the model does not use. */
   ignored: string[];
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
 }
 
 /**
