@@ -83,6 +83,25 @@ describe('GPT-2 model', () => {
     model.dispose();
   });
 
+  it('lmLogits is the final hidden state times the tied embedding', async () => {
+    const model = new GPT2(gpu, small, weights);
+    const ids = idsOf(6, 12, 300);
+    const { hidden } = encodeBatch(model, [ids]);
+    const logits = await model.lmLogits(noGrad(() => hidden.reshape([6, small.nEmbd])));
+    const ref = referenceHidden(small, weights, ids);
+    const C = small.nEmbd;
+    const expected = new Float64Array(6 * small.vocabSize);
+    for (let t = 0; t < 6; t++) {
+      for (let v = 0; v < small.vocabSize; v++) {
+        let dot = 0;
+        for (let c = 0; c < C; c++) dot += ref[t * C + c]! * weights.wte[v * C + c]!;
+        expected[t * small.vocabSize + v] = dot;
+      }
+    }
+    expectClose('lm logits', logits, expected, { atol: 1e-4, rtol: 1e-4 });
+    model.dispose();
+  });
+
   it('refuses sequences longer than n_positions', () => {
     const model = new GPT2(gpu, small, weights);
     expect(() => encodeBatch(model, [idsOf(41, 1, 300)])).toThrow(/41 positions exceeds the model's n_positions of 40/);
