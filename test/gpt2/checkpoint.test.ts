@@ -171,13 +171,13 @@ describe('loading checkpoints', () => {
     expect(await fingerprint(c)).not.toBe(fa);
   });
 
-  it('loads the shipped small model (F16, GPT-2-like init)', async () => {
+  it('loads the shipped small model (F16, random init as scripts/make-small-model.ts writes it)', async () => {
     const ck = await readCheckpoint(SMALL);
     expect(ck.config).toEqual({ vocabSize: 50257, nPositions: 256, nEmbd: 64, nLayer: 2, nHead: 4, layerNormEps: 1e-5, activation: 'gelu_new' });
     expect(ck.dtypes).toEqual(['F16']);
     const std = (a: Float32Array) => Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
     expect(std(ck.tensors.wte)).toBeCloseTo(0.1, 2);
-    expect(std(ck.tensors.blocks[0]!.mlp.cFcW)).toBeCloseTo(0.02, 2);
+    expect(std(ck.tensors.blocks[0]!.mlp.cFcW)).toBeCloseTo(0.3, 2);
     expect(ck.tensors.blocks[1]!.attn.cAttnB.every((v) => v === 0)).toBe(true);
     expect(ck.tensors.lnF.weight.every((v) => v === 1)).toBe(true);
   });
