@@ -40,7 +40,6 @@ export interface TrainFlags {
   posWeight?: string;
   cacheMb?: number | string;
   hostCacheMb?: number | string;
-  mix?: string;
   backend?: string;
   quiet?: boolean;
 }

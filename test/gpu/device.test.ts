@@ -66,3 +66,20 @@ describe('device', () => {
     expect(run.status).toBe(0);
   });
 });
+
+describe('running out of GPU memory', () => {
+  it('fails the next read with a message naming the allocation and what to lower', async () => {
+    const gpu2 = await openGpu({ quiet: true });
+    // Simulate the adapter refusing the next allocation (a real one cannot be forced safely here).
+    const device = gpu2.device as GPUDevice & { popErrorScope: () => Promise<GPUError | null> };
+    const original = device.popErrorScope.bind(device);
+    device.popErrorScope = () => {
+      device.popErrorScope = original;
+      void original();
+      return Promise.resolve({ message: 'Out of memory' } as GPUError);
+    };
+    const x = tensor(gpu2, new Float32Array(1000), [1000], { label: 'past of layer 7' });
+    await expect(x.read()).rejects.toThrow(/allocating 4096 bytes for past of layer 7 .*does not fit in GPU memory: lower the batch size or the max length/);
+    gpu2.destroy();
+  });
+});
