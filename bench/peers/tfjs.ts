@@ -1,0 +1,120 @@
+// Peer: TensorFlow.js's WebGPU backend on the same Dawn adapter as the engine, for matmul.
+// tfjs looks for navigator.gpu when its backend module loads, so the Dawn GPU object is put
+// there first; on the software adapter Dawn only gives a compatibility-level adapter, which
+// tfjs does not ask for, so requestAdapter is wrapped to ask for the level the engine got.
+// Results are checked against float64 and timed as the engine's ops are (bench/timing.ts):
+// reps of tf.matMul, then tfjs's queue submitted and awaited.
+import { seededRandom } from '../../src/util/random.js';
+import { timeOp, type TimingOptions } from '../timing.js';
+
+export interface PeerShape {
+  name: string;
+  m: number;
+  k: number;
+  n: number;
+  bias: boolean;
+}
+
+export interface PeerResult {
+  name: string;
+  m: number;
+  k: number;
+  n: number;
+  gflops: number;
+  ms: number;
+  maxRelError: number;
+  rme: number;
+}
+
+/** The backend members used here (they are public in tfjs's WebGPUBackend, but not typed from the core's view). */
+interface WebGPUBackendLike {
+  device: GPUDevice;
+  commandEncoder: GPUCommandEncoder | null;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+}
+
+// Dropping the last reference to a Dawn instance while its device is in use is not safe.
+const instances: GPU[] = [];
+
+/** Dawn flags and feature level behind an engine adapter name such as "… (opengles, compatibility)". */
+function dawnSetup(adapterName: string): { flags: string[]; featureLevel: string } {
+  const match = /\((\w+), (core|compatibility)\)$/.exec(adapterName);
+  if (!match) throw new Error(`cannot tell the Dawn backend of adapter "${adapterName}"`);
+  return { flags: match[1] === 'default' ? [] : [`backend=${match[1]}`], featureLevel: match[2]! };
+}
+
+function hostMatrix(n: number, seed: number): Float32Array {
+  const random = seededRandom(seed);
+  return Float32Array.from({ length: n }, () => 2 * random() - 1);
+}
+
+/** Largest |C − C64| / Σ|terms| over sampled elements; throws above 1e-5. */
+function checkSamples(s: PeerShape, a: Float32Array, b: Float32Array, bias: Float32Array | null, got: Float32Array): number {
+  const pick = seededRandom(99);
+  let worst = 0;
+  for (let i = 0; i < 64; i++) {
+    const m = Math.floor(pick() * s.m);
+    const n = Math.floor(pick() * s.n);
+    let ref = bias ? bias[n]! : 0;
+    let scale = Math.abs(ref);
+    for (let k = 0; k < s.k; k++) {
+      const term = a[m * s.k + k]! * b[k * s.n + n]!;
+      ref += term;
+      scale += Math.abs(term);
+    }
+    const rel = Math.abs(got[m * s.n + n]! - ref) / Math.max(scale, 1e-30);
+    if (!(rel <= 1e-5)) throw new Error(`tfjs ${s.name}: C[${m}, ${n}] = ${got[m * s.n + n]}, float64 reference ${ref}`);
+    worst = Math.max(worst, rel);
+  }
+  return worst;
+}
+
+export async function tfjsMatmul(engineAdapter: string, shapes: readonly PeerShape[], timing: TimingOptions): Promise<{ adapter: string; version: string; results: PeerResult[] }> {
+  const { flags, featureLevel } = dawnSetup(engineAdapter);
+  const { create } = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU };
+  const dawn = create(flags);
+  instances.push(dawn);
+  const requestAdapter = dawn.requestAdapter.bind(dawn);
+  let adapter: GPUAdapter | null = null;
+  dawn.requestAdapter = async (options?: GPURequestAdapterOptions) => {
+    adapter = await requestAdapter({ ...options, featureLevel } as GPURequestAdapterOptions);
+    return adapter;
+  };
+  Object.defineProperty(globalThis, 'navigator', { value: { gpu: dawn }, configurable: true, writable: true });
+  const tf = await import('@tensorflow/tfjs-core');
+  await import('@tensorflow/tfjs-backend-webgpu');
+  if (!(await tf.setBackend('webgpu'))) throw new Error('tfjs: the webgpu backend did not initialise');
+  const backend = tf.backend() as unknown as WebGPUBackendLike;
+  const info = (adapter as GPUAdapter | null)?.info;
+  const adapterName = info ? [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ').trim() : 'unknown adapter';
+
+  const sync = async () => {
+    if (backend.commandEncoder) {
+      backend.endComputePassEncoder();
+      backend.submitQueue();
+    }
+    await backend.device.queue.onSubmittedWorkDone();
+  };
+  const results: PeerResult[] = [];
+  for (const s of shapes) {
+    const aHost = hostMatrix(s.m * s.k, 1);
+    const bHost = hostMatrix(s.k * s.n, 2);
+    const biasHost = s.bias ? hostMatrix(s.n, 3) : null;
+    const a = tf.tensor2d(aHost, [s.m, s.k]);
+    const b = tf.tensor2d(bHost, [s.k, s.n]);
+    const bias = biasHost ? tf.tensor1d(biasHost) : undefined;
+    const matmul = () => (bias ? tf.fused.matMul({ a, b, bias }) : tf.matMul(a, b));
+    const first = matmul();
+    const maxRelError = checkSamples(s, aHost, bHost, biasHost, (await first.data()) as Float32Array);
+    first.dispose();
+    const t = await timeOp(() => matmul().dispose(), sync, timing);
+    results.push({ name: s.name, m: s.m, k: s.k, n: s.n, gflops: (2 * s.m * s.n * s.k) / t.ms / 1e6, ms: t.ms, maxRelError, rme: t.rme });
+    for (const x of [a, b, bias]) x?.dispose();
+  }
+  await sync();
+  const device = backend.device;
+  tf.removeBackend('webgpu');
+  device.destroy();
+  return { adapter: `${adapterName} (${flags[0]?.slice('backend='.length) ?? 'default'}, ${featureLevel})`, version: tf.version_core, results };
+}

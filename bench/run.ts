@@ -1,0 +1,289 @@
+// The benchmark suite: kernel throughput at GPT-2 small's shapes against the adapter's measured
+// peaks, TensorFlow.js's WebGPU backend as a peer for matmul, the method's pipeline, and the
+// epoch time saved by caching pasts. Prints tables and writes bench/results/<adapter>.json.
+//   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,peer,peak] [-- --imdb PATH]
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openGpu } from '../src/node/device.js';
+import { measurePeak, type Peak } from './peak.js';
+import { attentionBench, normsBench, type KernelResult } from './kernels.js';
+import { tfjsMatmul, type PeerShape } from './peers/tfjs.js';
+import { randomModel, pipelineBench, epochBench, imdbLengths, type BenchModel } from './pipeline.js';
+import type { TimingOptions } from './timing.js';
+
+const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'pipeline', 'epoch'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const resultsDir = join(root, 'bench', 'results');
+
+function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; imdb: string } {
+  let quick = false;
+  let only = new Set<Section>(SECTIONS);
+  let imdb = join(root, '..', 'shared', 'data', 'imdb', 'train.gz.parquet');
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = () => {
+      const v = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      if (!v) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--quick') quick = true;
+    else if (arg === '--only' || arg.startsWith('--only=')) {
+      const names = value().split(',').filter(Boolean);
+      const unknown = names.filter((n) => !(SECTIONS as readonly string[]).includes(n));
+      if (unknown.length) throw new Error(`--only: unknown section ${unknown.join(', ')} (sections: ${SECTIONS.join(', ')})`);
+      only = new Set(names as Section[]);
+    } else if (arg === '--imdb' || arg.startsWith('--imdb=')) imdb = value();
+    else if (arg === '--help' || arg === '-h') {
+      console.log(`usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--imdb train.gz.parquet]`);
+      process.exit(0);
+    } else throw new Error(`unknown option ${arg} (try --help)`);
+  }
+  return { quick, only, imdb };
+}
+
+// ---- output -------------------------------------------------------------------------------------
+
+type Cell = string | number | null;
+
+function fmt(x: number | null, digits = 2): string {
+  if (x === null || !Number.isFinite(x)) return '-';
+  if (Number.isInteger(x) || Math.abs(x) >= 1000) return Math.round(x).toLocaleString('en-US');
+  return x.toFixed(digits);
+}
+
+function printTable(title: string, header: string[], rows: Cell[][]): void {
+  const text = rows.map((r) => r.map((c) => (c === null ? '-' : typeof c === 'number' ? fmt(c) : c)));
+  const widths = header.map((h, i) => Math.max(h.length, ...text.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log(`\n${title}`);
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of text) console.log(line(r));
+}
+
+const pct = (x: number, peak: number | undefined) => (peak ? `${((100 * x) / peak).toFixed(1)}%` : '-');
+
+function slug(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 80).replace(/^-+|-+$/g, '');
+}
+
+// ---- matmul -------------------------------------------------------------------------------------
+
+interface EngineMatmul {
+  adapter: string;
+  results: { shape: string; m: number; k: number; n: number; transB: boolean; gflops: number; msPerMatmul: number; maxRelError: number }[];
+}
+
+/** The engine's matmul numbers from bench/matmul.ts (run as its own process: it exports nothing to call). */
+function engineMatmul(): Promise<EngineMatmul> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join('bench', 'matmul.ts'), '--json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const json = out.slice(out.indexOf('{'));
+      if (code !== 0 || !json) return reject(new Error(`bench/matmul.ts --json exited with ${code}:\n${err.slice(-2000)}`));
+      try {
+        resolve(JSON.parse(json) as EngineMatmul);
+      } catch (e) {
+        reject(new Error(`bench/matmul.ts --json printed no JSON (${(e as Error).message}):\n${out.slice(0, 500)}`));
+      }
+    });
+  });
+}
+
+const PEER_SHAPES: PeerShape[] = [
+  { name: 'qkv [1024,768]×[768,2304]+b', m: 1024, k: 768, n: 2304, bias: true },
+  { name: 'mlp up [1024,768]×[768,3072]+b', m: 1024, k: 768, n: 3072, bias: true },
+  { name: 'mlp down [1024,3072]×[3072,768]+b', m: 1024, k: 3072, n: 768, bias: true },
+  { name: '1024³', m: 1024, k: 1024, n: 1024, bias: false },
+];
+
+// ---- main -----------------------------------------------------------------------------------------
+
+interface Settings {
+  timing: TimingOptions;
+  copyBytes: number;
+  pasts: number[];
+  normRows: number[];
+  layers: number;
+  pipeline: { samples: number; budgetMs: number; maxLength: number };
+  epoch: { examples: number; tokens: number; batchSize: number };
+}
+
+const FULL: Settings = {
+  timing: { targetMs: 300, samples: 5 },
+  copyBytes: 256 << 20,
+  pasts: [128, 512, 1000],
+  normRows: [1024, 8192],
+  layers: 12,
+  pipeline: { samples: 1, budgetMs: 10000, maxLength: 1019 },
+  epoch: { examples: 64, tokens: 128, batchSize: 8 },
+};
+
+const QUICK: Settings = {
+  timing: { targetMs: 100, samples: 2 },
+  copyBytes: 64 << 20,
+  pasts: [128, 1000],
+  normRows: [1024],
+  layers: 2,
+  pipeline: { samples: 1, budgetMs: 0, maxLength: 256 },
+  epoch: { examples: 24, tokens: 128, batchSize: 8 },
+};
+
+const args = parseArgs(process.argv.slice(2));
+const settings = args.quick ? QUICK : FULL;
+const started = performance.now();
+const gpu = await openGpu();
+console.log(`adapter: ${gpu.adapterName}${args.quick ? '  (--quick: fewer samples, smaller sizes)' : ''}`);
+const sections: Record<string, unknown> = {};
+let failures = 0;
+
+/**
+ * Runs one section and records its result; a failure is reported and recorded, and the run
+ * goes on (after a WebGPU error in the engine the later sections fail too, and say so).
+ */
+async function section<T extends object>(name: Section, body: () => Promise<T>, print: (value: T) => void): Promise<T | undefined> {
+  try {
+    const value = await body();
+    sections[name] = { date: new Date().toISOString(), ...value };
+    print(value);
+    return value;
+  } catch (e) {
+    failures++;
+    const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
+    console.error(`\n${name}: FAILED\n${message}`);
+    sections[name] = { date: new Date().toISOString(), error: message };
+    return undefined;
+  }
+}
+
+const kernelHeader = ['op', 'ms/op', 'GB/s', '% peak BW', 'kernel GB/s', 'GFLOP/s', 'rme', 'max abs err'];
+const kernelRows = (results: KernelResult[], peak: Peak | undefined): Cell[][] =>
+  results.map((r) => [r.name, r.ms, r.gbps, pct(r.gbps, peak?.bandwidthGBps), r.kernelGbps, r.gflops, `±${r.rme.toFixed(1)}%`, r.maxAbsError.toExponential(1)]);
+
+const wantsPeak = (['peak', 'matmul', 'peer', 'attention', 'norms'] as const).some((s) => args.only.has(s));
+const peak = !wantsPeak
+  ? undefined
+  : await section(
+      'peak',
+      () => measurePeak(gpu, { ...settings.timing, copyBytes: settings.copyBytes }),
+      (p) =>
+        printTable('Measured peaks', ['probe', 'value'], [
+          [`buffer copy (${p.copyBytes >> 20} MiB, read + write)`, `${fmt(p.copyGBps)} GB/s`],
+          ['vec4 shader copy (same bytes)', `${fmt(p.shaderCopyGBps)} GB/s`],
+          ['f32 vec4 FMA shader', `${fmt(p.fmaGflops)} GFLOP/s`],
+        ]),
+    );
+
+const ours = !args.only.has('matmul')
+  ? undefined
+  : await section('matmul', engineMatmul, (m) =>
+      printTable(
+        'Matmul (engine; bench/matmul.ts: sampled outputs checked against float64, then timed)',
+        ['shape', 'ms', 'GFLOP/s', '% peak FMA', 'max rel err'],
+        m.results.map((r) => [r.shape, r.msPerMatmul, r.gflops, pct(r.gflops, peak?.fmaGflops), r.maxRelError.toExponential(1)]),
+      ),
+    );
+
+if (args.only.has('peer')) {
+  await section(
+    'peer',
+    async () => {
+      const peer = await tfjsMatmul(gpu.adapterName, PEER_SHAPES, settings.timing);
+      const results = peer.results.map((r) => {
+        const mine = ours?.results.find((o) => o.m === r.m && o.k === r.k && o.n === r.n && !o.transB);
+        return { ...r, oursGflops: mine?.gflops ?? null, ratio: mine ? mine.gflops / r.gflops : null };
+      });
+      return { ...peer, results };
+    },
+    (peer) =>
+      printTable(
+        `Matmul peer: TensorFlow.js ${peer.version} WebGPU backend on ${peer.adapter}`,
+        ['shape', 'tfjs ms', 'tfjs GFLOP/s', 'ours GFLOP/s', 'ours/tfjs', 'tfjs max rel err'],
+        peer.results.map((r) => [r.name, r.ms, r.gflops, r.oursGflops, r.ratio === null ? null : `${r.ratio.toFixed(2)}×`, r.maxRelError.toExponential(1)]),
+      ),
+  );
+}
+
+if (args.only.has('attention')) {
+  await section(
+    'attention',
+    async () => ({ results: await attentionBench(gpu, settings.pasts, settings.timing) }),
+    ({ results }) => printTable('Attention with a KV cache (forward, and backward to qkv as prompt training runs it; GB/s counts the past k, v read)', kernelHeader, kernelRows(results, peak)),
+  );
+}
+
+if (args.only.has('norms')) {
+  await section(
+    'norms',
+    async () => ({ results: await normsBench(gpu, settings.normRows, settings.timing) }),
+    ({ results }) => printTable('LayerNorm and GELU (GB/s counts [rows, 768] inputs read and outputs written)', kernelHeader, kernelRows(results, peak)),
+  );
+}
+
+let bench: BenchModel | undefined;
+if (args.only.has('pipeline') || args.only.has('epoch')) bench = randomModel(gpu, settings.layers);
+
+if (bench && args.only.has('pipeline')) {
+  const model = bench;
+  await section(
+    'pipeline',
+    async () => {
+      const lengths = await imdbLengths(args.imdb, join(resultsDir, 'imdb-token-lengths.json'));
+      if (!lengths) console.log(`\n(no ${args.imdb} and no stored IMDB length sample: the IMDB-like batch is skipped)`);
+      return pipelineBench(gpu, model, { ...settings.pipeline, lengths });
+    },
+    (result) => {
+      printTable(`Past caching: encoding texts (${result.model})`, ['batch', 'ms', 'tokens/s', 'padded positions/s', 'samples'], result.encode.map((r) => [r.name, r.ms, r.tokensPerSec, r.paddedPerSec, r.samples]));
+      printTable('Prompt + head training step over a cached past (forward, backward, Adam step, loss read back)', ['step', 'ms', 'examples/s', 'samples'], result.step.map((r) => [r.name, r.ms, r.examplesPerSec, r.samples]));
+      if (result.lengthSource) console.log(`IMDB lengths: ${result.lengthSource}`);
+      for (const note of result.notes) console.log(`note: ${note}`);
+      console.log(`peak GPU memory in use: ${fmt(result.peakBytes / 2 ** 20, 0)} MiB (model weights ${fmt(result.weightsBytes / 2 ** 20, 0)} MiB)`);
+    },
+  );
+}
+
+if (bench && args.only.has('epoch')) {
+  const model = bench;
+  await section(
+    'epoch',
+    () => epochBench(model, settings.epoch),
+    (result) => {
+      printTable(
+        `Training epoch: ${result.examples} examples of ~${Math.round(result.meanTokens)} tokens, batch ${result.batchSize}, P 5 (${result.model})`,
+        ['epoch', 'seconds'],
+        [
+          ["recomputing every batch's past (cacheBytes 0; epoch 2)", result.recomputeSeconds],
+          ['cached pasts (epoch 2)', result.cachedSeconds],
+          ['cached run, epoch 1 (computes and stores the pasts)', result.cachedFirstSeconds],
+        ],
+      );
+      console.log(`cached / recomputing epoch time: ${(100 * result.ratio).toFixed(1)}% (target < 15%: ${result.ratio < 0.15 ? 'met' : 'NOT met'}); mean losses agree within ${result.lossDifference.toExponential(1)}`);
+    },
+  );
+}
+bench?.model.dispose();
+
+mkdirSync(resultsDir, { recursive: true });
+const file = join(resultsDir, `${slug(gpu.adapterName)}${args.quick ? '.quick' : ''}.json`);
+// A run of some sections updates those and keeps the others' latest numbers.
+const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { sections?: Record<string, unknown> }) : {};
+const output = {
+  adapter: gpu.adapterName,
+  updated: new Date().toISOString(),
+  command: ['npm run bench', ...(args.quick || args.only.size < SECTIONS.length ? ['--'] : []), ...(args.quick ? ['--quick'] : []), ...(args.only.size < SECTIONS.length ? [`--only ${[...args.only].join(',')}`] : [])].join(' '),
+  node: process.version,
+  sections: { ...previous.sections, ...sections },
+};
+writeFileSync(file, JSON.stringify(output, null, 2) + '\n');
+console.log(`\nwrote ${relative(process.cwd(), file)} in ${((performance.now() - started) / 1000).toFixed(0)} s${failures ? `; ${failures} section(s) FAILED` : ''}`);
+gpu.destroy();
+process.exitCode = failures ? 1 : 0;

@@ -1,0 +1,140 @@
+// How every benchmark here times GPU work. WebGPU calls only encode work; it is done when the
+// queue says so. A sample therefore encodes `reps` operations, submits them, and waits for the
+// queue (the engine's gpu.sync(), or a peer's own queue) — the wait is part of the sample, so
+// the time is wall time to completion, never just encoding time. `reps` is sized so one sample
+// lasts about `targetMs`, which amortises the submit-and-wait latency over many operations.
+import { Bench } from 'tinybench';
+import type { Dispatch, Gpu } from '../src/gpu/context.js';
+import { tidy } from '../src/engine/tensor.js';
+
+export interface TimingOptions {
+  /** Wall time to aim for per sample. */
+  targetMs: number;
+  /** Samples after one warm-up sample. */
+  samples: number;
+}
+
+export interface Timing {
+  /** Median over samples of the per-operation time. */
+  ms: number;
+  /** tinybench's relative margin of error of the per-sample mean, in percent. */
+  rme: number;
+  reps: number;
+  samples: number;
+}
+
+const MAX_REPS = 4096;
+
+/**
+ * Times `run` (which encodes one operation) to completion. The first call also compiles
+ * pipelines, so it runs once before the sizing run.
+ */
+export async function timeOp(run: () => void, sync: () => Promise<void>, opts: TimingOptions): Promise<Timing> {
+  run();
+  await sync();
+  let t = performance.now();
+  run();
+  await sync();
+  const single = performance.now() - t;
+  const reps = Math.min(MAX_REPS, Math.max(1, Math.round(opts.targetMs / Math.max(single, 1e-3))));
+  const bench = new Bench({ iterations: opts.samples, time: 0, warmupIterations: 1, warmupTime: 0, throws: true });
+  bench.add('op', async () => {
+    for (let i = 0; i < reps; i++) run();
+    await sync();
+  });
+  await bench.run();
+  const latency = bench.tasks[0]!.result!.latency;
+  t = latency.p50 ?? latency.mean;
+  return { ms: t / reps, rme: latency.rme, reps, samples: latency.samples.length };
+}
+
+/** timeOp for an engine op: each rep's tensors are freed at once, so the pool reuses them. */
+export function timeEngineOp(gpu: Gpu, run: () => void, opts: TimingOptions): Promise<Timing> {
+  return timeOp(() => tidy(run), () => gpu.sync(), opts);
+}
+
+/**
+ * Times one whole step (already warm) at least `samples` times, and more while the samples
+ * add up to under `budgetMs`: for work too large to repeat within a sample (a model pass, a
+ * training step), which on a slow adapter gets few samples and on a fast one many.
+ */
+export async function timeStep(step: () => Promise<void>, samples: number, budgetMs = 0): Promise<Timing> {
+  const bench = new Bench({ iterations: samples, time: budgetMs, warmup: false, throws: true });
+  bench.add('step', step);
+  await bench.run();
+  const latency = bench.tasks[0]!.result!.latency;
+  return { ms: latency.p50 ?? latency.mean, rme: latency.rme, reps: 1, samples: latency.samples.length };
+}
+
+const KERNEL_REPLAYS = 100;
+
+/**
+ * GPU time in ms of the kernels that one call of `run` dispatches, measured with timestamp
+ * queries around KERNEL_REPLAYS back-to-back replays of them in one compute pass; null where
+ * the adapter has no timestamp queries. On a fast GPU small ops are bound by host encoding,
+ * and this separates the kernels' own speed from that. A WebGPU error in the replay itself is
+ * reported and gives null, and leaves the engine's device usable.
+ */
+export async function kernelMs(gpu: Gpu, run: () => void): Promise<number | null> {
+  if (!gpu.features.has('timestamp-query')) return null;
+  const device = gpu.device;
+  // With no encoder open, the engine's own error scopes open and close inside this one.
+  gpu.flush();
+  device.pushErrorScope('validation');
+  const align = gpu.limits.minUniformBufferOffsetAlignment;
+  const recorded: Dispatch[] = [];
+  const querySet = device.createQuerySet({ type: 'timestamp', count: 2 });
+  const resolved = device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  const readback = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  // The op's tensors must outlive the replay's submission: tidy frees them after it.
+  const uniforms = tidy(() => {
+    const dispatch = gpu.dispatch;
+    gpu.dispatch = (d) => {
+      recorded.push(d);
+      dispatch.call(gpu, d);
+    };
+    try {
+      run();
+    } finally {
+      gpu.dispatch = dispatch;
+    }
+    gpu.flush();
+    const params = device.createBuffer({ size: Math.max(1, recorded.length) * align, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const steps = recorded.map((d, i) => {
+      const pipeline = gpu.pipeline(d.kernel, d.entry, d.constants);
+      const entries: GPUBindGroupEntry[] = d.bindings.map((b, k) => ({ binding: k + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } }));
+      if (d.params) {
+        device.queue.writeBuffer(params, i * align, d.params);
+        entries.unshift({ binding: 0, resource: { buffer: params, offset: i * align, size: d.params.byteLength } });
+      }
+      return { pipeline, group: device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), workgroups: d.workgroups };
+    });
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+    for (let r = 0; r < KERNEL_REPLAYS; r++) {
+      for (const { pipeline, group, workgroups } of steps) {
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, group);
+        pass.dispatchWorkgroups(...workgroups);
+      }
+    }
+    pass.end();
+    encoder.resolveQuerySet(querySet, 0, 2, resolved, 0);
+    encoder.copyBufferToBuffer(resolved, 0, readback, 0, 16);
+    device.queue.submit([encoder.finish()]);
+    return params;
+  });
+  const error = await device.popErrorScope();
+  if (error) {
+    for (const b of [resolved, readback, uniforms]) b.destroy();
+    querySet.destroy();
+    console.warn(`kernel timing with timestamp queries failed, skipped: ${error.message}`);
+    return null;
+  }
+  await readback.mapAsync(GPUMapMode.READ);
+  const [begin, end] = new BigUint64Array(readback.getMappedRange());
+  readback.unmap();
+  for (const b of [resolved, readback, uniforms]) b.destroy();
+  querySet.destroy();
+  return Number(end! - begin!) / 1e6 / KERNEL_REPLAYS;
+}
