@@ -14,7 +14,7 @@ node scripts/embed-kernels.mjs
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 
 echo "== correctness: kernel, engine, model and training tests on the GPU"
-timeout 300 npx vitest run test/ops test/engine test/gpu test/gpt2/model.test.ts test/prompt > "$out/tests.log" 2>&1
+timeout 150 npx vitest run test/ops test/engine test/gpu test/gpt2/model.test.ts test/prompt > "$out/tests.log" 2>&1
 echo "vitest exit $?"
 grep -E "✓ test/|× |FAIL|Test Files|Tests  |Duration" "$out/tests.log" | sed 's/\x1b\[[0-9;]*m//g' | head -60
 
@@ -22,7 +22,7 @@ echo "== golden fixture on the GPU"
 timeout 120 node --import tsx src/cli/golden.ts ../shared/fixtures/tiny-gpt2 | tee "$out/golden.json"
 
 echo "== timings"
-timeout "${BENCH_TIMEOUT:-300}" node --import tsx bench/run.ts ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.log" | grep -v "^Warning"
+timeout "${BENCH_TIMEOUT:-240}" node --import tsx bench/run.ts ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.log" | grep -v "^Warning"
 find bench/results -name "*.json" -newer "$out/gpu.txt" -exec cp {} "$out/" \;
-timeout 120 node --import tsx bench/multitask.ts --json 2>/dev/null | tee "$out/multitask.json"
+timeout 60 node --import tsx bench/multitask.ts --json 2>/dev/null | tee "$out/multitask.json"
 true
