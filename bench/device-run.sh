@@ -14,7 +14,7 @@ node scripts/embed-kernels.mjs
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 
 echo "== correctness: kernel, engine, model and training tests on the GPU"
-timeout 150 npx vitest run test/ops test/engine test/gpu test/gpt2/model.test.ts test/prompt > "$out/tests.log" 2>&1
+timeout 150 node node_modules/vitest/vitest.mjs run test/ops test/engine test/gpu test/gpt2/model.test.ts test/prompt > "$out/tests.log" 2>&1
 echo "vitest exit $?"
 grep -E "✓ test/|× |FAIL|Test Files|Tests  |Duration" "$out/tests.log" | sed 's/\x1b\[[0-9;]*m//g' | head -60
 

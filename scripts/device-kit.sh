@@ -16,7 +16,8 @@ xz -T0 -6 -c "$(readlink -f "$(command -v node)")" > "$kit/node.xz"
 o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64-lists'
 mkdir -p /tmp/amd64-lists/partial
 apt-get $o update -qq >/dev/null
-(cd "$kit/debs" && apt-get $o download -qq libvulkan1 >/dev/null 2>&1)
+# The NVIDIA Vulkan ICD (libGLX_nvidia) needs the GL vendor-neutral dispatch libraries too.
+(cd "$kit/debs" && apt-get $o download -qq libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1)
 
 # tfjs runs in Node from its single *.node.js bundles; the per-module files and tests stay here.
 (cd "$root" && { find node_modules \( -path 'node_modules/webgpu/dist/darwin-*' -o -path 'node_modules/webgpu/dist/win32-*' \
