@@ -10,6 +10,12 @@ mkdir -p "$out"
 if [ ! -d ../shared/fixtures/tiny-gpt2 ]; then
   mkdir -p ../shared/fixtures && cp -r .devicekit/fixtures/tiny-gpt2 ../shared/fixtures/
 fi
+# env.sh unpacks the kit's loader packages only where libvulkan is missing; the NVIDIA ICD also
+# needs the GL dispatch libraries, which a machine may lack even when it has libvulkan.
+if ! ldconfig -p | grep -q libGLX.so.0; then
+  for f in .devicekit/debs/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+fi
 node scripts/embed-kernels.mjs
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 
