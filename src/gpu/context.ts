@@ -42,6 +42,8 @@ export class Gpu {
   readonly features: ReadonlySet<string>;
 
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Each pipeline's bind group layout: getBindGroupLayout() makes a new object per call. */
+  private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
   private readonly uniformAlign: number;
   private readonly uniformArena: GPUBuffer;
   private readonly uniformStaging: Uint8Array;
@@ -136,7 +138,9 @@ export class Gpu {
     d.bindings.forEach((b, i) => {
       entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } });
     });
-    const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    let layout = this.layouts.get(pipeline);
+    if (!layout) this.layouts.set(pipeline, (layout = pipeline.getBindGroupLayout(0)));
+    const group = this.device.createBindGroup({ layout, entries });
     const pass = this.computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
