@@ -22,7 +22,7 @@ export interface KernelResult {
 }
 
 /** Unit-variance values, uniform in ±√3 (cheap for the tens of millions a long past needs). */
-export function uniformValues(n: number, seed: number, scale = 1): Float32Array {
+function uniformValues(n: number, seed: number, scale = 1): Float32Array {
   const random = seededRandom(seed);
   const out = new Float32Array(n);
   const width = 2 * Math.sqrt(3) * scale;
