@@ -4,7 +4,7 @@
 // values; forwardWithPast() runs new vectors (a soft prompt) per example at the positions
 // right after that example's own last real token, attending to its past.
 import type { Gpu } from '../gpu/context.js';
-import { Tensor, tensor, keep, noGrad } from '../engine/tensor.js';
+import { Tensor, tensor, keep, noGrad, tidy, isGradEnabled } from '../engine/tensor.js';
 import { add } from '../ops/elementwise.js';
 import { matmul } from '../ops/matmul.js';
 import { layerNorm } from '../ops/layernorm.js';
@@ -97,12 +97,22 @@ export class GPT2 {
     // [B, T, C]
     let x = add(gatherRows(this.wte, ids), gatherRows(this.wpe, positions)).reshape([B, T, this.config.nEmbd]);
     const layers: Past[] = [];
+    // Without autodiff nothing needs a layer's activations once the next layer has its input,
+    // so each layer frees them: peak memory is the past plus one layer, not all twelve.
+    const frozen = !isGradEnabled();
     for (const block of this.blocks) {
-      const { out, qkv } = this.block(block, x, { newLengths: lengths });
-      layers.push(splitPast(qkv, this.config.nHead, lengths));
+      const layer = () => {
+        const { out, qkv } = this.block(block, x, { newLengths: lengths });
+        return { out, past: splitPast(qkv, this.config.nHead, lengths) };
+      };
+      const { out, past } = frozen ? tidy(layer) : layer();
+      layers.push(past);
+      if (frozen) x.dispose();
       x = out;
     }
-    return { past: { layers, lengths }, hidden: this.finalNorm(x) };
+    const hidden = this.finalNorm(x);
+    if (frozen) x.dispose();
+    return { past: { layers, lengths }, hidden };
   }
 
   /**
