@@ -194,6 +194,9 @@ export class PastCache {
   }
 }
 
+/** Steps a loss read-back may trail behind the step being encoded. */
+const READ_BACK_LAG = 2;
+
 /** Trains the classifier's prompt and head; the model stays frozen. */
 export async function train(model: GPT2, classifier: PromptClassifier, examples: readonly Example[], options: TrainOptions): Promise<Adam> {
   if (examples.length === 0) throw new RangeError('no training examples');
@@ -206,6 +209,16 @@ export async function train(model: GPT2, classifier: PromptClassifier, examples:
       const started = performance.now();
       const order = shuffledIndices(batches.length, seededRandom(options.seed * 7919 + epoch));
       let lossSum = 0;
+      // Losses are read back a couple of steps late, so encoding the next step overlaps the
+      // GPU's work on this one instead of waiting for it.
+      const pending: { step: number; value: Promise<Float32Array> }[] = [];
+      const settle = async () => {
+        const { step, value } = pending.shift()!;
+        const loss = (await value)[0]!;
+        if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at epoch ${epoch + 1}, step ${step + 1}`);
+        lossSum += loss;
+        options.onStep?.({ epoch, step, steps: order.length, loss });
+      };
       for (let s = 0; s < order.length; s++) {
         const indices = batches[order[s]!]!;
         const { past, owned } = await cache.get(order[s]!, () => tokenBatch(examples, indices));
@@ -217,12 +230,13 @@ export async function train(model: GPT2, classifier: PromptClassifier, examples:
         optimizer.step();
         optimizer.zeroGrad();
         if (owned) disposePast(past);
-        const value = (await loss.readF32())[0]!;
-        loss.dispose();
-        if (!Number.isFinite(value)) throw new Error(`training diverged: loss is ${value} at epoch ${epoch + 1}, step ${s + 1}`);
-        lossSum += value;
-        options.onStep?.({ epoch, step: s, steps: order.length, loss: value });
+        const value = loss.readF32().finally(() => loss.dispose());
+        // Observed when settled; until then a failure must not count as unhandled.
+        value.catch(() => undefined);
+        pending.push({ step: s, value });
+        if (pending.length > READ_BACK_LAG) await settle();
       }
+      while (pending.length) await settle();
       await options.onEpoch?.({ epoch, meanLoss: lossSum / order.length, seconds: (performance.now() - started) / 1000, optimizer });
     }
   } finally {
