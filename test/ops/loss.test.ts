@@ -15,16 +15,21 @@ interface CeOpts {
   columnCount?: Uint32Array;
 }
 
+/** Row i's own column range and its log-sum-exp (max subtracted), in float64. */
+function rowLogSumExp(x: Float64Array, cols: number, i: number, o: CeOpts) {
+  const start = o.columnStart?.[i] ?? 0;
+  const count = o.columnCount?.[i] ?? cols - start;
+  const row = x.subarray(i * cols + start, i * cols + start + count);
+  const m = Math.max(...row);
+  return { start, count, row, lse: m + Math.log(row.reduce((s, v) => s + Math.exp(v - m), 0)) };
+}
+
 /** float64 reference of torch's weighted-mean cross entropy, with per-row column ranges. */
 function refCrossEntropy(x: Float64Array, cols: number, labels: Uint32Array, o: CeOpts): number {
   let num = 0;
   let den = 0;
   labels.forEach((y, i) => {
-    const start = o.columnStart?.[i] ?? 0;
-    const count = o.columnCount?.[i] ?? cols - start;
-    const row = x.subarray(i * cols + start, i * cols + start + count);
-    const m = Math.max(...row);
-    const lse = m + Math.log(row.reduce((s, v) => s + Math.exp(v - m), 0));
+    const { start, row, lse } = rowLogSumExp(x, cols, i, o);
     const w = o.weights ? o.weights[start + y]! : 1;
     num += w * (lse - row[y]!);
     den += w;
@@ -38,11 +43,7 @@ function refCrossEntropyGrad(x: Float64Array, cols: number, labels: Uint32Array,
   let den = 0;
   labels.forEach((y, i) => (den += o.weights ? o.weights[(o.columnStart?.[i] ?? 0) + y]! : 1));
   labels.forEach((y, i) => {
-    const start = o.columnStart?.[i] ?? 0;
-    const count = o.columnCount?.[i] ?? cols - start;
-    const row = x.subarray(i * cols + start, i * cols + start + count);
-    const m = Math.max(...row);
-    const lse = m + Math.log(row.reduce((s, v) => s + Math.exp(v - m), 0));
+    const { start, count, row, lse } = rowLogSumExp(x, cols, i, o);
     const w = (o.weights ? o.weights[start + y]! : 1) / den;
     for (let j = 0; j < count; j++) grad[i * cols + start + j] = g * w * (Math.exp(row[j]! - lse) - (j === y ? 1 : 0));
   });
