@@ -10,7 +10,7 @@ import { fingerprint } from '../gpt2/checkpoint.js';
 import { GPT2 } from '../gpt2/model.js';
 import { GPT2Tokenizer } from '../gpt2/tokenizer.js';
 import type { Gpu } from '../gpu/context.js';
-import { decodeCheckpoint, checkSameModel, CheckpointError, type ModelIdentity, type PromptCheckpoint } from '../prompt/checkpoint.js';
+import { decodeCheckpoint, checkSameModel, type ModelIdentity, type PromptCheckpoint } from '../prompt/checkpoint.js';
 import type { Example } from '../prompt/train.js';
 import type { Dataset } from '../data/dataset.js';
 
@@ -88,8 +88,8 @@ export function positiveNumber(value: unknown, flag: string): number {
 /** Errors users can act on print as one line; anything else keeps its stack for a bug report. */
 export function reportError(error: unknown): number {
   const e = error as Error;
-  const known = ['UsageError', 'DataError', 'CheckpointError', 'OutputExistsError', 'GpuError', 'RangeError'];
-  if (e instanceof CheckpointError || known.includes(e?.name) || /^(Error)$/.test(e?.name ?? '')) {
+  const known = ['Error', 'UsageError', 'DataError', 'CheckpointError', 'ComposeError', 'OutputExistsError', 'GpuError', 'RangeError'];
+  if (known.includes(e?.name)) {
     process.stderr.write(`gpt2-prompt: ${e.message}\n`);
   } else {
     process.stderr.write(`gpt2-prompt: ${e?.stack ?? String(error)}\n`);
