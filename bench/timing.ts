@@ -81,7 +81,6 @@ export async function kernelMs(gpu: Gpu, run: () => void): Promise<number | null
   // With no encoder open, the engine's own error scopes open and close inside this one.
   gpu.flush();
   device.pushErrorScope('validation');
-  const align = gpu.limits.minUniformBufferOffsetAlignment;
   const recorded: Dispatch[] = [];
   const querySet = device.createQuerySet({ type: 'timestamp', count: 2 });
   const resolved = device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
@@ -99,13 +98,17 @@ export async function kernelMs(gpu: Gpu, run: () => void): Promise<number | null
       gpu.dispatch = dispatch;
     }
     gpu.flush();
-    const params = device.createBuffer({ size: Math.max(1, recorded.length) * align, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    // Each dispatch's uniforms at its own aligned offset (a struct may be larger than the alignment).
+    const align = gpu.limits.minUniformBufferOffsetAlignment;
+    const largest = Math.max(4, ...recorded.map((d) => d.params?.byteLength ?? 0));
+    const stride = Math.ceil(largest / align) * align;
+    const params = device.createBuffer({ size: Math.max(1, recorded.length) * stride, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     const steps = recorded.map((d, i) => {
-      const pipeline = gpu.pipeline(d.kernel, d.entry, d.constants);
+      const pipeline = gpu.pipeline(d.kernel, d.entry, d.constants, d.flags);
       const entries: GPUBindGroupEntry[] = d.bindings.map((b, k) => ({ binding: k + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } }));
       if (d.params) {
-        device.queue.writeBuffer(params, i * align, d.params);
-        entries.unshift({ binding: 0, resource: { buffer: params, offset: i * align, size: d.params.byteLength } });
+        device.queue.writeBuffer(params, i * stride, d.params);
+        entries.unshift({ binding: 0, resource: { buffer: params, offset: i * stride, size: d.params.byteLength } });
       }
       return { pipeline, group: device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), workgroups: d.workgroups };
     });

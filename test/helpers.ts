@@ -3,6 +3,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { expect } from 'vitest';
 import { openGpu } from '../src/node/device.js';
 import type { Gpu } from '../src/gpu/context.js';
+import { KERNEL_FEATURES } from '../src/gpu/features.js';
 
 let shared: Promise<Gpu> | null = null;
 
@@ -13,6 +14,27 @@ export function testGpu(): Promise<Gpu> {
     return gpu;
   });
   return shared;
+}
+
+let featured: Promise<Gpu | null> | null = null;
+
+/**
+ * A device that offers every kernel feature (shader-f16, subgroups), poisoned like testGpu():
+ * the test device when it does, else a Vulkan adapter that does (lavapipe from Mesa 25 is one:
+ * see scripts/software-vulkan.sh), else null — tests of the feature variants then skip.
+ * Tests that switch features off with useKernelFeatures() must switch them back on.
+ */
+export function featureTestGpu(): Promise<Gpu | null> {
+  featured ??= (async () => {
+    const main = await testGpu();
+    const full = (g: Gpu) => KERNEL_FEATURES.every((f) => g.offeredKernelFeatures.has(f));
+    if (full(main)) return main;
+    const vulkan = await openGpu({ backend: 'vulkan', quiet: true }).catch(() => null);
+    if (!vulkan || !full(vulkan)) return null;
+    vulkan.poison = true;
+    return vulkan;
+  })();
+  return featured;
 }
 
 export { seededRandom as rng } from '../src/util/random.js';

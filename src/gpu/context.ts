@@ -2,6 +2,7 @@
 // and error reporting. Uses only web-standard WebGPU so it runs in browsers, Deno and Node.
 import { KERNELS } from './kernel-sources.generated.js';
 import { BufferPool, type MemoryStats } from './pool.js';
+import { KERNEL_FEATURES, featureFlags, kernelFlags, specialize, type KernelFeature } from './features.js';
 
 export type KernelName = keyof typeof KERNELS;
 
@@ -19,6 +20,8 @@ export interface Dispatch {
   entry: string;
   /** Pipeline-overridable constants (WGSL `override`), e.g. workgroup sizes. */
   constants?: Record<string, number>;
+  /** The op's own variant flags for the kernel's `//#if` blocks (device features are added by the engine). */
+  flags?: readonly string[];
   /** Bytes of the kernel's `Params` uniform struct at binding 0, or none. */
   params?: ArrayBuffer;
   /** Storage bindings 1..n, in order. */
@@ -27,6 +30,17 @@ export interface Dispatch {
 }
 
 const UNIFORM_ARENA_BYTES = 1 << 16;
+
+export interface GpuOptions {
+  /**
+   * The WGSL language features of the GPU object the device came from
+   * (navigator.gpu.wgslLanguageFeatures). The subgroup kernels need `subgroup_id`; without
+   * this list they are not used.
+   */
+  wgslLanguageFeatures?: ReadonlySet<string>;
+  /** Which of the offered kernel features to use (default: all offered). */
+  kernelFeatures?: readonly KernelFeature[];
+}
 
 /** Thrown for any WebGPU error surfaced by the engine, with the WebGPU message. */
 export class GpuError extends Error {
@@ -40,7 +54,12 @@ export class Gpu {
   /** Human-readable adapter description, for logs and benchmark names. */
   readonly adapterName: string;
   readonly features: ReadonlySet<string>;
+  /** Kernel features the device offers: those the kernels may use. */
+  readonly offeredKernelFeatures: ReadonlySet<KernelFeature>;
+  private activeFeatures: ReadonlySet<KernelFeature>;
 
+  private readonly modules = new Map<string, GPUShaderModule>();
+  private readonly flagsOfKernel = new Map<KernelName, Set<string>>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   /** Each pipeline's bind group layout: getBindGroupLayout() makes a new object per call. */
   private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
@@ -62,11 +81,17 @@ export class Gpu {
   submits = 0;
   dispatches = 0;
 
-  constructor(device: GPUDevice, adapterName = 'unknown adapter') {
+  constructor(device: GPUDevice, adapterName = 'unknown adapter', options: GpuOptions = {}) {
     this.device = device;
     this.adapterName = adapterName;
     this.limits = device.limits;
     this.features = new Set(device.features as unknown as Iterable<string>);
+    const language = options.wgslLanguageFeatures ?? new Set<string>();
+    this.offeredKernelFeatures = new Set(
+      KERNEL_FEATURES.filter((f) => this.features.has(f) && (f !== 'subgroups' || language.has('subgroup_id'))),
+    );
+    this.activeFeatures = this.offeredKernelFeatures;
+    if (options.kernelFeatures) this.useKernelFeatures(options.kernelFeatures);
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
     this.pool = new BufferPool(device, (scope, bytes, label, inUse) =>
       this.track(
@@ -91,15 +116,37 @@ export class Gpu {
     });
   }
 
-  /** A compute pipeline for one entry point of a kernel family, compiled once and cached. */
-  pipeline(kernel: KernelName, entry: string, constants: Record<string, number> = {}): GPUComputePipeline {
-    const key = `${kernel}:${entry}:${JSON.stringify(constants)}`;
+  /** Kernel features in use: offered by the device and not turned off. */
+  get kernelFeatures(): ReadonlySet<KernelFeature> {
+    return this.activeFeatures;
+  }
+
+  /**
+   * Restricts the kernels to these features (those the device does not offer are ignored),
+   * e.g. to run the fallbacks on a device that has the features. Returns the features now in use.
+   */
+  useKernelFeatures(features: readonly KernelFeature[]): ReadonlySet<KernelFeature> {
+    this.activeFeatures = new Set(features.filter((f) => this.offeredKernelFeatures.has(f)));
+    return this.activeFeatures;
+  }
+
+  /** A compute pipeline for one entry point of a kernel family, compiled once per variant and cached. */
+  pipeline(kernel: KernelName, entry: string, constants: Record<string, number> = {}, opFlags: readonly string[] = []): GPUComputePipeline {
+    let tested = this.flagsOfKernel.get(kernel);
+    if (!tested) this.flagsOfKernel.set(kernel, (tested = kernelFlags(KERNELS[kernel])));
+    const flags = [...featureFlags(this.activeFeatures), ...opFlags].filter((f) => tested.has(f)).sort();
+    const variant = `${kernel}[${flags.join(',')}]`;
+    const key = `${variant}:${entry}:${JSON.stringify(constants)}`;
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
       this.device.pushErrorScope('validation');
-      const module = this.device.createShaderModule({ label: kernel, code: KERNELS[kernel] });
+      let module = this.modules.get(variant);
+      if (!module) {
+        module = this.device.createShaderModule({ label: variant, code: specialize(KERNELS[kernel], new Set(flags)) });
+        this.modules.set(variant, module);
+      }
       pipeline = this.device.createComputePipeline({
-        label: `${kernel}.${entry}`,
+        label: `${variant}.${entry}`,
         layout: 'auto',
         compute: { module, entryPoint: entry, constants },
       });
@@ -127,7 +174,7 @@ export class Gpu {
       throw new GpuError(`${d.kernel}.${d.entry}: ${x}×${y}×${z} workgroups exceed the limit of ${maxGroups} per dimension`);
     }
     if (x === 0 || y === 0 || z === 0) return;
-    const pipeline = this.pipeline(d.kernel, d.entry, d.constants);
+    const pipeline = this.pipeline(d.kernel, d.entry, d.constants, d.flags);
     const entries: GPUBindGroupEntry[] = [];
     if (d.params) {
       if (this.uniformUsed + d.params.byteLength > UNIFORM_ARENA_BYTES) this.flush();

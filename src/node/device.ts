@@ -1,6 +1,7 @@
 // Node edge: opens a GPUDevice through Dawn (npm `webgpu`). Everything Node-specific about
 // getting a device lives here; the engine core only ever sees the GPUDevice.
 import { Gpu } from '../gpu/context.js';
+import { KERNEL_FEATURES, type KernelFeature } from '../gpu/features.js';
 
 export type Backend = 'auto' | 'vulkan' | 'opengles' | 'metal' | 'd3d12';
 
@@ -9,6 +10,11 @@ export interface OpenOptions {
   backend?: Backend;
   /** Suppress the one-line note about falling back to the software adapter. */
   quiet?: boolean;
+  /**
+   * Kernel features to use where offered (default all: shader-f16, subgroups); [] runs every
+   * fallback. Env: GPT2_PROMPT_FEATURES, a comma list or `none`.
+   */
+  kernelFeatures?: readonly KernelFeature[];
 }
 
 // Mesa's EGL must not look for a display server; it reads this when Dawn first opens EGL.
@@ -51,13 +57,18 @@ export async function openGpu(options: OpenOptions = {}): Promise<Gpu> {
   if (requested === 'auto') {
     found = await tryAdapter(create, [], 'core');
     backendName = 'default';
-    // A CPU Vulkan adapter (lavapipe) is admitted where Dawn accepts it; otherwise fall back to GL ES.
-    if (!found) {
-      found = await tryAdapter(create, ['backend=opengles'], 'compatibility');
-      backendName = 'opengles';
-      if (found && !options.quiet && !fallbackNoted) {
-        fallbackNoted = true;
-        process.stderr.write(`gpt2-prompt: no hardware GPU adapter found; using the software adapter: ${describe(found.adapter, 'compatibility', 'opengles')}\n`);
+    // A CPU Vulkan adapter (lavapipe, where Dawn admits it) ran our kernels 2.5-3× slower than
+    // llvmpipe through GL ES on the same Mesa 25 and machine, so the software GL ES adapter
+    // is preferred to it; an explicit --backend vulkan still gets it.
+    if (!found || found.adapter.info.isFallbackAdapter) {
+      const gles = await tryAdapter(create, ['backend=opengles'], 'compatibility');
+      if (gles || !found) {
+        found = gles;
+        backendName = 'opengles';
+        if (found && !options.quiet && !fallbackNoted) {
+          fallbackNoted = true;
+          process.stderr.write(`gpt2-prompt: no hardware GPU adapter found; using the software adapter: ${describe(found.adapter, 'compatibility', 'opengles')}\n`);
+        }
       }
     }
   } else {
@@ -77,10 +88,25 @@ export async function openGpu(options: OpenOptions = {}): Promise<Gpu> {
   const wanted: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];
   const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: adapterLimits(adapter) });
-  const gpu = new Gpu(device, describe(adapter, featureLevel, backendName));
+  const gpu = new Gpu(device, describe(adapter, featureLevel, backendName), {
+    wgslLanguageFeatures: found.gpu.wgslLanguageFeatures as ReadonlySet<string>,
+    kernelFeatures: featuresWanted(options.kernelFeatures),
+  });
   // Dropping the last reference to a Dawn instance while its device is in use is not safe.
   liveInstances.push(found.gpu);
   return gpu;
+}
+
+function featuresWanted(fromOptions: readonly KernelFeature[] | undefined): readonly KernelFeature[] {
+  const env = process.env.GPT2_PROMPT_FEATURES;
+  if (env === undefined) return fromOptions ?? KERNEL_FEATURES;
+  const names = env === 'none' || env === '' ? [] : env.split(',').map((f) => f.trim());
+  for (const name of names) {
+    if (!KERNEL_FEATURES.includes(name as KernelFeature)) {
+      throw new Error(`unknown kernel feature '${name}' in GPT2_PROMPT_FEATURES: expected 'none' or a comma list of ${KERNEL_FEATURES.join(', ')}`);
+    }
+  }
+  return names as KernelFeature[];
 }
 
 /** Every numeric limit the adapter supports, so we are not held to the (low) defaults. */
