@@ -7,29 +7,59 @@
 
 override LN_WG: u32 = 32u;
 
-// Workgroup sums take a single barrier: each invocation stores its partial, then every
-// invocation combines all LN_WG partials itself (broadcast reads, in the same order
-// everywhere, so all agree bit for bit). With the 32-wide workgroups the ops use, that is
-// cheaper than a tree's log2(LN_WG) barrier-separated steps. Each array is written once
-// per invocation, so no barrier is needed after reading it.
+// Workgroup sums take a single barrier: each invocation (with subgroups: each subgroup, from
+// one subgroupAdd) stores its partial, then every invocation combines all partials itself
+// (broadcast reads, in the same order everywhere, so all agree bit for bit). With the 32-wide
+// workgroups the ops use, that is cheaper than a tree's log2(LN_WG) barrier-separated steps.
+// Each array is written once per invocation, so no barrier is needed after reading it.
 var<workgroup> ln_red_a: array<f32, LN_WG>;
 var<workgroup> ln_red_b: array<f32, LN_WG>;
 
-fn ln_sum_a(v: f32, lid: u32) -> f32 {
-  ln_red_a[lid] = v;
+// Where an invocation stands in its workgroup (and subgroup), for the reductions.
+struct LnIds {
+  @builtin(local_invocation_index) lid: u32,
+//#if subgroups
+  @builtin(subgroup_id) subgroup: u32,
+  @builtin(num_subgroups) subgroups: u32,
+  @builtin(subgroup_invocation_id) lane: u32,
+//#endif
+}
+
+//#if subgroups
+fn ln_sum_a(v: f32, ids: LnIds) -> f32 {
+  let part = subgroupAdd(v);
+  if (ids.lane == 0u) { ln_red_a[ids.subgroup] = part; }
+  workgroupBarrier();
+  var total = 0.0;
+  for (var k = 0u; k < ids.subgroups; k++) { total += ln_red_a[k]; }
+  return total;
+}
+
+fn ln_sum_b(v: f32, ids: LnIds) -> f32 {
+  let part = subgroupAdd(v);
+  if (ids.lane == 0u) { ln_red_b[ids.subgroup] = part; }
+  workgroupBarrier();
+  var total = 0.0;
+  for (var k = 0u; k < ids.subgroups; k++) { total += ln_red_b[k]; }
+  return total;
+}
+//#else
+fn ln_sum_a(v: f32, ids: LnIds) -> f32 {
+  ln_red_a[ids.lid] = v;
   workgroupBarrier();
   var total = 0.0;
   for (var k = 0u; k < LN_WG; k++) { total += ln_red_a[k]; }
   return total;
 }
 
-fn ln_sum_b(v: f32, lid: u32) -> f32 {
-  ln_red_b[lid] = v;
+fn ln_sum_b(v: f32, ids: LnIds) -> f32 {
+  ln_red_b[ids.lid] = v;
   workgroupBarrier();
   var total = 0.0;
   for (var k = 0u; k < LN_WG; k++) { total += ln_red_b[k]; }
   return total;
 }
+//#endif
 
 struct LnForwardParams { rows: u32, c: u32, eps: f32, _p0: u32 }
 
@@ -44,20 +74,21 @@ struct LnForwardParams { rows: u32, c: u32, eps: f32, _p0: u32 }
 // y = (x − mean)·rstd·γ + β, saving mean and rstd = 1/√(var + eps) per row for backward.
 @compute @workgroup_size(LN_WG)
 fn ln_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
+              ids: LnIds) {
+  let lid = ids.lid;
   let row = wid.x + wid.y * nwg.x;
   if (row >= lnf.rows) { return; }
   let c = lnf.c;
   let base = row * c;
   var s = 0.0;
   for (var i = lid; i < c; i += LN_WG) { s += lnf_x[base + i]; }
-  let mean = ln_sum_a(s, lid) / f32(c);
+  let mean = ln_sum_a(s, ids) / f32(c);
   var q = 0.0;
   for (var i = lid; i < c; i += LN_WG) {
     let d = lnf_x[base + i] - mean;
     q += d * d;
   }
-  let rstd = 1.0 / sqrt(ln_sum_b(q, lid) / f32(c) + lnf.eps);
+  let rstd = 1.0 / sqrt(ln_sum_b(q, ids) / f32(c) + lnf.eps);
   for (var i = lid; i < c; i += LN_WG) {
     lnf_y[base + i] = (lnf_x[base + i] - mean) * rstd * lnf_gamma[i] + lnf_beta[i];
   }
@@ -78,20 +109,21 @@ fn ln_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 
 @compute @workgroup_size(LN_WG)
 fn ln_forward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
+               ids: LnIds) {
+  let lid = ids.lid;
   let row = wid.x + wid.y * nwg.x;
   if (row >= lnf4.rows) { return; }
   let c4 = lnf4.c / 4u;
   let base = row * c4;
   var s = vec4(0.0);
   for (var i = lid; i < c4; i += LN_WG) { s += lnf4_x[base + i]; }
-  let mean = ln_sum_a(dot(s, vec4(1.0)), lid) / f32(lnf4.c);
+  let mean = ln_sum_a(dot(s, vec4(1.0)), ids) / f32(lnf4.c);
   var q = 0.0;
   for (var i = lid; i < c4; i += LN_WG) {
     let d = lnf4_x[base + i] - mean;
     q += dot(d, d);
   }
-  let rstd = 1.0 / sqrt(ln_sum_b(q, lid) / f32(lnf4.c) + lnf4.eps);
+  let rstd = 1.0 / sqrt(ln_sum_b(q, ids) / f32(lnf4.c) + lnf4.eps);
   for (var i = lid; i < c4; i += LN_WG) {
     lnf4_y[base + i] = (lnf4_x[base + i] - mean) * rstd * lnf4_gamma[i] + lnf4_beta[i];
   }
@@ -114,7 +146,8 @@ struct LnBackwardParams { rows: u32, c: u32, _p0: u32, _p1: u32 }
 // With x̂ = (x − mean)·rstd and g = dy·γ:  dx = rstd·(g − mean(g) − x̂·mean(g·x̂)).
 @compute @workgroup_size(LN_WG)
 fn ln_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
+               ids: LnIds) {
+  let lid = ids.lid;
   let row = wid.x + wid.y * nwg.x;
   if (row >= lnb.rows) { return; }
   let c = lnb.c;
@@ -127,7 +160,7 @@ fn ln_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let g = lnb_dy[base + i] * lnb_gamma[i];
     acc += vec2(g, g * xhat);
   }
-  let m = vec2(ln_sum_a(acc.x, lid), ln_sum_b(acc.y, lid)) / f32(c);
+  let m = vec2(ln_sum_a(acc.x, ids), ln_sum_b(acc.y, ids)) / f32(c);
   for (var i = lid; i < c; i += LN_WG) {
     let xhat = (lnb_x[base + i] - mean) * rstd;
     let g = lnb_dy[base + i] * lnb_gamma[i];
@@ -146,7 +179,8 @@ fn ln_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 
 @compute @workgroup_size(LN_WG)
 fn ln_backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
+                ids: LnIds) {
+  let lid = ids.lid;
   let row = wid.x + wid.y * nwg.x;
   if (row >= lnb4.rows) { return; }
   let c4 = lnb4.c / 4u;
@@ -159,7 +193,7 @@ fn ln_backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let g = lnb4_dy[base + i] * lnb4_gamma[i];
     acc += vec2(dot(g, vec4(1.0)), dot(g, xhat));
   }
-  let m = vec2(ln_sum_a(acc.x, lid), ln_sum_b(acc.y, lid)) / f32(lnb4.c);
+  let m = vec2(ln_sum_a(acc.x, ids), ln_sum_b(acc.y, ids)) / f32(lnb4.c);
   for (var i = lid; i < c4; i += LN_WG) {
     let xhat = (lnb4_x[base + i] - mean) * rstd;
     let g = lnb4_dy[base + i] * lnb4_gamma[i];

@@ -1,9 +1,9 @@
 // Shared test utilities: one device per test file, seeded random data, float64 comparison.
 import { appendFileSync, mkdirSync } from 'node:fs';
-import { expect } from 'vitest';
+import { expect, type TestContext } from 'vitest';
 import { openGpu } from '../src/node/device.js';
 import type { Gpu } from '../src/gpu/context.js';
-import { KERNEL_FEATURES } from '../src/gpu/features.js';
+import { KERNEL_FEATURES, type KernelFeature } from '../src/gpu/features.js';
 
 let shared: Promise<Gpu> | null = null;
 
@@ -35,6 +35,25 @@ export function featureTestGpu(): Promise<Gpu | null> {
     return vulkan;
   })();
   return featured;
+}
+
+/**
+ * Runs `body` on featureTestGpu() with exactly `features` in use (so [] runs the fallbacks on
+ * the same device), restoring them after; skips the test where no device offers the features.
+ */
+export async function withKernelFeatures<T>(ctx: TestContext, features: KernelFeature[], body: (gpu: Gpu) => Promise<T>): Promise<T | undefined> {
+  const gpu = await featureTestGpu();
+  if (!gpu) {
+    ctx.skip('no adapter here offers shader-f16 and subgroups (scripts/software-vulkan.sh installs one)');
+    return undefined;
+  }
+  const before = [...gpu.kernelFeatures];
+  expect([...gpu.useKernelFeatures(features)].sort()).toEqual([...features].sort());
+  try {
+    return await body(gpu);
+  } finally {
+    gpu.useKernelFeatures(before);
+  }
 }
 
 export { seededRandom as rng } from '../src/util/random.js';

@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.js';
+import { testGpu, randn, asF32, expectClose, finiteDifferences, withKernelFeatures } from '../helpers.js';
 import { tensor, tidy, noGrad, type Shape } from '../../src/engine/tensor.js';
 import { layerNorm } from '../../src/ops/layernorm.js';
 import type { Gpu } from '../../src/gpu/context.js';
@@ -53,7 +53,8 @@ function refGrads(x: Float64Array, gamma: Float64Array, w: Float64Array, c: numb
   return { dx, dgamma, dbeta };
 }
 
-async function run(shape: Shape, x: Float64Array, gamma: Float64Array, beta: Float64Array, w: Float64Array) {
+async function run(shape: Shape, x: Float64Array, gamma: Float64Array, beta: Float64Array, w: Float64Array, on = gpu) {
+  const gpu = on;
   const c = shape.at(-1)!;
   const tx = tensor(gpu, x, shape, { requiresGrad: true });
   const tg = tensor(gpu, gamma, [c], { requiresGrad: true });
@@ -168,6 +169,24 @@ describe('layerNorm', () => {
     layerNorm(tx, tg, tb).dispose();
     expect(gpu.memory().inUse).toBe(before);
   });
+
+  // The reductions' subgroup variant, and its fallback on the same device.
+  for (const features of [['subgroups'], []] as const) {
+    for (const shape of [[2, 1, 33], [3, 5, 768], [1, 1]] as Shape[]) {
+      it(`${JSON.stringify(shape)} on a subgroups device with features [${features}] matches the float64 references`, async (ctx) => {
+        await withKernelFeatures(ctx, [...features], async (device) => {
+          const c = shape.at(-1)!;
+          const { x, gamma, beta, w } = inputs(shape, 70 + numel(shape));
+          const got = await run(shape, x, gamma, beta, w, device);
+          const ref = refGrads(x, gamma, w, c);
+          const name = `layerNorm [${features}] ${shape}`;
+          expectClose(`${name} forward`, got.y, refLayerNorm(x, gamma, beta, c).y, { atol: 2e-5 });
+          expectClose(`${name} dx`, got.dx, ref.dx, { atol: 1e-4, rtol: 1e-3 });
+          expectClose(`${name} dgamma`, got.dgamma, ref.dgamma, { atol: 1e-3, rtol: 1e-4 });
+        });
+      });
+    }
+  }
 
   it('rejects gamma or beta of the wrong shape', () => {
     const x = tensor(gpu, new Float32Array(6), [2, 3]);

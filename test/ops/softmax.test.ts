@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.js';
+import { testGpu, randn, asF32, expectClose, finiteDifferences, withKernelFeatures } from '../helpers.js';
 import { tensor, tidy, noGrad, type Shape } from '../../src/engine/tensor.js';
 import { softmax } from '../../src/ops/softmax.js';
 import type { Gpu } from '../../src/gpu/context.js';
@@ -35,7 +35,8 @@ function refBackward(x: Float64Array, dy: Float64Array, n: number): Float64Array
   return dx;
 }
 
-async function run(x: Float64Array, w: Float64Array, shape: Shape) {
+async function run(x: Float64Array, w: Float64Array, shape: Shape, on = gpu) {
+  const gpu = on;
   const tx = tensor(gpu, x, shape, { requiresGrad: true });
   const y = tidy(() => {
     const out = softmax(tx);
@@ -58,6 +59,22 @@ describe('softmax', () => {
       expectClose(`softmax backward ${shape}`, got.dx, fd, { atol: 1e-6, rtol: 1e-4 });
       expectClose(`softmax analytic reference ${shape}`, refBackward(x, w, n), fd, { atol: 1e-8 });
     });
+  }
+
+  // The reductions' subgroup variant, and its fallback on the same device; ±1e4 logits check the max.
+  for (const features of [['subgroups'], []] as const) {
+    for (const shape of [[2, 3, 5], [2, 1000], [3, 1]] as Shape[]) {
+      it(`${JSON.stringify(shape)} on a subgroups device with features [${features}] matches float64`, async (ctx) => {
+        await withKernelFeatures(ctx, [...features], async (device) => {
+          const n = shape.at(-1)!;
+          const x = asF32(randn(numel(shape), 7 * numel(shape), 1e4));
+          const w = asF32(randn(numel(shape), 7 * numel(shape) + 1));
+          const got = await run(x, w, shape, device);
+          expectClose(`softmax [${features}] forward ${shape}`, got.y, refSoftmax(x, n), { atol: 1e-6 });
+          expectClose(`softmax [${features}] backward ${shape}`, got.dx, refBackward(x, w, n), { atol: 1e-6, rtol: 1e-4 });
+        });
+      });
+    }
   }
 
   it('subtracts the max: logits ±1e4 that overflow (or underflow) a naive exp', async () => {
