@@ -13,7 +13,7 @@ import { tfjsMatmul, type PeerShape } from './peers/tfjs.js';
 import { randomModel, pipelineBench, epochBench, imdbLengths, type BenchModel, type EpochOptions } from './pipeline.js';
 import type { TimingOptions } from './timing.js';
 
-const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'pipeline', 'epoch'] as const;
+const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'features', 'pipeline', 'epoch'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -143,6 +143,7 @@ const settings = args.quick ? QUICK : FULL;
 const started = performance.now();
 const gpu = await openGpu();
 console.log(`adapter: ${gpu.adapterName}${args.quick ? '  (--quick: fewer samples, smaller sizes)' : ''}`);
+console.log(`kernel features in use: ${[...gpu.kernelFeatures].join(', ') || 'none (every kernel runs its fallback)'}`);
 const sections: Record<string, unknown> = {};
 let failures = 0;
 
@@ -226,6 +227,35 @@ if (args.only.has('norms')) {
     'norms',
     async () => ({ results: await normsBench(gpu, settings.normRows, settings.timing) }),
     ({ results }) => printTable('LayerNorm and GELU (GB/s counts [rows, 768] inputs read and outputs written)', kernelHeader, kernelRows(results, peak)),
+  );
+}
+
+if (args.only.has('features')) {
+  await section(
+    'features',
+    async () => {
+      const offered = [...gpu.kernelFeatures];
+      if (offered.length === 0) return { offered, results: [] };
+      // The kernels with feature variants, timed with the features and with the fallbacks, side by side.
+      const variantKernels = async () => [
+        ...(await normsBench(gpu, settings.normRows.slice(0, 1), settings.timing)).filter((r) => r.name.startsWith('layerNorm')),
+        ...(await attentionBench(gpu, settings.pasts.slice(0, 1), settings.timing)),
+      ];
+      gpu.useKernelFeatures([]);
+      const fallback = await variantKernels();
+      gpu.useKernelFeatures(offered);
+      const featured = await variantKernels();
+      const results = featured.map((r, i) => ({ name: r.name, ms: r.ms, fallbackMs: fallback[i]!.ms, speedup: fallback[i]!.ms / r.ms, maxAbsError: r.maxAbsError, fallbackMaxAbsError: fallback[i]!.maxAbsError }));
+      return { offered, results };
+    },
+    ({ offered, results }) => {
+      if (offered.length === 0) return console.log('\nKernel feature variants: this adapter offers neither shader-f16 nor subgroups (fallbacks only)');
+      printTable(
+        `Kernel feature variants (${offered.join(', ')}) against their fallbacks, same adapter, same run`,
+        ['op', 'ms with features', 'ms fallback', 'speedup', 'max abs err', 'fallback max abs err'],
+        results.map((r) => [r.name, r.ms, r.fallbackMs, `${r.speedup.toFixed(2)}×`, r.maxAbsError.toExponential(1), r.fallbackMaxAbsError.toExponential(1)]),
+      );
+    },
   );
 }
 
