@@ -48,6 +48,7 @@ export async function openGpu(options: OpenOptions = {}): Promise<Gpu> {
   if (!BACKENDS.includes(requested)) {
     throw new Error(`unknown backend '${requested}' (GPT2_PROMPT_BACKEND or --backend): expected one of ${BACKENDS.join(', ')}`);
   }
+  const kernelFeatures = featuresWanted(options.kernelFeatures);
   const { create, globals } = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU; globals: object };
   // The engine core uses the standard globals (GPUBufferUsage, GPUMapMode, ...), as in a browser.
   for (const [name, value] of Object.entries(globals)) (globalThis as Record<string, unknown>)[name] ??= value;
@@ -90,7 +91,7 @@ export async function openGpu(options: OpenOptions = {}): Promise<Gpu> {
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: adapterLimits(adapter) });
   const gpu = new Gpu(device, describe(adapter, featureLevel, backendName), {
     wgslLanguageFeatures: found.gpu.wgslLanguageFeatures as ReadonlySet<string>,
-    kernelFeatures: featuresWanted(options.kernelFeatures),
+    kernelFeatures,
   });
   // Dropping the last reference to a Dawn instance while its device is in use is not safe.
   liveInstances.push(found.gpu);
