@@ -1,5 +1,6 @@
 // Shared test utilities: one device per test file, seeded random data, float64 comparison.
 import { appendFileSync, mkdirSync } from 'node:fs';
+import { f16round } from '@petamoriken/float16';
 import { expect, type TestContext } from 'vitest';
 import { openGpu } from '../src/node/device.js';
 import type { Gpu } from '../src/gpu/context.js';
@@ -73,6 +74,11 @@ export function randn(n: number, seed: number, scale = 1): Float64Array {
 /** Values rounded to f32, as the GPU sees them; references are computed from these in float64. */
 export function asF32(values: ArrayLike<number>): Float64Array {
   return Float64Array.from(Float32Array.from(values));
+}
+
+/** Values rounded to the nearest f16 (ties to even), as an f16 tensor holds them. */
+export function asF16(values: ArrayLike<number>): Float64Array {
+  return Float64Array.from(values, f16round);
 }
 
 export interface Tolerance {

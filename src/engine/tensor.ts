@@ -4,12 +4,31 @@
 // node: the inputs and a backward function. backward() walks those nodes in reverse
 // topological order. Memory: tensors created inside tidy() are disposed when it returns,
 // except the ones it returns or keep()s; leaf gradients belong to their leaf.
+import { getFloat16, setFloat16 } from '@petamoriken/float16';
 import type { Gpu, Binding } from '../gpu/context.js';
 
-export type DType = 'f32' | 'u32';
+/** f16: IEEE half precision, for data kept compactly (e.g. cached keys/values); kernels compute in f32. */
+export type DType = 'f32' | 'u32' | 'f16';
 export type Shape = readonly number[];
 
-export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, u32: 4 };
+export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, u32: 4, f16: 2 };
+
+/** A tensor's elements on the host as stored on the GPU: f16 as its bit patterns. */
+export type RawData = Float32Array | Uint32Array | Uint16Array;
+
+/** The f16 bit patterns of values, each rounded to the nearest half (ties to even). */
+export function f16Bits(values: ArrayLike<number>): Uint16Array {
+  const bits = new Uint16Array(values.length);
+  const view = new DataView(bits.buffer);
+  for (let i = 0; i < values.length; i++) setFloat16(view, 2 * i, values[i]!, true);
+  return bits;
+}
+
+/** The values of f16 bit patterns. */
+export function f16Values(bits: Uint16Array): Float32Array {
+  const view = new DataView(bits.buffer, bits.byteOffset, bits.byteLength);
+  return Float32Array.from({ length: bits.length }, (_, i) => getFloat16(view, 2 * i, true));
+}
 
 /** The GPU memory behind one or more tensors (reshape shares it). */
 class Storage {
@@ -81,7 +100,8 @@ export class Tensor {
   /** The tensor's buffer range, for binding to a kernel. */
   binding(): Binding {
     const s = this.live();
-    return { buffer: s.buffer, size: this.byteLength, label: `${this.label ?? 'tensor'} ${shapeString(this.shape)}` };
+    // Storage bindings come in whole 4-byte words; an odd count of halves has its buffer's padding in the last.
+    return { buffer: s.buffer, size: Math.ceil(this.byteLength / 4) * 4, label: `${this.label ?? 'tensor'} ${shapeString(this.shape)}` };
   }
 
   /** The same data with another shape (no copy); gradients flow through. */
@@ -93,9 +113,16 @@ export class Tensor {
     return record(out, [this], (g) => [g.reshape(this.shape)]);
   }
 
-  /** Copies the data to the host. The only operation that waits on the GPU. */
+  /** Copies the data to the host (f16 widened to f32). The only operation that waits on the GPU. */
   async read(): Promise<Float32Array | Uint32Array> {
-    const data = await this.gpu.read(this.binding());
+    const raw = await this.readRaw();
+    return raw instanceof Uint16Array ? f16Values(raw) : raw;
+  }
+
+  /** Copies the data to the host as stored, f16 as bit patterns: for keeping it on the host and write()ing it back. */
+  async readRaw(): Promise<RawData> {
+    const data = (await this.gpu.read(this.binding())).slice(0, this.byteLength);
+    if (this.dtype === 'f16') return new Uint16Array(data);
     return this.dtype === 'u32' ? new Uint32Array(data) : new Float32Array(data);
   }
 
@@ -104,9 +131,12 @@ export class Tensor {
     return (await this.read()) as Float32Array;
   }
 
-  /** Overwrites the contents from host data of the same size. */
-  write(data: Float32Array | Uint32Array): void {
+  /** Overwrites the contents from host data of the same size, as stored (f16 as bit patterns). */
+  write(data: RawData): void {
     if (data.length !== this.size) throw new RangeError(`write of ${data.length} values into a tensor of ${this.size}`);
+    if (data.BYTES_PER_ELEMENT !== BYTES_PER_ELEMENT[this.dtype]) {
+      throw new TypeError(`write of ${data.BYTES_PER_ELEMENT}-byte elements into a ${this.dtype} tensor`);
+    }
     this.gpu.write(this.binding(), data);
   }
 
@@ -136,9 +166,17 @@ export class Tensor {
     const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
     const t = new Tensor(new Storage(gpu, gpu.pool.acquire(bytes, label), bytes), shape, dtype);
     t.label = label;
-    if (gpu.poison && t.size > 0) t.write(dtype === 'u32' ? new Uint32Array(t.size).fill(0x7fc00000) : new Float32Array(t.size).fill(NaN));
+    if (gpu.poison && t.size > 0) t.write(rawArray(dtype, t.size).fill(POISON[dtype]));
     return t;
   }
+}
+
+/** A NaN as each dtype stores it (u32 holds an f32 NaN's bits, as kernels may reinterpret them). */
+const POISON: Record<DType, number> = { f32: NaN, u32: 0x7fc00000, f16: 0x7e00 };
+
+function rawArray(dtype: DType, size: number): RawData {
+  if (dtype === 'f16') return new Uint16Array(size);
+  return dtype === 'u32' ? new Uint32Array(size) : new Float32Array(size);
 }
 
 function resolveShape(shape: Shape, size: number): number[] {
@@ -151,7 +189,7 @@ function resolveShape(shape: Shape, size: number): number[] {
   return out;
 }
 
-/** A tensor filled from host data. */
+/** A tensor filled from host values (rounded to f16 for an f16 tensor). */
 export function tensor(gpu: Gpu, data: ArrayLike<number>, shape: Shape, options: { dtype?: DType; requiresGrad?: boolean; label?: string } = {}): Tensor {
   const dtype = options.dtype ?? 'f32';
   if (data.length !== numel(shape)) {
@@ -159,7 +197,14 @@ export function tensor(gpu: Gpu, data: ArrayLike<number>, shape: Shape, options:
   }
   const t = Tensor.empty(gpu, shape, dtype, options.label);
   t.requiresGrad = options.requiresGrad ?? false;
-  if (t.size > 0) t.write(dtype === 'u32' ? Uint32Array.from(data) : Float32Array.from(data));
+  if (t.size > 0) t.write(dtype === 'f16' ? f16Bits(data) : dtype === 'u32' ? Uint32Array.from(data) : Float32Array.from(data));
+  return t;
+}
+
+/** A tensor filled from data as readRaw() returns it (f16 as bit patterns), without conversion. */
+export function rawTensor(gpu: Gpu, data: RawData, shape: Shape, dtype: DType, label?: string): Tensor {
+  const t = Tensor.empty(gpu, shape, dtype, label);
+  t.write(data);
   return t;
 }
 

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, randn, asF32, expectClose } from '../helpers.js';
-import { tensor, tidy, keep, noGrad, Tensor } from '../../src/engine/tensor.js';
+import { testGpu, randn, asF32, asF16, expectClose } from '../helpers.js';
+import { tensor, rawTensor, tidy, keep, noGrad, Tensor } from '../../src/engine/tensor.js';
 import { add, mul, sumToShape, scale } from '../../src/ops/elementwise.js';
 import type { Gpu } from '../../src/gpu/context.js';
 
@@ -15,6 +15,20 @@ describe('tensors and autodiff', () => {
     expectClose('upload/read', await tensor(gpu, data, [7, 143]).readF32(), data, { atol: 0, rtol: 0 });
     const ids = await tensor(gpu, [0, 1, 50256, 4294967295], [4], { dtype: 'u32' }).read();
     expect(Array.from(ids)).toEqual([0, 1, 50256, 4294967295]);
+  });
+
+  it('f16 tensors hold the nearest halves, read back widened or raw, in two bytes each (odd counts too)', async () => {
+    // 1/3 rounds; 2^-20 is subnormal in f16; 70000 is beyond its range.
+    const values = [1 / 3, -2.5, 2 ** -20, 65504, 70000, -0, NaN];
+    const t = tensor(gpu, values, [7], { dtype: 'f16' });
+    expect(t.byteLength).toBe(14);
+    expect(Array.from(await t.read())).toEqual(Array.from(asF16(values)));
+    expect(Array.from(await t.read())).toEqual([0.333251953125, -2.5, 2 ** -20, 65504, Infinity, -0, NaN]);
+    const raw = await t.readRaw();
+    expect(raw).toBeInstanceOf(Uint16Array);
+    expect(Array.from(await rawTensor(gpu, raw, [7], 'f16').readRaw())).toEqual(Array.from(raw));
+    expect(() => t.write(new Float32Array(7))).toThrow(/4-byte elements into a f16 tensor/);
+    await expect(t.readF32()).rejects.toThrow(/readF32 on a f16 tensor/);
   });
 
   it('accumulates gradients of a tensor used twice, and across backward calls', async () => {
