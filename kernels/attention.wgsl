@@ -3,7 +3,7 @@
 // T×T (encoding) nor the T×Tp (prompt over a long past) score matrix is ever stored.
 //
 // Layouts: qkv [B, T, 3C] (q | k | v, head h at columns h*HD..h*HD+HD-1 of each third);
-// past k, v [B, H, Tp, HD]; lens [2B] = past lengths then new lengths; out [B, T, C];
+// past k, v [B, H, Tp, HD] (f32, or f16 with the past_f16 flag, below); lens [2B] = past lengths then new lengths; out [B, T, C];
 // lse [B, H, T] (natural-log logsumexp of the scaled scores, saved for the backward).
 //
 // Work split (forward and dq): a workgroup takes QB queries and streams tiles of KT = WG·KPT
@@ -52,6 +52,31 @@ const NEG: f32 = -3.0e38;
 // Shared key/value tiles of the dk/dv kernel use a row stride of HD + 1 so the threads of a dot product hit different banks.
 const PAD: u32 = 1u;
 
+// The past's elements. With the past_f16 flag they are half precision, which halves the memory
+// of cached pasts; the kernels widen them to f32 as they load them, so every score and sum stays
+// f32. Devices with shader-f16 store them as vec2<f16>, others as u32 words of two halves
+// (pack2x16float, which every device has); both forms store pairs of head dims, so HD is even.
+//#if past_f16
+//#if f16
+alias PastWord = vec2<f16>;
+fn past_pair(w: PastWord) -> vec2<f32> { return vec2<f32>(w); }
+fn past_word(x: vec2<f32>) -> PastWord { return vec2<f16>(x); }
+//#else
+alias PastWord = u32;
+fn past_pair(w: PastWord) -> vec2<f32> { return unpack2x16float(w); }
+fn past_word(x: vec2<f32>) -> PastWord { return pack2x16float(x); }
+//#endif
+const PAST_PER_WORD: u32 = 2u;
+
+// The 4 past elements of words lo, hi, those from the n-th on as 0 (as the f32 loads give them).
+fn attn_past4(lo: PastWord, hi: PastWord, n: u32) -> vec4<f32> {
+  return select(vec4<f32>(0.0), vec4<f32>(past_pair(lo), past_pair(hi)), vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n));
+}
+//#else
+alias PastWord = f32;
+const PAST_PER_WORD: u32 = 1u;
+//#endif
+
 struct AttnParams {
   batch: u32, heads: u32, t_new: u32, t_past: u32,
   c: u32, n_blocks: u32, scale: f32, _p0: u32,
@@ -71,8 +96,8 @@ fn attn_dims(c: u32) -> u32 {
 
 @group(0) @binding(0) var<uniform> fw_p: AttnParams;
 @group(0) @binding(1) var<storage, read> fw_qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> fw_pk: array<f32>;
-@group(0) @binding(3) var<storage, read> fw_pv: array<f32>;
+@group(0) @binding(2) var<storage, read> fw_pk: array<PastWord>;
+@group(0) @binding(3) var<storage, read> fw_pv: array<PastWord>;
 @group(0) @binding(4) var<storage, read> fw_lens: array<u32>;
 @group(0) @binding(5) var<storage, read_write> fw_out: array<f32>;
 @group(0) @binding(6) var<storage, read_write> fw_lse: array<f32>;
@@ -93,13 +118,21 @@ fn fw_qkv4(a: u32, n: u32) -> vec4<f32> {
 }
 
 fn fw_pk4(a: u32, n: u32) -> vec4<f32> {
+//#if past_f16
+  return attn_past4(fw_pk[a / 2u], fw_pk[a / 2u + 1u], n);
+//#else
   return vec4<f32>(select(0.0, fw_pk[a], n > 0u), select(0.0, fw_pk[a + 1u], n > 1u),
                    select(0.0, fw_pk[a + 2u], n > 2u), select(0.0, fw_pk[a + 3u], n > 3u));
+//#endif
 }
 
 fn fw_pv4(a: u32, n: u32) -> vec4<f32> {
+//#if past_f16
+  return attn_past4(fw_pv[a / 2u], fw_pv[a / 2u + 1u], n);
+//#else
   return vec4<f32>(select(0.0, fw_pv[a], n > 0u), select(0.0, fw_pv[a + 1u], n > 1u),
                    select(0.0, fw_pv[a + 2u], n > 2u), select(0.0, fw_pv[a + 3u], n > 3u));
+//#endif
 }
 
 @compute @workgroup_size(WG)
@@ -269,8 +302,8 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 
 @group(0) @binding(0) var<uniform> dq_p: AttnParams;
 @group(0) @binding(1) var<storage, read> dq_qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> dq_pk: array<f32>;
-@group(0) @binding(3) var<storage, read> dq_pv: array<f32>;
+@group(0) @binding(2) var<storage, read> dq_pk: array<PastWord>;
+@group(0) @binding(3) var<storage, read> dq_pv: array<PastWord>;
 @group(0) @binding(4) var<storage, read> dq_lens: array<u32>;
 @group(0) @binding(5) var<storage, read> dq_o: array<f32>;
 @group(0) @binding(6) var<storage, read> dq_go: array<f32>;
@@ -298,13 +331,21 @@ fn dq_go4(a: u32, n: u32) -> vec4<f32> {
 }
 
 fn dq_pk4(a: u32, n: u32) -> vec4<f32> {
+//#if past_f16
+  return attn_past4(dq_pk[a / 2u], dq_pk[a / 2u + 1u], n);
+//#else
   return vec4<f32>(select(0.0, dq_pk[a], n > 0u), select(0.0, dq_pk[a + 1u], n > 1u),
                    select(0.0, dq_pk[a + 2u], n > 2u), select(0.0, dq_pk[a + 3u], n > 3u));
+//#endif
 }
 
 fn dq_pv4(a: u32, n: u32) -> vec4<f32> {
+//#if past_f16
+  return attn_past4(dq_pv[a / 2u], dq_pv[a / 2u + 1u], n);
+//#else
   return vec4<f32>(select(0.0, dq_pv[a], n > 0u), select(0.0, dq_pv[a + 1u], n > 1u),
                    select(0.0, dq_pv[a + 2u], n > 2u), select(0.0, dq_pv[a + 3u], n > 3u));
+//#endif
 }
 
 @compute @workgroup_size(WG)
@@ -574,24 +615,34 @@ fn attn_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 }
 
 // ---------------------------------------------------------------------------------------------
-// The keys and values of qkv in the past layout [B, H, T, HD].
+// The keys and values of qkv in the past layout [B, H, T, HD], one past word of each per thread.
 
-struct SplitParams { n: u32, heads: u32, t: u32, c: u32 }
+struct SplitParams { words: u32, heads: u32, t: u32, c: u32 }
 
 @group(0) @binding(0) var<uniform> sp_p: SplitParams;
 @group(0) @binding(1) var<storage, read> sp_qkv: array<f32>;
-@group(0) @binding(2) var<storage, read_write> sp_k: array<f32>;
-@group(0) @binding(3) var<storage, read_write> sp_v: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sp_k: array<PastWord>;
+@group(0) @binding(3) var<storage, read_write> sp_v: array<PastWord>;
+
+// The past word of qkv's elements from a on.
+fn sp_word(a: u32) -> PastWord {
+//#if past_f16
+  return past_word(vec2<f32>(sp_qkv[a], sp_qkv[a + 1u]));
+//#else
+  return sp_qkv[a];
+//#endif
+}
 
 @compute @workgroup_size(WG)
 fn split_past(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
   let i = attn_flat_group(wid, nwg) * WG + lid;
-  if (i >= sp_p.n) { return; }
-  let d = i % HD;
-  let t = (i / HD) % sp_p.t;
-  let bh = i / (HD * sp_p.t);
+  if (i >= sp_p.words) { return; }
+  let e = i * PAST_PER_WORD;
+  let d = e % HD;
+  let t = (e / HD) % sp_p.t;
+  let bh = e / (HD * sp_p.t);
   let a = ((bh / sp_p.heads) * sp_p.t + t) * 3u * sp_p.c + (bh % sp_p.heads) * HD + d;
-  sp_k[i] = sp_qkv[a + sp_p.c];
-  sp_v[i] = sp_qkv[a + 2u * sp_p.c];
+  sp_k[i] = sp_word(a + sp_p.c);
+  sp_v[i] = sp_word(a + 2u * sp_p.c);
 }

@@ -1,11 +1,11 @@
 // Causal multi-head attention of new tokens over a per-example past (a KV cache) and each
 // other, forward and backward (to qkv only: the past is constant), and the head split that
-// turns a c_attn output into such a past.
+// turns a c_attn output into such a past, in f32 or, to halve a cached past's memory, f16.
 import { packParams, f32, grid } from '../gpu/params.js';
-import { Tensor, record, tensor, shapeString } from '../engine/tensor.js';
+import { Tensor, record, tensor, shapeString, type DType } from '../engine/tensor.js';
 
 export interface Past {
-  /** [B, H, Tp, D] */
+  /** [B, H, Tp, D], f32 or f16 (both k and v alike; f16 needs an even D). */
   k: Tensor;
   /** [B, H, Tp, D] */
   v: Tensor;
@@ -38,6 +38,14 @@ function heads(qkv: Tensor, nHead: number): { B: number; T: number; C: number; D
   return { B: B!, T: T!, C, D: C / nHead };
 }
 
+/** The kernel flags of a past in `dtype`: f16 pasts store pairs of head dims (see attention.wgsl). */
+function pastFlags(dtype: DType, D: number): string[] {
+  if (dtype === 'f32') return [];
+  if (dtype !== 'f16') throw new TypeError(`past k/v must be f32 or f16, got ${dtype}`);
+  if (D % 2 !== 0) throw new RangeError(`an f16 past needs an even head dim, got ${D}`);
+  return ['past_f16'];
+}
+
 function checkLengths(name: string, lengths: Uint32Array, B: number, max: number): void {
   if (lengths.length !== B) throw new RangeError(`${name} has ${lengths.length} entries for a batch of ${B}`);
   for (const l of lengths) if (l > max) throw new RangeError(`${name} entry ${l} exceeds ${max}`);
@@ -59,11 +67,14 @@ export function attention(qkv: Tensor, nHead: number, opts: { past?: Past; newLe
   const newLengths = opts.newLengths ?? new Uint32Array(B).fill(T);
   checkLengths('newLengths', newLengths, B, T);
   const Tp = past ? past.k.shape[2]! : 0;
+  let flags: string[] = [];
   if (past) {
     const want = [B, nHead, Tp, D];
     for (const t of [past.k, past.v]) {
       if (t.shape.join() !== want.join()) throw new RangeError(`past k/v must be ${shapeString(want)}, got ${shapeString(t.shape)}`);
     }
+    if (past.k.dtype !== past.v.dtype) throw new TypeError(`past k is ${past.k.dtype} but v is ${past.v.dtype}`);
+    flags = pastFlags(past.k.dtype, D);
     checkLengths('past.lengths', past.lengths, B, Tp);
   }
   if (D > MAX_HEAD_DIM) throw new RangeError(`attention supports head dims up to ${MAX_HEAD_DIM}, got ${D}`);
@@ -86,6 +97,7 @@ export function attention(qkv: Tensor, nHead: number, opts: { past?: Past; newLe
     kernel: 'attention',
     entry: 'attn_forward',
     constants,
+    flags,
     params,
     bindings: [qkv.binding(), pk.binding(), pv.binding(), lensT.binding(), out.binding(), lse.binding()],
     workgroups: grid(B * nHead * qBlocks, 1),
@@ -99,6 +111,7 @@ export function attention(qkv: Tensor, nHead: number, opts: { past?: Past; newLe
       kernel: 'attention',
       entry: 'attn_backward_dq',
       constants,
+      flags,
       params,
       bindings: [qkv.binding(), pk.binding(), pv.binding(), lensT.binding(), out.binding(), gradOut.binding(), lse.binding(), grad.binding(), delta.binding()],
       workgroups: grid(B * nHead * qBlocks, 1),
@@ -117,20 +130,29 @@ export function attention(qkv: Tensor, nHead: number, opts: { past?: Past; newLe
   });
 }
 
-/** The keys and values of qkv as a past for later steps: k, v [B, H, T, D]. Constant: no gradient flows into a past. */
-export function splitPast(qkv: Tensor, nHead: number, lengths: Uint32Array): Past {
+/**
+ * The keys and values of qkv as a past for later steps: k, v [B, H, T, D]. Constant: no gradient
+ * flows into a past. `f16` stores them in half precision (half the memory; D must be even),
+ * each value rounded to one of its two nearest halves (WGSL leaves which to the device).
+ */
+export function splitPast(qkv: Tensor, nHead: number, lengths: Uint32Array, opts: { f16?: boolean } = {}): Past {
   const { B, T, C, D } = heads(qkv, nHead);
   checkLengths('lengths', lengths, B, T);
+  const dtype = opts.f16 ? 'f16' : 'f32';
+  const flags = pastFlags(dtype, D);
   const gpu = qkv.gpu;
-  const k = Tensor.empty(gpu, [B, nHead, T, D], 'f32', 'past k');
-  const v = Tensor.empty(gpu, [B, nHead, T, D], 'f32', 'past v');
+  const k = Tensor.empty(gpu, [B, nHead, T, D], dtype, 'past k');
+  const v = Tensor.empty(gpu, [B, nHead, T, D], dtype, 'past v');
+  // One thread per 4-byte word of k and of v: two elements when they are halves (D is even then).
+  const words = k.byteLength / 4;
   gpu.dispatch({
     kernel: 'attention',
     entry: 'split_past',
     constants: { WG: SPLIT_WG, HD: D },
-    params: packParams(k.size, nHead, T, C),
+    flags,
+    params: packParams(words, nHead, T, C),
     bindings: [qkv.binding(), k.binding(), v.binding()],
-    workgroups: grid(k.size, SPLIT_WG),
+    workgroups: grid(words, SPLIT_WG),
   });
   return { k, v, lengths: Uint32Array.from(lengths) };
 }

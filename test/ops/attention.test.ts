@@ -1,6 +1,6 @@
-import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.js';
-import { tensor, tidy } from '../../src/engine/tensor.js';
+import { describe, it, expect, beforeAll, type TestContext } from 'vitest';
+import { testGpu, randn, asF32, asF16, expectClose, finiteDifferences, withKernelFeatures } from '../helpers.js';
+import { tensor, tidy, f16Bits, f16Values, type DType } from '../../src/engine/tensor.js';
 import { attention, splitPast, type Past } from '../../src/ops/attention.js';
 import type { Gpu } from '../../src/gpu/context.js';
 
@@ -148,11 +148,27 @@ function makeInputs(c: Case, seed: number, offset?: number): { qkv: Float64Array
   return { qkv, past: { k, v, lengths: c.pastLengths } };
 }
 
-function gpuPast(c: Case, past: RefPast | undefined): Past | undefined {
+function gpuPast(c: Case, past: RefPast | undefined, on = gpu, dtype: DType = 'f32'): Past | undefined {
   if (!past) return undefined;
   const shape = [c.B, c.H, c.Tp, c.D];
-  return { k: tensor(gpu, past.k, shape), v: tensor(gpu, past.v, shape), lengths: Uint32Array.from(past.lengths) };
+  return { k: tensor(on, past.k, shape, { dtype }), v: tensor(on, past.v, shape, { dtype }), lengths: Uint32Array.from(past.lengths) };
 }
+
+/** The past as an f16 past holds it; references of f16-past attention are computed from these values. */
+function halfPast(past: RefPast): RefPast {
+  return { k: asF16(past.k), v: asF16(past.v), lengths: past.lengths };
+}
+
+/**
+ * The devices and kernel forms an f16 past is tested on: the test device as it is (packed halves
+ * where it lacks shader-f16, as llvmpipe does), and a device with shader-f16 both natively and
+ * with the feature off (packed halves again); those two skip where no adapter offers it.
+ */
+const halfForms: { name: string; on: <T>(ctx: TestContext, body: (device: Gpu) => Promise<T>) => Promise<T | undefined> }[] = [
+  { name: 'test device', on: (_ctx, body) => body(gpu) },
+  { name: 'native f16', on: (ctx, body) => withKernelFeatures(ctx, ['shader-f16'], body) },
+  { name: 'packed f16 on an f16 device', on: (ctx, body) => withKernelFeatures(ctx, [], body) },
+];
 
 function opts(c: Case, past: Past | undefined): { past?: Past; newLengths?: Uint32Array } {
   return { ...(past ? { past } : {}), ...(c.newLengths ? { newLengths: Uint32Array.from(c.newLengths) } : {}) };
@@ -224,13 +240,14 @@ describe('attention forward', () => {
   });
 });
 
-describe('attention backward', () => {
-  async function gradOf(c: Case, qkv: Float64Array, gout: Float64Array, past?: RefPast): Promise<Float32Array> {
-    const x = tensor(gpu, qkv, [c.B, c.T, 3 * c.H * c.D], { requiresGrad: true });
-    tidy(() => attention(x, c.H, opts(c, gpuPast(c, past))).backward(tensor(gpu, gout, [c.B, c.T, c.H * c.D])));
-    return x.grad!.readF32();
-  }
+/** The GPU's gradient of sum(out · gout) w.r.t. qkv, with the past uploaded as `dtype`. */
+async function gradOf(c: Case, qkv: Float64Array, gout: Float64Array, past?: RefPast, on = gpu, dtype: DType = 'f32'): Promise<Float32Array> {
+  const x = tensor(on, qkv, [c.B, c.T, 3 * c.H * c.D], { requiresGrad: true });
+  tidy(() => attention(x, c.H, opts(c, gpuPast(c, past, on, dtype))).backward(tensor(on, gout, [c.B, c.T, c.H * c.D])));
+  return x.grad!.readF32();
+}
 
+describe('attention backward', () => {
   it('matches finite differences of the reference (with a ragged past and padding)', async () => {
     const c: Case = { B: 2, H: 2, D: 5, T: 4, Tp: 7, pastLengths: [7, 3], newLengths: [4, 2] };
     const { qkv, past } = makeInputs(c, 21);
@@ -338,39 +355,137 @@ describe('attention with a past', () => {
     expect(Array.from(past.lengths)).toEqual([3, 1]);
   });
 
-  it("gives an example bitwise the same output and gradient alone as in a padded batch", async () => {
-    const [H, D] = [2, 8];
-    const C = H * D;
-    // Example 0 alone: past 13, 3 new tokens. In the batch: past padded to 37, new padded to 9.
-    const alone: Case = { B: 1, H, D, T: 3, Tp: 13, pastLengths: [13] };
-    const batch: Case = { B: 3, H, D, T: 9, Tp: 37, pastLengths: [37, 13, 0], newLengths: [9, 3, 6] };
-    const b = 1;
-    const a = makeInputs(alone, 71);
-    const big = makeInputs(batch, 72);
-    for (let h = 0; h < H; h++) {
-      big.past!.k.set(a.past!.k.subarray(h * 13 * D, (h + 1) * 13 * D), (b * H + h) * 37 * D);
-      big.past!.v.set(a.past!.v.subarray(h * 13 * D, (h + 1) * 13 * D), (b * H + h) * 37 * D);
-    }
-    big.qkv.set(a.qkv, b * 9 * 3 * C);
-    const gAlone = asF32(randn(3 * C, 73));
-    const gBatch = asF32(randn(3 * 9 * C, 74));
-    // Padded rows carry no gradient, as a masked loss would give them.
-    gBatch.fill(0, b * 9 * C, (b + 1) * 9 * C);
-    gBatch.set(gAlone, b * 9 * C);
+  // The f32 past on the test device, and the f16 past in each of its forms.
+  const pastForms = [{ dtype: 'f32' as DType, ...halfForms[0]! }, ...halfForms.map((form) => ({ dtype: 'f16' as DType, ...form }))];
+  for (const { dtype, name: form, on } of pastForms) {
+    it(`gives an example bitwise the same output and gradient alone as in a padded batch (${dtype} past, ${form})`, async (ctx) => {
+      await on(ctx, async (device) => {
+        const [H, D] = [2, 8];
+        const C = H * D;
+        // Example 0 alone: past 13, 3 new tokens. In the batch: past padded to 37, new padded to 9.
+        const alone: Case = { B: 1, H, D, T: 3, Tp: 13, pastLengths: [13] };
+        const batch: Case = { B: 3, H, D, T: 9, Tp: 37, pastLengths: [37, 13, 0], newLengths: [9, 3, 6] };
+        const b = 1;
+        const a = makeInputs(alone, 71);
+        const big = makeInputs(batch, 72);
+        for (let h = 0; h < H; h++) {
+          big.past!.k.set(a.past!.k.subarray(h * 13 * D, (h + 1) * 13 * D), (b * H + h) * 37 * D);
+          big.past!.v.set(a.past!.v.subarray(h * 13 * D, (h + 1) * 13 * D), (b * H + h) * 37 * D);
+        }
+        big.qkv.set(a.qkv, b * 9 * 3 * C);
+        const gAlone = asF32(randn(3 * C, 73));
+        const gBatch = asF32(randn(3 * 9 * C, 74));
+        // Padded rows carry no gradient, as a masked loss would give them.
+        gBatch.fill(0, b * 9 * C, (b + 1) * 9 * C);
+        gBatch.set(gAlone, b * 9 * C);
 
-    const run = async (c: Case, inputs: { qkv: Float64Array; past?: RefPast }, gout: Float64Array) => {
-      const x = tensor(gpu, inputs.qkv, [c.B, c.T, 3 * C], { requiresGrad: true });
-      const out = tidy(() => {
-        const y = attention(x, H, opts(c, gpuPast(c, inputs.past)));
-        y.backward(tensor(gpu, gout, [c.B, c.T, C]));
-        return y;
+        const run = async (c: Case, inputs: { qkv: Float64Array; past?: RefPast }, gout: Float64Array) => {
+          const x = tensor(device, inputs.qkv, [c.B, c.T, 3 * C], { requiresGrad: true });
+          const out = tidy(() => {
+            const y = attention(x, H, opts(c, gpuPast(c, inputs.past, device, dtype)));
+            y.backward(tensor(device, gout, [c.B, c.T, C]));
+            return y;
+          });
+          return { out: await out.readF32(), grad: await x.grad!.readF32() };
+        };
+        const one = await run(alone, a, gAlone);
+        const many = await run(batch, big, gBatch);
+        expect(Array.from(many.out.subarray(b * 9 * C, (b * 9 + 3) * C))).toEqual(Array.from(one.out));
+        expect(Array.from(many.grad.subarray(b * 9 * 3 * C, (b * 9 + 3) * 3 * C))).toEqual(Array.from(one.grad));
+        const refPast = dtype === 'f16' ? halfPast(a.past!) : a.past;
+        expectClose(`attention alone vs reference (${dtype} past, ${form})`, one.out, refAttention(a.qkv, alone, refPast).out, { atol: 2e-5, rtol: 1e-4 });
       });
-      return { out: await out.readF32(), grad: await x.grad!.readF32() };
-    };
-    const one = await run(alone, a, gAlone);
-    const many = await run(batch, big, gBatch);
-    expect(Array.from(many.out.subarray(b * 9 * C, (b * 9 + 3) * C))).toEqual(Array.from(one.out));
-    expect(Array.from(many.grad.subarray(b * 9 * 3 * C, (b * 9 + 3) * 3 * C))).toEqual(Array.from(one.grad));
-    expectClose('attention alone vs reference', one.out, refAttention(a.qkv, alone, a.past).out, { atol: 2e-5, rtol: 1e-4 });
+    });
+  }
+});
+
+/** Indices where a stored half is neither of the two halves nearest the f32 value WGSL may round it to. */
+function notRoundedToHalf(stored: Float32Array, values: Float64Array): string[] {
+  const bad: string[] = [];
+  values.forEach((x, i) => {
+    const nearest = asF16([x])[0]!;
+    // The half on x's other side of `nearest` (past it when x is exactly a half: then only x is allowed).
+    const bits = f16Bits([nearest])[0]! + (Math.abs(x) > Math.abs(nearest) ? 1 : -1);
+    const other = x === nearest ? x : f16Values(Uint16Array.of(bits))[0]!;
+    if (stored[i] !== nearest && stored[i] !== other) bad.push(`[${i}] ${x} stored as ${stored[i]}`);
+  });
+  return bad;
+}
+
+describe('attention with an f16 past', () => {
+  // D 6 ends in a half chunk of 4 dims; 70 and 300 past keys are not whole 64-key tiles;
+  // 9 and 11 queries are not whole 8-query blocks.
+  const forward: Case[] = [
+    { B: 1, H: 4, D: 8, T: 1, Tp: 40, pastLengths: [40] },
+    { B: 2, H: 2, D: 6, T: 9, Tp: 70, pastLengths: [70, 33], newLengths: [9, 4] },
+    { B: 2, H: 1, D: 64, T: 3, Tp: 300, pastLengths: [300, 129], newLengths: [3, 1] },
+  ];
+  const backward: Case[] = [
+    { B: 1, H: 2, D: 8, T: 1, Tp: 45, pastLengths: [45] },
+    { B: 2, H: 2, D: 6, T: 11, Tp: 70, pastLengths: [70, 13], newLengths: [11, 4] },
+    { B: 2, H: 2, D: 64, T: 5, Tp: 100, pastLengths: [100, 37] },
+  ];
+  for (const form of halfForms) {
+    for (const c of forward) {
+      it(`forward (${form.name}) matches float64 over the rounded past: ${name(c)}`, async (ctx) => {
+        await form.on(ctx, async (device) => {
+          const { qkv, past } = makeInputs(c, 80 + c.T);
+          const half = halfPast(past!);
+          const p = gpuPast(c, half, device, 'f16')!;
+          expect(p.k.byteLength).toBe(c.B * c.H * c.Tp * c.D * 2);
+          const out = attention(tensor(device, qkv, [c.B, c.T, 3 * c.H * c.D]), c.H, opts(c, p));
+          const ref = refAttention(qkv, c, half).out;
+          expectClose(`attention forward, f16 past (${form.name}) ${name(c)}`, await out.readF32(), ref, { atol: 2e-5, rtol: 1e-4 });
+        });
+      });
+    }
+    for (const c of backward) {
+      it(`qkv gradient (${form.name}) matches float64 over the rounded past: ${name(c)}`, async (ctx) => {
+        await form.on(ctx, async (device) => {
+          const { qkv, past } = makeInputs(c, 90 + c.T);
+          const half = halfPast(past!);
+          const gout = asF32(randn(c.B * c.T * c.H * c.D, 91));
+          const finite = qkv.map((x) => (Number.isNaN(x) ? 0 : x));
+          expectClose(`attention backward, f16 past (${form.name}) ${name(c)}`, await gradOf(c, qkv, gout, half, device, 'f16'), refAttentionGrad(finite, gout, c, half), {
+            atol: 2e-5,
+            rtol: 1e-4,
+          });
+        });
+      });
+    }
+
+    it(`splitPast (${form.name}) rounds every key and value to a nearest half, which attention then reads`, async (ctx) => {
+      await form.on(ctx, async (device) => {
+        const [B, T, H, D] = [2, 7, 3, 6];
+        const C = H * D;
+        const qkv = asF32(randn(B * T * 3 * C, 95, 3));
+        const lengths = Uint32Array.of(7, 4);
+        const past = splitPast(tensor(device, qkv, [B, T, 3 * C]), H, lengths, { f16: true });
+        expect(past.k.dtype).toBe('f16');
+        const f32Past = splitPast(tensor(device, qkv, [B, T, 3 * C]), H, lengths);
+        const k = await past.k.read();
+        const v = await past.v.read();
+        expect(notRoundedToHalf(k as Float32Array, asF32(await f32Past.k.readF32()))).toEqual([]);
+        expect(notRoundedToHalf(v as Float32Array, asF32(await f32Past.v.readF32()))).toEqual([]);
+
+        const c: Case = { B, H, D, T: 3, Tp: T, pastLengths: [7, 4] };
+        const newQkv = asF32(randn(B * c.T * 3 * C, 96));
+        const out = attention(tensor(device, newQkv, [B, c.T, 3 * C]), H, { past });
+        const ref = refAttention(newQkv, c, { k: Float64Array.from(k), v: Float64Array.from(v), lengths: [7, 4] }).out;
+        expectClose(`attention over a split f16 past (${form.name})`, await out.readF32(), ref, { atol: 2e-5, rtol: 1e-4 });
+      });
+    });
+  }
+
+  it('rejects an odd head dim and a past with k and v of different dtypes', () => {
+    const qkv = tensor(gpu, new Float32Array(2 * 3 * 30), [2, 3, 30]);
+    expect(() => splitPast(qkv, 2, Uint32Array.of(3, 3), { f16: true })).toThrow(/even head dim, got 5/);
+    const shape = [2, 2, 4, 5];
+    const half = tensor(gpu, new Float32Array(80), shape, { dtype: 'f16' });
+    expect(() => attention(qkv, 2, { past: { k: half, v: half, lengths: Uint32Array.of(1, 1) } })).toThrow(/even head dim/);
+    const qkv8 = tensor(gpu, new Float32Array(2 * 3 * 48), [2, 3, 48]);
+    const k = tensor(gpu, new Float32Array(2 * 2 * 4 * 8), [2, 2, 4, 8], { dtype: 'f16' });
+    const v = tensor(gpu, new Float32Array(2 * 2 * 4 * 8), [2, 2, 4, 8]);
+    expect(() => attention(qkv8, 2, { past: { k, v, lengths: Uint32Array.of(1, 1) } })).toThrow(/k is f16 but v is f32/);
   });
 });
