@@ -4,7 +4,7 @@
 // values; forwardWithPast() runs new vectors (a soft prompt) per example at the positions
 // right after that example's own last real token, attending to its past.
 import type { Gpu } from '../gpu/context.js';
-import { Tensor, tensor, keep, noGrad, tidy, isGradEnabled } from '../engine/tensor.js';
+import { Tensor, tensor, keep, noGrad, tidy, isGradEnabled, BYTES_PER_ELEMENT } from '../engine/tensor.js';
 import { add } from '../ops/elementwise.js';
 import { matmul } from '../ops/matmul.js';
 import { layerNorm } from '../ops/layernorm.js';
@@ -36,6 +36,12 @@ interface BlockWeights {
 export interface ModelPast {
   layers: Past[];
   lengths: Uint32Array;
+}
+
+/** How a past is stored. */
+export interface PastOptions {
+  /** Keys and values in f16: half the memory, each rounded to a nearest half (see splitPast). */
+  pastF16?: boolean;
 }
 
 /** A right-padded batch of token ids: ids[b*T + t], lengths[b] real tokens of example b. */
@@ -82,12 +88,12 @@ export class GPT2 {
   }
 
   /** Bytes of GPU memory a past of this many examples × positions takes (keys and values, every layer). */
-  pastBytes(examples: number, positions: number): number {
-    return this.config.nLayer * 2 * examples * positions * this.config.nEmbd * 4;
+  pastBytes(examples: number, positions: number, opts: PastOptions = {}): number {
+    return this.config.nLayer * 2 * examples * positions * this.config.nEmbd * BYTES_PER_ELEMENT[opts.pastF16 ? 'f16' : 'f32'];
   }
 
   /** Runs a right-padded batch of texts; returns each layer's keys/values and the final hidden states [B, T, C]. */
-  encodePast(batch: TokenBatch): { past: ModelPast; hidden: Tensor } {
+  encodePast(batch: TokenBatch, opts: PastOptions = {}): { past: ModelPast; hidden: Tensor } {
     const { ids, lengths, width: T } = batch;
     const B = lengths.length;
     this.checkPositions(lengths, 0, T);
@@ -103,7 +109,7 @@ export class GPT2 {
     for (const block of this.blocks) {
       const layer = () => {
         const { out, qkv } = this.block(block, x, { newLengths: lengths });
-        return { out, past: splitPast(qkv, this.config.nHead, lengths) };
+        return { out, past: splitPast(qkv, this.config.nHead, lengths, { f16: opts.pastF16 ?? false }) };
       };
       const { out, past } = frozen ? tidy(layer) : layer();
       layers.push(past);

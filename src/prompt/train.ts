@@ -1,12 +1,12 @@
 // Training and inference loops for prompt classifiers. Texts are grouped into fixed batches
 // of similar length (little padding); each batch's past is computed once and, within the
 // cache budget, kept for later epochs, since the frozen model gives the same past every time.
-import { Tensor, tensor, tidy, keep, noGrad } from '../engine/tensor.js';
+import { Tensor, rawTensor, tidy, keep, noGrad, type DType, type RawData } from '../engine/tensor.js';
 import { Adam } from '../engine/adam.js';
 import { add, scale } from '../ops/elementwise.js';
 import { crossEntropy, bceWithLogits } from '../ops/loss.js';
 import { gatherRows } from '../ops/gather.js';
-import type { GPT2, ModelPast, TokenBatch } from '../gpt2/model.js';
+import type { GPT2, ModelPast, PastOptions, TokenBatch } from '../gpt2/model.js';
 import { PromptClassifier, taskWidth, type Task } from './classifier.js';
 import { seededRandom, shuffledIndices } from '../util/random.js';
 
@@ -39,6 +39,11 @@ export interface TrainOptions {
   cacheBytes: number;
   /** Host bytes for pasts beyond the GPU budget (default 0). */
   hostCacheBytes?: number;
+  /**
+   * Keep every past in f16: twice the batches in the same budgets. Recomputed pasts are made
+   * f16 too, so every epoch sees the same past wherever it comes from.
+   */
+  cacheF16?: boolean;
   startEpoch?: number;
   optimizer?: Adam;
   onStep?: (info: { epoch: number; step: number; steps: number; loss: number }) => void;
@@ -80,9 +85,9 @@ export function tokenBatch(examples: readonly Example[], indices: readonly numbe
 }
 
 /** Encodes a batch's texts into a past (no gradients; the model is frozen). */
-export function encode(model: GPT2, batch: TokenBatch): ModelPast {
+export function encode(model: GPT2, batch: TokenBatch, opts: PastOptions = {}): ModelPast {
   return tidy(() => {
-    const { past, hidden } = noGrad(() => model.encodePast(batch));
+    const { past, hidden } = noGrad(() => model.encodePast(batch, opts));
     hidden.dispose();
     return past;
   });
@@ -134,9 +139,9 @@ export function batchLoss(logits: Tensor, examples: readonly Example[], indices:
   return total!;
 }
 
-/** A past copied to host memory: per layer, keys and values. */
+/** A past copied to host memory as the GPU stores it: per layer, keys and values. */
 interface HostPast {
-  layers: { k: Float32Array; v: Float32Array; shape: readonly number[] }[];
+  layers: { k: RawData; v: RawData; shape: readonly number[]; dtype: DType }[];
   lengths: Uint32Array;
 }
 
@@ -153,6 +158,7 @@ export class PastCache {
     private readonly model: GPT2,
     private readonly gpuBytes: number,
     private readonly hostBytes = 0,
+    private readonly storage: PastOptions = {},
   ) {}
 
   /** The batch's past; `owned` pasts must be disposed by the caller after use. */
@@ -162,19 +168,22 @@ export class PastCache {
     const host = this.onHost.get(batchIndex);
     if (host) {
       const gpu = this.model.gpu;
-      const layers = host.layers.map((l) => ({ k: keep(tensor(gpu, l.k, l.shape)), v: keep(tensor(gpu, l.v, l.shape)), lengths: host.lengths }));
+      const layers = host.layers.map((l) => {
+        const upload = (data: RawData) => keep(rawTensor(gpu, data, l.shape, l.dtype, 'cached past'));
+        return { k: upload(l.k), v: upload(l.v), lengths: host.lengths };
+      });
       return { past: { layers, lengths: host.lengths }, owned: true };
     }
     const tokens = batch();
-    const past = encode(this.model, tokens);
-    const bytes = this.model.pastBytes(tokens.lengths.length, tokens.width);
+    const past = encode(this.model, tokens, this.storage);
+    const bytes = this.model.pastBytes(tokens.lengths.length, tokens.width, this.storage);
     if (this.gpuUsed + bytes <= this.gpuBytes) {
       this.onGpu.set(batchIndex, past);
       this.gpuUsed += bytes;
       return { past, owned: false };
     }
     if (this.hostUsed + bytes <= this.hostBytes) {
-      const layers = await Promise.all(past.layers.map(async (l) => ({ k: await l.k.readF32(), v: await l.v.readF32(), shape: l.k.shape })));
+      const layers = await Promise.all(past.layers.map(async (l) => ({ k: await l.k.readRaw(), v: await l.v.readRaw(), shape: l.k.shape, dtype: l.k.dtype })));
       this.onHost.set(batchIndex, { layers, lengths: past.lengths });
       this.hostUsed += bytes;
     }
@@ -203,7 +212,7 @@ export async function train(model: GPT2, classifier: PromptClassifier, examples:
   if (classifier.groups !== 1) throw new RangeError('training needs one shared prompt; a composite of separately trained prompts is for inference');
   const optimizer = options.optimizer ?? new Adam(classifier.parameters(), { lr: options.lr });
   const batches = mixedBuckets(examples, classifier.tasks.length, options.batchSize);
-  const cache = new PastCache(model, options.cacheBytes, options.hostCacheBytes ?? 0);
+  const cache = new PastCache(model, options.cacheBytes, options.hostCacheBytes ?? 0, { pastF16: options.cacheF16 ?? false });
   try {
     for (let epoch = options.startEpoch ?? 0; epoch < options.epochs; epoch++) {
       const started = performance.now();
@@ -245,13 +254,20 @@ export async function train(model: GPT2, classifier: PromptClassifier, examples:
   return optimizer;
 }
 
-/** Logits [N, K] for every example (in input order), batched by length. */
-export async function predictLogits(model: GPT2, classifiers: readonly PromptClassifier[], examples: readonly Example[], batchSize: number, onBatch?: (done: number) => void): Promise<Float32Array[]> {
+/** Logits [N, K] for every example (in input order), batched by length; `storage` as a prompt was trained with (e.g. an f16 past). */
+export async function predictLogits(
+  model: GPT2,
+  classifiers: readonly PromptClassifier[],
+  examples: readonly Example[],
+  batchSize: number,
+  onBatch?: (done: number) => void,
+  storage: PastOptions = {},
+): Promise<Float32Array[]> {
   const outputs = classifiers.map((c) => new Float32Array(examples.length * c.classes));
   let done = 0;
   for (const indices of lengthBuckets(examples.map((e) => e.tokens.length), batchSize)) {
     // One encode serves every classifier and prompt: the past does not depend on the prompt.
-    const past = encode(model, tokenBatch(examples, indices));
+    const past = encode(model, tokenBatch(examples, indices), storage);
     const runs = classifiers.flatMap((c, k) => Array.from({ length: c.groups }, (_, g) => ({ k, g, logits: noGrad(() => tidy(() => c.logits(model, past, g))) })));
     disposePast(past);
     const values = await Promise.all(runs.map((r) => r.logits.readF32()));

@@ -42,28 +42,40 @@ function classifier(tasks: Task[], seed: number): PromptClassifier {
 }
 
 describe('training loop', () => {
-  it('caching the past on the GPU, in host memory, or recomputing it gives identical training', async () => {
-    const data = examples(37, 1);
-    const results: Float32Array[] = [];
-    const losses: number[][] = [];
-    for (const [gpuBytes, hostBytes] of [[Infinity, 0], [0, Infinity], [0, 0]]) {
-      const c = classifier([singleTask], 2);
-      const seen: number[] = [];
-      const opt = await train(model, c, data, { epochs: 3, batchSize: 8, lr: 1e-2, seed: 3, losses: [{}], cacheBytes: gpuBytes!, hostCacheBytes: hostBytes!, onStep: ({ loss }) => seen.push(loss) });
-      results.push((await c.params()).prompt);
-      losses.push(seen);
-      opt.dispose();
-      c.dispose();
-    }
-    expect(losses[1]).toEqual(losses[0]);
-    expect(losses[2]).toEqual(losses[0]);
-    expect(Array.from(results[1]!)).toEqual(Array.from(results[0]!));
-    expect(Array.from(results[2]!)).toEqual(Array.from(results[0]!));
-    // It learns: the last epoch's mean loss is below the first's.
-    const perEpoch = 5;
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    expect(mean(losses[0]!.slice(-perEpoch))).toBeLessThan(mean(losses[0]!.slice(0, perEpoch)));
-  });
+  /** Step losses and the final prompt of one training run of 3 epochs. */
+  async function trainRun(data: Example[], cache: { cacheBytes: number; hostCacheBytes: number; cacheF16?: boolean }): Promise<{ losses: number[]; prompt: Float32Array }> {
+    const c = classifier([singleTask], 2);
+    const losses: number[] = [];
+    const opt = await train(model, c, data, { epochs: 3, batchSize: 8, lr: 1e-2, seed: 3, losses: [{}], ...cache, onStep: ({ loss }) => losses.push(loss) });
+    const { prompt } = await c.params();
+    opt.dispose();
+    c.dispose();
+    return { losses, prompt };
+  }
+
+  // Per precision of the past: the three ways of getting it must train bit for bit alike.
+  for (const cacheF16 of [false, true]) {
+    it(`caching the ${cacheF16 ? 'f16' : 'f32'} past on the GPU, in host memory, or recomputing it gives identical training`, async () => {
+      const data = examples(37, 1);
+      const runs: { losses: number[]; prompt: Float32Array }[] = [];
+      for (const [cacheBytes, hostCacheBytes] of [[Infinity, 0], [0, Infinity], [0, 0]]) runs.push(await trainRun(data, { cacheBytes: cacheBytes!, hostCacheBytes: hostCacheBytes!, cacheF16 }));
+      for (const run of runs.slice(1)) {
+        expect(run.losses).toEqual(runs[0]!.losses);
+        expect(Array.from(run.prompt)).toEqual(Array.from(runs[0]!.prompt));
+      }
+      // It learns: the last epoch's mean loss is below the first's.
+      const perEpoch = 5;
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      const { losses } = runs[0]!;
+      expect(mean(losses.slice(-perEpoch))).toBeLessThan(mean(losses.slice(0, perEpoch)));
+      if (!cacheF16) return;
+      // Rounding the past to halves moves the losses, but only slightly.
+      const f32 = await trainRun(data, { cacheBytes: Infinity, hostCacheBytes: 0 });
+      const relative = losses.map((l, i) => Math.abs(l - f32.losses[i]!) / Math.abs(f32.losses[i]!));
+      expect(Math.max(...relative)).toBeLessThan(1e-2);
+      expect(Math.max(...relative)).toBeGreaterThan(0);
+    });
+  }
 
   it('the cache keeps batches within each tier\'s budget', async () => {
     const data = examples(24, 4);
@@ -82,6 +94,36 @@ describe('training loop', () => {
     disposePast(past);
     disposePast(fresh);
     cache.dispose();
+  });
+
+  it('an f16 cache holds twice the batches in the same budgets, and its host copies keep the halves as they are', async () => {
+    // Texts of one length, so every batch's past has the same size.
+    const data = examples(48, 10).map((e, i) => ({ ...e, tokens: Uint32Array.from({ length: 12 }, (_, t) => (i * 7 + t) % 200) }));
+    const batches = lengthBuckets(data.map((e) => e.tokens.length), 8);
+    const f32Bytes = model.pastBytes(8, 12);
+    expect(model.pastBytes(8, 12, { pastF16: true })).toBe(f32Bytes / 2);
+    const fill = async (cache: PastCache) => {
+      for (let i = 0; i < batches.length; i++) {
+        const { past, owned } = await cache.get(i, () => tokenBatch(data, batches[i]!));
+        if (owned) disposePast(past);
+      }
+      return cache.stats;
+    };
+    const f32 = new PastCache(model, 2 * f32Bytes, f32Bytes);
+    const f16 = new PastCache(model, 2 * f32Bytes, f32Bytes, { pastF16: true });
+    expect(await fill(f32)).toEqual({ gpuBatches: 2, hostBatches: 1, gpuBytes: 2 * f32Bytes, hostBytes: f32Bytes });
+    expect(await fill(f16)).toEqual({ gpuBatches: 4, hostBatches: 2, gpuBytes: 2 * f32Bytes, hostBytes: f32Bytes });
+    // Batch 5 is held on the host: uploaded again it is the f16 past a fresh encode gives, bit for bit.
+    const { past, owned } = await f16.get(5, () => tokenBatch(data, batches[5]!));
+    expect(owned).toBe(true);
+    const fresh = encode(model, tokenBatch(data, batches[5]!), { pastF16: true });
+    expect(past.layers[1]!.k.dtype).toBe('f16');
+    expect(Array.from(await past.layers[1]!.k.readRaw())).toEqual(Array.from(await fresh.layers[1]!.k.readRaw()));
+    expect(Array.from(await past.layers[0]!.v.readRaw())).toEqual(Array.from(await fresh.layers[0]!.v.readRaw()));
+    disposePast(past);
+    disposePast(fresh);
+    f32.dispose();
+    f16.dispose();
   });
 
   it('buckets group similar lengths; mixed buckets give every batch an equal share of each task', () => {
