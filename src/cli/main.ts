@@ -67,6 +67,7 @@ function buildCli(argv: string[]) {
     .option('--pos-weight <auto|none|w1,w2,...>', 'Multi-label pos_weight (auto: negatives/positives per label)', { default: 'auto' })
     .option('--cache-mb <n>', 'GPU memory for keeping texts\' pasts across epochs', { default: 1024 })
     .option('--host-cache-mb <n>', 'Host memory for pasts beyond --cache-mb (both 0: recompute the past every epoch, as the original method)', { default: 4096 })
+    .option('--cache-f16', 'Keep the pasts in half precision: twice as many fit --cache-mb and --host-cache-mb, losses move slightly (validation uses them too)')
     .option('--out <file>', 'Prompt file to write (after every epoch)', { default: 'prompt.gpt2p' })
     .option('--force', 'Overwrite an existing --out file')
     .option('--resume', 'Continue training the --out file from its last complete epoch')

@@ -39,6 +39,7 @@ export interface TrainFlags {
   posWeight?: string;
   cacheMb?: number | string;
   hostCacheMb?: number | string;
+  cacheF16?: boolean;
   backend?: string;
   quiet?: boolean;
 }
@@ -163,6 +164,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   if (!(cacheBytes >= 0)) throw new UsageError(`--cache-mb must be a number ≥ 0, got '${flags.cacheMb}'`);
   const hostCacheBytes = Number(flags.hostCacheMb ?? 4096) * 2 ** 20;
   if (!(hostCacheBytes >= 0)) throw new UsageError(`--host-cache-mb must be a number ≥ 0, got '${flags.hostCacheMb}'`);
+  const cacheF16 = Boolean(flags.cacheF16);
 
   const specs = flags.tasks ? await specsFromFile(flags.tasks) : specsFromFlags(flags);
   if (!flags.data && !flags.tasks) {
@@ -191,7 +193,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
 
     const examples: Example[] = tasks.flatMap((t, i) => toExamples(t.train, session.tokenizer, i, maxLength));
     const valSets = tasks.map((t, i) => (t.val ? { task: t.task, data: t.val, examples: toExamples(t.val, session.tokenizer, i, maxLength) } : null));
-    const settings = { lr, batchSize, maxLength, seed, epochs, promptTokens, data: specs.map((s) => s.data ?? 'demo'), losses: tasks.map((t) => ({ classWeights: t.loss.classWeights ? Array.from(t.loss.classWeights) : null, posWeight: t.loss.posWeight ? Array.from(t.loss.posWeight) : null })) };
+    const settings = { lr, batchSize, maxLength, seed, epochs, promptTokens, cacheF16, data: specs.map((s) => s.data ?? 'demo'), losses: tasks.map((t) => ({ classWeights: t.loss.classWeights ? Array.from(t.loss.classWeights) : null, posWeight: t.loss.posWeight ? Array.from(t.loss.posWeight) : null })) };
     log(`training ${taskList.map((t) => `${t.name} (${t.kind}-label, ${t.labelNames.length} labels)`).join(' + ')} on ${examples.length} examples; ${session.gpu.adapterName}`);
 
     const optimizer = new Adam(classifier.parameters(), { lr });
@@ -219,6 +221,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
       losses: tasks.map((t) => t.loss),
       cacheBytes,
       hostCacheBytes,
+      cacheF16,
       startEpoch,
       optimizer,
       onStep: ({ epoch, step, steps: perEpoch, loss }) => {
@@ -243,7 +246,8 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
         log(`epoch ${epoch + 1}/${epochs}: mean loss ${meanLoss.toFixed(4)} (${seconds.toFixed(1)} s); saved ${out}`);
         for (const v of valSets) {
           if (!v) continue;
-          const [logits] = await predictLogits(session.model, [classifier], v.examples, batchSize);
+          // Over the past the prompt was trained with.
+          const [logits] = await predictLogits(session.model, [classifier], v.examples, batchSize, undefined, { pastF16: cacheF16 });
           log(formatEvaluation(evaluateTask(v.task, taskLogits(logits!, classifier.classes, v.task), v.data)));
         }
       },

@@ -127,7 +127,7 @@ describe('gpt2-prompt train / eval / predict', () => {
     expect(parse(both)).toEqual(merged);
   });
 
-  it('multi-task training: one shared prompt, a composite head, each task evaluated on its own columns', async () => {
+  it('multi-task training (with f16 pasts): one shared prompt, a composite head, each task evaluated on its own columns', async () => {
     writeFileSync(
       p('tasks.json'),
       JSON.stringify([
@@ -135,9 +135,11 @@ describe('gpt2-prompt train / eval / predict', () => {
         { name: 'emotion', data: 'emotion.tsv', textColumn: 'Tweet', labelColumns: ['joy', 'anger', 'fear'] },
       ]),
     );
-    const r = await cli('train', '--tasks', p('tasks.json'), '--epochs', '1', '--out', p('multi.gpt2p'));
+    const r = await cli('train', '--tasks', p('tasks.json'), '--epochs', '1', '--out', p('multi.gpt2p'), '--cache-f16');
     expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/accuracy\s+\d\.\d\d\s+16/);
     const saved = decodeCheckpoint(readFileSync(p('multi.gpt2p')), 'multi.gpt2p');
+    expect(saved.training.cacheF16).toBe(true);
     expect(saved.tasks.map((t) => [t.name, t.start, t.group ?? 0])).toEqual([
       ['sentiment', 0, 0],
       ['emotion', 2, 0],
