@@ -3,8 +3,9 @@
 // T×T (encoding) nor the T×Tp (prompt over a long past) score matrix is ever stored.
 //
 // Layouts: qkv [B, T, 3C] (q | k | v, head h at columns h*HD..h*HD+HD-1 of each third);
-// past k, v [B, H, Tp, HD] (f32, or f16 with the past_f16 flag, below); lens [2B] = past lengths then new lengths; out [B, T, C];
-// lse [B, H, T] (natural-log logsumexp of the scaled scores, saved for the backward).
+// past k, v [B, H, Tp, HD] (f32, or f16 with the past_f16 flag: see PastWord); lens [2B] = past
+// lengths then new lengths; out [B, T, C]; lse [B, H, T] (natural-log logsumexp of the scaled
+// scores, saved for the backward).
 //
 // Work split (forward and dq): a workgroup takes QB queries and streams tiles of KT = WG·KPT
 // keys. Scores: thread i owns keys i, i + WG, ... of the tile and dots them with all QB queries
@@ -68,7 +69,8 @@ fn past_word(x: vec2<f32>) -> PastWord { return pack2x16float(x); }
 //#endif
 const PAST_PER_WORD: u32 = 2u;
 
-// The 4 past elements of words lo, hi, those from the n-th on as 0 (as the f32 loads give them).
+// Past elements a..a+3 (a even) from their words a/2 and a/2 + 1, those from the n-th on as 0
+// (as the f32 loads give them).
 fn attn_past4(lo: PastWord, hi: PastWord, n: u32) -> vec4<f32> {
   return select(vec4<f32>(0.0), vec4<f32>(past_pair(lo), past_pair(hi)), vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n));
 }
