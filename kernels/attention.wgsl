@@ -107,9 +107,14 @@ fn attn_dims(c: u32) -> u32 {
 var<workgroup> fw_q: array<vec4<f32>, QB * HD4>;
 // Probabilities of the tile: [key][QV].
 var<workgroup> fw_s: array<vec4<f32>, KT * QV>;
+//#if subgroups
+// Row maxima of the tile per subgroup [subgroup][QV] (subgroups have at least 4 invocations).
+var<workgroup> fw_pm: array<vec4<f32>, (WG / 4u) * QV>;
+//#else
 // Row maxima of the tile per thread [WG][QV], then per part [NPART][QV].
 var<workgroup> fw_tm: array<vec4<f32>, WG * QV>;
 var<workgroup> fw_pm: array<vec4<f32>, NPART * QV>;
+//#endif
 var<workgroup> fw_red: array<vec4<f32>, KG * QB * HD4>;
 var<workgroup> fw_lred: array<vec4<f32>, KG * QV>;
 var<workgroup> fw_len: vec2<u32>;
@@ -137,9 +142,19 @@ fn fw_pv4(a: u32, n: u32) -> vec4<f32> {
 //#endif
 }
 
+// Where an invocation stands in its workgroup (and subgroup), for the forward's row maxima.
+struct AttnIds {
+  @builtin(local_invocation_index) lid: u32,
+//#if subgroups
+  @builtin(subgroup_id) subgroup: u32,
+  @builtin(num_subgroups) subgroups: u32,
+  @builtin(subgroup_invocation_id) lane: u32,
+//#endif
+}
+
 @compute @workgroup_size(WG)
-fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
+fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, ids: AttnIds) {
+  let lid = ids.lid;
   let g = attn_flat_group(wid, nwg);
   if (g >= fw_p.batch * fw_p.heads * fw_p.n_blocks) { return; }
   let bh = g / fw_p.n_blocks;
@@ -211,6 +226,16 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
       }
       for (var r = 0u; r < QV; r++) { tmax[r] = max(tmax[r], sc[k * QV + r]); }
     }
+//#if subgroups
+    // A subgroup's maxima in one op each, one partial per subgroup: a barrier fewer. Maxima are
+    // exact in any order, so both variants give the same bits.
+    for (var r = 0u; r < QV; r++) {
+      let sm = subgroupMax(tmax[r]);
+      if (ids.lane == 0u) { fw_pm[ids.subgroup * QV + r] = sm; }
+    }
+    workgroupBarrier();
+    let parts = ids.subgroups;
+//#else
     for (var r = 0u; r < QV; r++) { fw_tm[lid * QV + r] = tmax[r]; }
     workgroupBarrier();
     {
@@ -221,10 +246,12 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
       fw_pm[part * QV + r / 4u][r % 4u] = pm;
     }
     workgroupBarrier();
+    let parts = NPART;
+//#endif
     var alpha: array<vec4<f32>, 2>;
     for (var r = 0u; r < QV; r++) {
       var mt = vec4<f32>(NEG);
-      for (var part = 0u; part < NPART; part++) { mt = max(mt, fw_pm[part * QV + r]); }
+      for (var part = 0u; part < parts; part++) { mt = max(mt, fw_pm[part * QV + r]); }
       let mn = max(m[r], mt);
       // Exactly 1 when nothing new is visible, so such tiles leave the row bit-for-bit unchanged.
       alpha[r] = select(exp(m[r] - mn), vec4<f32>(1.0), mn == m[r]);

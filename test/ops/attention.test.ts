@@ -201,6 +201,19 @@ describe('attention forward', () => {
     });
   }
 
+  // The subgroup variant of the row maxima: against float64, and bit for bit against the
+  // fallback on the same device (maxima are exact in any order).
+  for (const c of [cases[1]!, cases[4]!, cases[6]!, cases[7]!, cases[8]!]) {
+    it(`${name(c)} with subgroups`, async (ctx) => {
+      const { qkv, past } = makeInputs(c, 10 + c.T);
+      const run = (device: Gpu) => attention(tensor(device, qkv, [c.B, c.T, 3 * c.H * c.D]), c.H, opts(c, gpuPast(c, past, device))).readF32();
+      const fast = await withKernelFeatures(ctx, ['subgroups'], run);
+      const fallback = await withKernelFeatures(ctx, [], run);
+      expectClose(`attention forward subgroups ${name(c)}`, fast!, refAttention(qkv, c, past).out, { atol: 2e-5, rtol: 1e-4 });
+      expect(Array.from(fast!)).toEqual(Array.from(fallback!));
+    });
+  }
+
   it('stays finite and accurate with large logits', async () => {
     const c: Case = { B: 2, H: 2, D: 8, T: 12, Tp: 530, pastLengths: [530, 9], newLengths: [12, 7] };
     const { qkv, past } = makeInputs(c, 7, 55);
