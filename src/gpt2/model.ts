@@ -94,6 +94,24 @@ export class GPT2 {
 
   /** Runs a right-padded batch of texts; returns each layer's keys/values and the final hidden states [B, T, C]. */
   encodePast(batch: TokenBatch, opts: PastOptions = {}): { past: ModelPast; hidden: Tensor } {
+    const { past, x } = this.encodeLayers(batch, opts, true);
+    const hidden = this.finalNorm(x!);
+    if (!isGradEnabled()) x!.dispose();
+    return { past, hidden };
+  }
+
+  /**
+   * Each layer's keys/values of a right-padded batch of texts, and nothing else: the last block
+   * stops once it has them, since the rest of it only feeds the final hidden states (for
+   * GPT-2 small that skips 3/4 of one block's matmul work in twelve). The same values as
+   * encodePast's past.
+   */
+  pastOf(batch: TokenBatch, opts: PastOptions = {}): ModelPast {
+    return this.encodeLayers(batch, opts, false).past;
+  }
+
+  /** The blocks over a batch of texts: every layer's past, and the last block's output when asked. */
+  private encodeLayers(batch: TokenBatch, opts: PastOptions, lastOutput: boolean): { past: ModelPast; x: Tensor | null } {
     const { ids, lengths, width: T } = batch;
     const B = lengths.length;
     this.checkPositions(lengths, 0, T);
@@ -103,22 +121,27 @@ export class GPT2 {
     // [B, T, C]
     let x = add(gatherRows(this.wte, ids), gatherRows(this.wpe, positions)).reshape([B, T, this.config.nEmbd]);
     const layers: Past[] = [];
+    const split = (qkv: Tensor) => splitPast(qkv, this.config.nHead, lengths, { f16: opts.pastF16 ?? false });
     // Without autodiff nothing needs a layer's activations once the next layer has its input,
     // so each layer frees them: peak memory is the past plus one layer, not all twelve.
     const frozen = !isGradEnabled();
-    for (const block of this.blocks) {
+    const last = this.blocks.length - 1;
+    for (const [i, block] of this.blocks.entries()) {
+      if (i === last && !lastOutput) {
+        layers.push(frozen ? tidy(() => split(this.queryKeyValue(block, x))) : split(this.queryKeyValue(block, x)));
+        if (frozen) x.dispose();
+        return { past: { layers, lengths }, x: null };
+      }
       const layer = () => {
         const { out, qkv } = this.block(block, x, { newLengths: lengths });
-        return { out, past: splitPast(qkv, this.config.nHead, lengths, { f16: opts.pastF16 ?? false }) };
+        return { out, past: split(qkv) };
       };
       const { out, past } = frozen ? tidy(layer) : layer();
       layers.push(past);
       if (frozen) x.dispose();
       x = out;
     }
-    const hidden = this.finalNorm(x);
-    if (frozen) x.dispose();
-    return { past: { layers, lengths }, hidden };
+    return { past: { layers, lengths }, x };
   }
 
   /**
@@ -164,11 +187,16 @@ export class GPT2 {
   /** One transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)). x: [B, T, C]. */
   private block(w: BlockWeights, x: Tensor, opts: { past?: Past; newLengths?: Uint32Array }): { out: Tensor; qkv: Tensor } {
     const eps = this.config.layerNormEps;
-    const qkv = matmul(layerNorm(x, w.ln1.weight, w.ln1.bias, eps), w.cAttnW, { bias: w.cAttnB }); // [B, T, 3C]
+    const qkv = this.queryKeyValue(w, x); // [B, T, 3C]
     const attended = attention(qkv, this.config.nHead, opts); // [B, T, C]
     const h = add(x, matmul(attended, w.attnProjW, { bias: w.attnProjB }));
     const hidden = gelu(matmul(layerNorm(h, w.ln2.weight, w.ln2.bias, eps), w.cFcW, { bias: w.cFcB })); // [B, T, 4C]
     return { out: add(h, matmul(hidden, w.mlpProjW, { bias: w.mlpProjB })), qkv };
+  }
+
+  /** c_attn(ln_1(x)): queries, keys and values [B, T, 3C] of x [B, T, C]. */
+  private queryKeyValue(w: BlockWeights, x: Tensor): Tensor {
+    return matmul(layerNorm(x, w.ln1.weight, w.ln1.bias, this.config.layerNormEps), w.cAttnW, { bias: w.cAttnB });
   }
 
   private finalNorm(x: Tensor): Tensor {

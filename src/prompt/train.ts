@@ -86,11 +86,7 @@ export function tokenBatch(examples: readonly Example[], indices: readonly numbe
 
 /** Encodes a batch's texts into a past (no gradients; the model is frozen). */
 export function encode(model: GPT2, batch: TokenBatch, opts: PastOptions = {}): ModelPast {
-  return tidy(() => {
-    const { past, hidden } = noGrad(() => model.encodePast(batch, opts));
-    hidden.dispose();
-    return past;
-  });
+  return tidy(() => noGrad(() => model.pastOf(batch, opts)));
 }
 
 export function disposePast(past: ModelPast): void {

@@ -83,6 +83,29 @@ describe('GPT-2 model', () => {
     model.dispose();
   });
 
+  it('pastOf gives the same past as encodePast, bit for bit, with a fraction of the last block', async () => {
+    const model = new GPT2(gpu, small, weights);
+    const texts = [idsOf(11, 9, 300), idsOf(4, 10, 300)];
+    const { past, hidden } = encodeBatch(model, texts);
+    hidden.dispose();
+    // The same ids encodeBatch runs, padding included.
+    const ids = new Uint32Array(2 * 11).fill(50256 % 300);
+    texts.forEach((t, b) => ids.set(t, b * 11));
+    const batch = { ids, lengths: Uint32Array.of(11, 4), width: 11 };
+    const before = gpu.dispatches;
+    const only = noGrad(() => tidy(() => model.pastOf(batch)));
+    const pastOfDispatches = gpu.dispatches - before;
+    const full = noGrad(() => tidy(() => model.encodePast(batch)));
+    // The last block's attention, projections, MLP and the final norm are skipped.
+    expect(pastOfDispatches).toBeLessThan(gpu.dispatches - before - pastOfDispatches);
+    full.hidden.dispose();
+    for (const [l, layer] of only.layers.entries()) {
+      expect(Array.from(await layer.k.readF32())).toEqual(Array.from(await past.layers[l]!.k.readF32()));
+      expect(Array.from(await layer.v.readF32())).toEqual(Array.from(await past.layers[l]!.v.readF32()));
+    }
+    model.dispose();
+  });
+
   it('lmLogits is the final hidden state times the tied embedding', async () => {
     const model = new GPT2(gpu, small, weights);
     const ids = idsOf(6, 12, 300);
