@@ -236,10 +236,15 @@ export interface EpochResult {
   cachedEpochs: number[];
   /** Seconds of every epoch recomputing each batch's past (cacheBytes 0, the original method). */
   recomputeEpochs: number[];
+  /** Seconds of every epoch with pasts cached in f16 (cacheF16: half the cache memory). */
+  cachedF16Epochs: number[];
   /** The fastest epoch after the first, of each run. */
   cachedSeconds: number;
   recomputeSeconds: number;
+  cachedF16Seconds: number;
   ratio: number;
+  /** Largest difference of the f16 run's per-epoch mean losses from the f32 run's. */
+  f16LossDifference: number;
   /** Largest difference of the two runs' per-epoch mean losses (they must agree: same data, same updates). */
   lossDifference: number;
 }
@@ -250,7 +255,7 @@ export async function epochBench(bench: BenchModel, opts: EpochOptions): Promise
     const n = opts.tokens - Math.floor(random() * (opts.tokens / 8));
     return { tokens: Uint32Array.from({ length: n }, () => Math.floor(random() * GPT2_EOS_ID)), task: 0, label: i % 2, targets: null };
   });
-  const run = async (cacheBytes: number) => {
+  const run = async (cacheBytes: number, cacheF16 = false) => {
     const classifier = new PromptClassifier(bench.model, initialParams(bench.promptInit, bench.model.config.nEmbd, 2, seededRandom(9)), TASKS);
     const epochs: { seconds: number; meanLoss: number }[] = [];
     const optimizer = await train(bench.model, classifier, examples, {
@@ -260,6 +265,7 @@ export async function epochBench(bench: BenchModel, opts: EpochOptions): Promise
       seed: 3,
       losses: [{}],
       cacheBytes,
+      cacheF16,
       onEpoch: ({ seconds, meanLoss }) => void epochs.push({ seconds, meanLoss }),
     });
     optimizer.dispose();
@@ -268,6 +274,7 @@ export async function epochBench(bench: BenchModel, opts: EpochOptions): Promise
   };
   const cached = await run(Number.MAX_SAFE_INTEGER);
   const recomputed = await run(0);
+  const cachedF16 = await run(Number.MAX_SAFE_INTEGER, true);
   const lossDifference = Math.max(...cached.map((e, i) => Math.abs(e.meanLoss - recomputed[i]!.meanLoss)));
   if (!(lossDifference <= 1e-4)) {
     throw new Error(`epoch: cached and recomputed pasts trained differently (mean losses ${cached.map((e) => e.meanLoss)} vs ${recomputed.map((e) => e.meanLoss)})`);
@@ -275,6 +282,7 @@ export async function epochBench(bench: BenchModel, opts: EpochOptions): Promise
   const fastestLater = (epochs: { seconds: number }[]) => Math.min(...epochs.slice(1).map((e) => e.seconds));
   const cachedSeconds = fastestLater(cached);
   const recomputeSeconds = fastestLater(recomputed);
+  const cachedF16Seconds = fastestLater(cachedF16);
   return {
     model: bench.description,
     examples: opts.examples,
@@ -282,9 +290,12 @@ export async function epochBench(bench: BenchModel, opts: EpochOptions): Promise
     batchSize: opts.batchSize,
     cachedEpochs: cached.map((e) => e.seconds),
     recomputeEpochs: recomputed.map((e) => e.seconds),
+    cachedF16Epochs: cachedF16.map((e) => e.seconds),
     cachedSeconds,
     recomputeSeconds,
+    cachedF16Seconds,
     ratio: cachedSeconds / recomputeSeconds,
     lossDifference,
+    f16LossDifference: Math.max(...cachedF16.map((e, i) => Math.abs(e.meanLoss - cached[i]!.meanLoss))),
   };
 }

@@ -293,9 +293,11 @@ if (bench && args.only.has('epoch')) {
         [
           ["recomputing every batch's past (cacheBytes 0)", ...result.recomputeEpochs, result.recomputeSeconds],
           ['cached pasts (epoch 1 computes and stores them)', ...result.cachedEpochs, result.cachedSeconds],
+          ['cached pasts in f16 (--cache-f16: half the memory)', ...result.cachedF16Epochs, result.cachedF16Seconds],
         ],
       );
       console.log(`cached / recomputing epoch time: ${(100 * result.ratio).toFixed(1)}% (target < 15%: ${result.ratio < 0.15 ? 'met' : 'NOT met'}); mean losses agree within ${result.lossDifference.toExponential(1)}`);
+      console.log(`f16 cached / recomputing: ${((100 * result.cachedF16Seconds) / result.recomputeSeconds).toFixed(1)}%; its mean losses differ from the f32 run's by at most ${result.f16LossDifference.toExponential(1)}`);
     },
   );
 }
