@@ -175,8 +175,10 @@ function cpuWorkgroup(rowBlocks: number, colBlocks: number): [number, number] {
     for (let wx = 1; wx * wy <= 16; wx *= 2) {
       if (wx >= 2 * colBlocks || wy >= 2 * rowBlocks) continue;
       const blocks = Math.ceil(rowBlocks / wy) * wy * Math.ceil(colBlocks / wx) * wx;
-      // Ties go to fuller workgroups (fewer of them to schedule), then to wider ones.
-      if (blocks < bestBlocks || (blocks === bestBlocks && wx * wy > best[0] * best[1])) {
+      // Ties go to fuller workgroups (fewer of them to schedule), then to 8×2, the shape measured
+      // best on large matrices.
+      const better = wx * wy > best[0] * best[1] || (wx * wy === best[0] * best[1] && wx === 8);
+      if (blocks < bestBlocks || (blocks === bestBlocks && better)) {
         best = [wx, wy];
         bestBlocks = blocks;
       }
