@@ -121,9 +121,7 @@ export class Tensor {
 
   /** Copies the data to the host as stored, f16 as bit patterns: for keeping it on the host and write()ing it back. */
   async readRaw(): Promise<RawData> {
-    const data = (await this.gpu.read(this.binding())).slice(0, this.byteLength);
-    if (this.dtype === 'f16') return new Uint16Array(data);
-    return this.dtype === 'u32' ? new Uint32Array(data) : new Float32Array(data);
+    return new RAW_ARRAY[this.dtype]((await this.gpu.read(this.binding())).slice(0, this.byteLength));
   }
 
   async readF32(): Promise<Float32Array> {
@@ -166,7 +164,7 @@ export class Tensor {
     const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
     const t = new Tensor(new Storage(gpu, gpu.pool.acquire(bytes, label), bytes), shape, dtype);
     t.label = label;
-    if (gpu.poison && t.size > 0) t.write(rawArray(dtype, t.size).fill(POISON[dtype]));
+    if (gpu.poison && t.size > 0) t.write(new RAW_ARRAY[dtype](t.size).fill(POISON[dtype]));
     return t;
   }
 }
@@ -174,10 +172,8 @@ export class Tensor {
 /** A NaN as each dtype stores it (u32 holds an f32 NaN's bits, as kernels may reinterpret them). */
 const POISON: Record<DType, number> = { f32: NaN, u32: 0x7fc00000, f16: 0x7e00 };
 
-function rawArray(dtype: DType, size: number): RawData {
-  if (dtype === 'f16') return new Uint16Array(size);
-  return dtype === 'u32' ? new Uint32Array(size) : new Float32Array(size);
-}
+/** The host array type of each dtype's stored elements. */
+const RAW_ARRAY = { f32: Float32Array, u32: Uint32Array, f16: Uint16Array } as const satisfies Record<DType, unknown>;
 
 function resolveShape(shape: Shape, size: number): number[] {
   const out = [...shape];
