@@ -10,7 +10,7 @@ import { Adam } from '../src/engine/adam.js';
 import { GPT2, type ModelPast, type TokenBatch } from '../src/gpt2/model.js';
 import type { GPT2Config } from '../src/gpt2/config.js';
 import { GPT2Tokenizer, GPT2_EOS_ID } from '../src/gpt2/tokenizer.js';
-import { readTable } from '../src/data/table.js';
+import { readTable } from '../src/node/dataset-file.js';
 import { PromptClassifier, initialParams, type Task } from '../src/prompt/classifier.js';
 import { train, encode, disposePast, batchLoss, type Example } from '../src/prompt/train.js';
 import { seededRandom, shuffledIndices } from '../src/util/random.js';

@@ -1,5 +1,5 @@
-// What every command shares: opening the device and model, reading prompt files, turning
-// datasets into examples, and reporting errors as one clear line.
+// What every command shares: opening the device and model, reading prompt files, and
+// reporting errors as one clear line.
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,16 +11,21 @@ import { GPT2 } from '../gpt2/model.js';
 import { GPT2Tokenizer } from '../gpt2/tokenizer.js';
 import type { Gpu } from '../gpu/context.js';
 import { decodeCheckpoint, checkSameModel, type ModelIdentity, type PromptCheckpoint } from '../prompt/checkpoint.js';
-import type { Example } from '../prompt/train.js';
-import type { Dataset } from '../data/dataset.js';
+import { DEFAULT_MODEL_DIR, type ReadShipped } from '../prompt/defaults.js';
 
 /** An error whose message is the whole story: printed without a stack, exit code 1. */
 export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** The small random GPT-2 shipped in weights/, used when no --model is given. */
-export const DEFAULT_MODEL = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'weights', 'small-gpt2');
+/** The installed package's root directory. */
+const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The model shipped with the package, used when no --model is given. */
+export const DEFAULT_MODEL = join(PACKAGE_ROOT, DEFAULT_MODEL_DIR);
+
+/** Reads files shipped with the package (the default task's data). */
+export const readShipped: ReadShipped = async (path) => new Uint8Array(await readFile(join(PACKAGE_ROOT, path)));
 
 export interface Session {
   gpu: Gpu;
@@ -53,16 +58,6 @@ export async function readPromptFile(path: string, identity?: ModelIdentity): Pr
   const checkpoint = decodeCheckpoint(new Uint8Array(await readFile(path)), path);
   if (identity) checkSameModel(checkpoint, identity, path);
   return checkpoint;
-}
-
-/** Examples of one task from a dataset, texts truncated to maxLength tokens. */
-export function toExamples(dataset: Dataset, tokenizer: GPT2Tokenizer, task: number, maxLength: number): Example[] {
-  return dataset.texts.map((text, i) => ({
-    tokens: Uint32Array.from(tokenizer.encode(text, maxLength)),
-    task,
-    label: dataset.kind === 'single' ? dataset.labels[i]! : 0,
-    targets: dataset.kind === 'multi' ? dataset.targets.subarray(i * dataset.labelNames.length, (i + 1) * dataset.labelNames.length) : null,
-  }));
 }
 
 export function parseList(value: unknown): string[] | undefined {

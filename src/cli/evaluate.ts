@@ -1,15 +1,18 @@
 // `eval`, `predict` and `correlate`: running trained prompts over data. Texts are encoded
 // once per batch; every prompt given runs over that same cached past.
-import { loadDataset, type Dataset, type DatasetSpec } from '../data/dataset.js';
+import type { Dataset, DatasetSpec } from '../data/dataset.js';
 import { correlationTable } from '../metrics/correlation.js';
 import { reportToDict } from '../metrics/classification.js';
 import { PromptClassifier, type Task } from '../prompt/classifier.js';
 import { predictLogits, type Example } from '../prompt/train.js';
-import { evaluateTask, formatEvaluation, taskLogits, probabilities, argmaxRows } from '../prompt/evaluate.js';
+import { evaluateTask, formatEvaluation, taskLogits, probabilities } from '../prompt/evaluate.js';
+import { toExamples } from '../prompt/fit.js';
+import { textExamples, predictionRows } from '../prompt/predict.js';
 import type { PromptCheckpoint } from '../prompt/checkpoint.js';
+import { loadDataset, readTable } from '../node/dataset-file.js';
 import { writeFileAtomic } from '../node/files.js';
 import { ProgressBar } from '../node/progress.js';
-import { openSession, closeSession, readPromptFile, toExamples, parseList, positiveInt, UsageError, type Session } from './common.js';
+import { openSession, closeSession, readPromptFile, parseList, positiveInt, UsageError, type Session } from './common.js';
 
 export interface RunFlags {
   model?: string;
@@ -111,7 +114,6 @@ export async function predictCommand(flags: RunFlags): Promise<void> {
     const prompts = await loadPrompts(session, asList(flags.prompt));
     let inputs: string[] = texts;
     if (flags.data) {
-      const { readTable } = await import('../data/table.js');
       const table = await readTable(flags.data);
       const column = flags.textColumn ?? 'text';
       if (!table.columns.includes(column)) throw new UsageError(`${flags.data}: no column '${column}' (columns: ${table.columns.join(', ')})`);
@@ -122,25 +124,9 @@ export async function predictCommand(flags: RunFlags): Promise<void> {
       });
     }
     const maxLength = maxLengthFor(session, prompts);
-    const examples: Example[] = inputs.map((text) => ({ tokens: Uint32Array.from(session.tokenizer.encode(text, maxLength)), task: 0, label: 0, targets: null }));
-    const logits = await runAll(session, prompts.map((p) => p.classifier), examples, positiveInt(flags.batchSize ?? 16, '--batch-size'), flags.quiet);
-    // One row per text: for every task of every prompt, the predicted label(s) and probabilities.
-    const columns: string[] = [];
-    const rows: Record<string, string | number>[] = inputs.map(() => ({}));
-    prompts.forEach((p, k) => {
-      for (const task of p.checkpoint.tasks) {
-        const width = task.labelNames.length;
-        const own = taskLogits(logits[k]!, p.classifier.classes, task);
-        const probs = probabilities(own, width, task.kind);
-        const chosen = task.kind === 'single' ? argmaxRows(own, width) : null;
-        columns.push(`${task.name}.label`, ...task.labelNames.map((l) => `${task.name}.p(${l})`));
-        rows.forEach((row, n) => {
-          row[`${task.name}.label`] =
-            task.kind === 'single' ? task.labelNames[chosen![n]!]! : task.labelNames.filter((_, j) => own[n * width + j]! > 0).join('|');
-          task.labelNames.forEach((l, j) => (row[`${task.name}.p(${l})`] = Number(probs[n * width + j]!.toFixed(6))));
-        });
-      }
-    });
+    const examples = textExamples(inputs, session.tokenizer, maxLength);
+    const classifiers = prompts.map((p) => p.classifier);
+    const { columns, rows } = predictionRows(classifiers, await runAll(session, classifiers, examples, positiveInt(flags.batchSize ?? 16, '--batch-size'), flags.quiet));
     const text =
       format === 'jsonl'
         ? rows.map((r, n) => JSON.stringify({ text: inputs[n], ...r })).join('\n') + '\n'

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { openGpu } from '../node/device.js';
 import { readCheckpoint } from '../node/checkpoint-file.js';
 import { parseSafetensors } from '../gpt2/safetensors.js';
-import { compareWithFixture, GOLDEN_TOLERANCE } from '../gpt2/golden.js';
+import { compareWithFixture, GOLDEN_TOLERANCE } from '../prompt/golden.js';
 
 export async function golden(dir: string): Promise<boolean> {
   const checkpoint = await readCheckpoint(dir);

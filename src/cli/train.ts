@@ -2,19 +2,16 @@
 // bars, a checkpoint after every epoch, validation reports, and --resume.
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { tidy, noGrad } from '../engine/tensor.js';
-import { Adam } from '../engine/adam.js';
-import { gatherRows } from '../ops/gather.js';
-import { loadDataset, posWeights, balancedClassWeights, type Dataset, type DatasetSpec } from '../data/dataset.js';
-import { makeDemoDataset } from '../data/demo.js';
-import { PromptClassifier, initialParams, randomPromptTokens, type Task, type ClassifierParams } from '../prompt/classifier.js';
-import { encodeCheckpoint, type PromptCheckpoint } from '../prompt/checkpoint.js';
-import { train, predictLogits, type Example, type TaskLoss } from '../prompt/train.js';
-import { evaluateTask, formatEvaluation, taskLogits } from '../prompt/evaluate.js';
-import { seededRandom } from '../util/random.js';
+import { posWeights, balancedClassWeights, type Dataset, type DatasetSpec } from '../data/dataset.js';
+import { encodeCheckpoint } from '../prompt/checkpoint.js';
+import type { TaskLoss } from '../prompt/train.js';
+import { fit, layoutTasks, type FitTask } from '../prompt/fit.js';
+import { formatEvaluation } from '../prompt/evaluate.js';
+import { defaultTask, type DefaultTask } from '../prompt/defaults.js';
+import { loadDataset } from '../node/dataset-file.js';
 import { writeFileAtomic, exists, OutputExistsError } from '../node/files.js';
 import { ProgressBar } from '../node/progress.js';
-import { openSession, closeSession, readPromptFile, toExamples, parseList, positiveInt, positiveNumber, UsageError, type Session } from './common.js';
+import { openSession, closeSession, readPromptFile, readShipped, parseList, positiveInt, positiveNumber, UsageError } from './common.js';
 
 export interface TrainFlags {
   model?: string;
@@ -53,16 +50,6 @@ interface TaskSpec {
   classWeights?: string;
   posWeight?: string;
 }
-
-interface LoadedTask {
-  task: Task;
-  train: Dataset;
-  val: Dataset | null;
-  loss: TaskLoss;
-}
-
-const DEMO_TRAIN = 2000;
-const DEMO_VAL = 400;
 
 function specsFromFlags(flags: TrainFlags): TaskSpec[] {
   const labelColumns = parseList(flags.labelColumns);
@@ -119,34 +106,20 @@ function lossFor(spec: TaskSpec, dataset: Dataset): TaskLoss {
   return { posWeight: Float32Array.from(given, Number) };
 }
 
-async function loadTasks(specs: TaskSpec[], seed: number): Promise<LoadedTask[]> {
-  let start = 0;
-  const out: LoadedTask[] = [];
+/** The tasks' data; without any data given, the default task. */
+async function loadTasks(specs: TaskSpec[], defaults: DefaultTask | null): Promise<FitTask[]> {
+  const out: FitTask[] = [];
   for (const s of specs) {
-    let trainSet: Dataset;
-    let val: Dataset | null = null;
-    if (s.data) {
-      trainSet = await loadDataset(s.data, s.spec);
-      // Validation labels must use the training label order.
-      if (s.val) val = await loadDataset(s.val, { ...s.spec, ...(trainSet.kind === 'single' ? { labels: trainSet.labelNames } : {}) });
-    } else {
-      trainSet = makeDemoDataset(DEMO_TRAIN, seed + 1);
-      val = makeDemoDataset(DEMO_VAL, seed + 1000);
+    if (!s.data) {
+      out.push({ name: s.name, train: defaults!.train, val: defaults!.val, loss: lossFor(s, defaults!.train), data: 'demo' });
+      continue;
     }
-    const task: Task = { name: s.name, kind: trainSet.kind, labelNames: trainSet.labelNames, start };
-    start += trainSet.labelNames.length;
-    out.push({ task, train: trainSet, val, loss: lossFor(s, trainSet) });
+    const train = await loadDataset(s.data, s.spec);
+    // Validation labels must use the training label order.
+    const val = s.val ? await loadDataset(s.val, { ...s.spec, ...(train.kind === 'single' ? { labels: train.labelNames } : {}) }) : null;
+    out.push({ name: s.name, train, val, loss: lossFor(s, train), data: s.data });
   }
   return out;
-}
-
-async function freshParams(session: Session, promptTokens: number, classes: number, seed: number): Promise<ClassifierParams> {
-  const random = seededRandom(seed);
-  const ids = randomPromptTokens(promptTokens, session.model.config.vocabSize, random);
-  const rows = noGrad(() => tidy(() => gatherRows(session.model.wte, ids)));
-  const embeddings = await rows.readF32();
-  rows.dispose();
-  return initialParams(embeddings, session.model.config.nEmbd, classes, random);
 }
 
 export async function trainCommand(flags: TrainFlags): Promise<void> {
@@ -157,7 +130,8 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   }
   const seed = Number(flags.seed ?? 0);
   if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got '${flags.seed}'`);
-  const epochs = positiveInt(flags.epochs ?? (flags.data || flags.tasks ? 3 : 6), '--epochs');
+  const defaults = flags.data || flags.tasks ? null : await defaultTask(seed, readShipped);
+  const epochs = positiveInt(flags.epochs ?? defaults?.epochs ?? 3, '--epochs');
   const batchSize = positiveInt(flags.batchSize ?? 8, '--batch-size');
   const lr = positiveNumber(flags.lr ?? 1e-3, '--lr');
   const cacheBytes = Number(flags.cacheMb ?? 1024) * 2 ** 20;
@@ -167,11 +141,11 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   const cacheF16 = Boolean(flags.cacheF16);
 
   const specs = flags.tasks ? await specsFromFile(flags.tasks) : specsFromFlags(flags);
-  if (!flags.data && !flags.tasks) {
-    process.stderr.write(`gpt2-prompt: no --data given: training the demo task (${DEMO_TRAIN} synthetic reviews with lexical sentiment cues, ${DEMO_VAL} for validation)\n`);
-    specs[0]!.name = 'demo-sentiment';
+  if (defaults) {
+    process.stderr.write(`gpt2-prompt: no --data given: training ${defaults.description}\n`);
+    specs[0]!.name = defaults.name;
   }
-  const tasks = await loadTasks(specs, seed);
+  const tasks = await loadTasks(specs, defaults);
   const session = await openSession(flags.model, flags.backend as never);
   const log = (line: string) => process.stderr.write(line + '\n');
   try {
@@ -183,27 +157,11 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     if (maxLength + promptTokens > nPositions) {
       throw new UsageError(`--max-length ${maxLength} plus ${promptTokens} prompt tokens exceeds the model's ${nPositions} positions`);
     }
-    const taskList = tasks.map((t) => t.task);
+    const taskList = layoutTasks(tasks);
     if (previous && JSON.stringify(previous.tasks) !== JSON.stringify(taskList)) {
       throw new UsageError(`${out} was trained on tasks ${JSON.stringify(previous.tasks.map((t) => t.name))} with other labels; --resume needs the same data and label columns`);
     }
-    const classes = taskList.reduce((n, t) => n + t.labelNames.length, 0);
-    const params = previous?.params ?? (await freshParams(session, promptTokens, classes, seed));
-    const classifier = new PromptClassifier(session.model, params, taskList);
-
-    const examples: Example[] = tasks.flatMap((t, i) => toExamples(t.train, session.tokenizer, i, maxLength));
-    const valSets = tasks.map((t, i) => (t.val ? { task: t.task, data: t.val, examples: toExamples(t.val, session.tokenizer, i, maxLength) } : null));
-    const settings = { lr, batchSize, maxLength, seed, epochs, promptTokens, cacheF16, data: specs.map((s) => s.data ?? 'demo'), losses: tasks.map((t) => ({ classWeights: t.loss.classWeights ? Array.from(t.loss.classWeights) : null, posWeight: t.loss.posWeight ? Array.from(t.loss.posWeight) : null })) };
-    log(`training ${taskList.map((t) => `${t.name} (${t.kind}-label, ${t.labelNames.length} labels)`).join(' + ')} on ${examples.length} examples; ${session.gpu.adapterName}`);
-
-    const optimizer = new Adam(classifier.parameters(), { lr });
-    if (previous?.progress) optimizer.loadState(previous.progress.optimizer);
-    const history = previous?.progress?.history ? [...previous.progress.history] : [];
-    const startEpoch = previous?.progress?.epochsCompleted ?? 0;
-    if (startEpoch >= epochs) log(`${out} already completed ${startEpoch} epochs; raise --epochs to train further`);
-
-    const steps = Math.ceil(examples.length / batchSize) * epochs;
-    const runBar = flags.quiet ? null : new ProgressBar({ label: 'run', total: Math.max(1, steps - startEpoch * Math.ceil(examples.length / batchSize)) });
+    let runBar: ProgressBar | null = null;
     let epochBar: ProgressBar | null = null;
     let stepsDone = 0;
     let interrupted = false;
@@ -213,17 +171,23 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
       process.exit(130);
     };
     process.once('SIGINT', onSigint);
-    await train(session.model, classifier, examples, {
+    const result = await fit(session.model, session.tokenizer, tasks, {
+      identity: session.identity,
       epochs,
       batchSize,
       lr,
       seed,
-      losses: tasks.map((t) => t.loss),
+      promptTokens,
+      maxLength,
       cacheBytes,
       hostCacheBytes,
       cacheF16,
-      startEpoch,
-      optimizer,
+      ...(previous ? { resume: previous } : {}),
+      onStart: ({ examples, stepsPerEpoch, startEpoch }) => {
+        log(`training ${taskList.map((t) => `${t.name} (${t.kind}-label, ${t.labelNames.length} labels)`).join(' + ')} on ${examples} examples; ${session.gpu.adapterName}`);
+        if (startEpoch >= epochs) log(`${out} already completed ${startEpoch} epochs; raise --epochs to train further`);
+        if (!flags.quiet) runBar = new ProgressBar({ label: 'run', total: Math.max(1, stepsPerEpoch * (epochs - startEpoch)) });
+      },
       onStep: ({ epoch, step, steps: perEpoch, loss }) => {
         if (flags.quiet) return;
         if (step === 0) epochBar = new ProgressBar({ label: `epoch ${epoch + 1}/${epochs}`, total: perEpoch });
@@ -231,32 +195,19 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
         epochBar!.update(step + 1, `loss ${loss.toFixed(4)}`);
         runBar!.update(stepsDone);
       },
-      onEpoch: async ({ epoch, meanLoss, seconds, optimizer: opt }) => {
+      onCheckpoint: async (checkpoint, { epoch, meanLoss, seconds }) => {
         epochBar?.done();
-        history.push({ epoch: epoch + 1, loss: meanLoss });
-        const checkpoint: PromptCheckpoint = {
-          model: session.identity,
-          tasks: taskList,
-          promptTokens,
-          params: await classifier.params(),
-          training: settings,
-          progress: { epochsCompleted: epoch + 1, optimizer: await opt.state(), history },
-        };
         await writeFileAtomic(out, encodeCheckpoint(checkpoint), { overwrite: true });
         log(`epoch ${epoch + 1}/${epochs}: mean loss ${meanLoss.toFixed(4)} (${seconds.toFixed(1)} s); saved ${out}`);
-        for (const v of valSets) {
-          if (!v) continue;
-          // Over the past the prompt was trained with.
-          const [logits] = await predictLogits(session.model, [classifier], v.examples, batchSize, undefined, { pastF16: cacheF16 });
-          log(formatEvaluation(evaluateTask(v.task, taskLogits(logits!, classifier.classes, v.task), v.data)));
-        }
+      },
+      onValidation: (evaluations) => {
+        for (const e of evaluations) log(formatEvaluation(e));
       },
     });
     process.off('SIGINT', onSigint);
-    runBar?.done();
+    (runBar as ProgressBar | null)?.done();
     if (!interrupted) log(`done: ${out}`);
-    optimizer.dispose();
-    classifier.dispose();
+    result.classifier.dispose();
   } finally {
     closeSession(session);
   }

@@ -1,7 +1,7 @@
 // From table rows to a classification dataset: texts plus class indices (single-label) or a 0/1
 // target matrix (multi-label), with every bad value reported by file, row and column.
 import { DataError } from './error.js';
-import { readTable, type Table } from './table.js';
+import type { Table } from './table.js';
 
 export { DataError } from './error.js';
 
@@ -119,10 +119,6 @@ export function toDataset(table: Table, spec: DatasetSpec, source: string): Data
     labels[i] = c;
   });
   return { kind: 'single', texts, labelNames: names, labels, targets: new Float32Array(0), source };
-}
-
-export async function loadDataset(path: string, spec: DatasetSpec): Promise<Dataset> {
-  return toDataset(await readTable(path), spec, path);
 }
 
 /** Splits a --labels option ("bad,good") into class names, rejecting empty and repeated names. */

@@ -1,5 +1,5 @@
 // Reading tabular files (Parquet, CSV, TSV, JSON lines) into plain rows. Parsing works on bytes
-// with web-standard APIs only; readTable is the one Node-specific entry point.
+// with web-standard APIs only; reading them from disk is the Node edge's (src/node/dataset-file.ts).
 import { parse as parseCsv } from 'csv-parse/sync';
 import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
@@ -142,17 +142,4 @@ export async function parseTable(bytes: Uint8Array, name: string): Promise<Table
     case 'jsonl':
       return parseJsonLines(decodeText(bytes, name), name);
   }
-}
-
-/** Reads a table file from disk (Node). */
-export async function readTable(path: string): Promise<Table> {
-  const { readFile } = await import('node:fs/promises');
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new DataError(code === 'ENOENT' ? `${path}: file not found` : `${path}: cannot read: ${(e as Error).message}`);
-  }
-  return parseTable(bytes, path);
 }

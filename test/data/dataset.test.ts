@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { balancedClassWeights, DataError, loadDataset, parseLabelList, posWeights, toDataset, type DatasetSpec } from '../../src/data/dataset.js';
+import { balancedClassWeights, DataError, parseLabelList, posWeights, toDataset, type DatasetSpec } from '../../src/data/dataset.js';
+import { loadDataset } from '../../src/node/dataset-file.js';
 import { makeDemoDataset, makeDemoSplits } from '../../src/data/demo.js';
 import type { Table } from '../../src/data/table.js';
 

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { DataError } from '../../src/data/error.js';
-import { readTable, tableFormat } from '../../src/data/table.js';
+import { tableFormat } from '../../src/data/table.js';
+import { readTable } from '../../src/node/dataset-file.js';
 
 const DATA = new URL('../../../shared/data/', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'gpt2-prompt-table-'));

@@ -4,11 +4,11 @@
 import type { Gpu } from '../gpu/context.js';
 import { tidy } from '../engine/tensor.js';
 import { Adam } from '../engine/adam.js';
-import { GPT2 } from './model.js';
-import type { GPT2Checkpoint } from './checkpoint.js';
-import type { SafetensorsFile } from './safetensors.js';
-import { PromptClassifier, type Task } from '../prompt/classifier.js';
-import { batchLoss, disposePast, encode, type Example } from '../prompt/train.js';
+import { GPT2 } from '../gpt2/model.js';
+import type { GPT2Checkpoint } from '../gpt2/checkpoint.js';
+import type { SafetensorsFile } from '../gpt2/safetensors.js';
+import { PromptClassifier, type Task } from './classifier.js';
+import { batchLoss, disposePast, encode, type Example } from './train.js';
 
 export interface GoldenResult {
   /** Max abs error per compared tensor. */
