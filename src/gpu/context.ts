@@ -3,6 +3,7 @@
 import { KERNELS } from './kernel-sources.generated.js';
 import { BufferPool, type MemoryStats } from './pool.js';
 import { KERNEL_FEATURES, featureFlags, kernelFlags, specialize, type KernelFeature } from './features.js';
+import { kernelClassOf, type KernelClass } from './kernel-class.js';
 
 export type KernelName = keyof typeof KERNELS;
 
@@ -40,6 +41,8 @@ export interface GpuOptions {
   wgslLanguageFeatures?: ReadonlySet<string>;
   /** Which of the offered kernel features to use (default: all offered). */
   kernelFeatures?: readonly KernelFeature[];
+  /** The kernel family to run (default: by adapter, see kernelClassOf). */
+  kernelClass?: KernelClass;
 }
 
 /** Thrown for any WebGPU error surfaced by the engine, with the WebGPU message. */
@@ -75,6 +78,11 @@ export class Gpu {
   private pendingErrors: Promise<GPUError | null>[] = [];
   private failure: Error | null = null;
   private lost = false;
+  /**
+   * The kernel family ops choose: 'cpu' on software adapters, 'gpu' elsewhere. Settable, so
+   * either family can run (and be tested) on any adapter.
+   */
+  kernelClass: KernelClass;
   /** Fill every newly allocated tensor with NaN, so a kernel that leaves elements unwritten is caught (tests). */
   poison = false;
   /** Number of command buffers submitted, for tests that prove work is batched. */
@@ -91,6 +99,7 @@ export class Gpu {
       KERNEL_FEATURES.filter((f) => this.features.has(f) && (f !== 'subgroups' || language.has('subgroup_id'))),
     );
     this.activeFeatures = this.offeredKernelFeatures;
+    this.kernelClass = options.kernelClass ?? kernelClassOf(adapterName);
     if (options.kernelFeatures) this.useKernelFeatures(options.kernelFeatures);
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
     this.pool = new BufferPool(device, (scope, bytes, label, inUse) =>

@@ -2,6 +2,7 @@
 // getting a device lives here; the engine core only ever sees the GPUDevice.
 import { Gpu } from '../gpu/context.js';
 import { KERNEL_FEATURES, type KernelFeature } from '../gpu/features.js';
+import { KERNEL_CLASSES, type KernelClass } from '../gpu/kernel-class.js';
 
 export type Backend = 'auto' | 'vulkan' | 'opengles' | 'metal' | 'd3d12';
 
@@ -15,6 +16,11 @@ export interface OpenOptions {
    * fallback. Env: GPT2_PROMPT_FEATURES, a comma list or `none`.
    */
   kernelFeatures?: readonly KernelFeature[];
+  /**
+   * The kernel family: 'cpu' (register-blocked, for software adapters) or 'gpu' (workgroup-shared
+   * tiles); default by adapter. Env: GPT2_PROMPT_KERNELS.
+   */
+  kernelClass?: KernelClass;
 }
 
 // Mesa's EGL must not look for a display server; it reads this when Dawn first opens EGL.
@@ -49,6 +55,10 @@ export async function openGpu(options: OpenOptions = {}): Promise<Gpu> {
     throw new Error(`unknown backend '${requested}' (GPT2_PROMPT_BACKEND or --backend): expected one of ${BACKENDS.join(', ')}`);
   }
   const kernelFeatures = featuresWanted(options.kernelFeatures);
+  const kernelClass = (process.env.GPT2_PROMPT_KERNELS || options.kernelClass) as KernelClass | undefined;
+  if (kernelClass !== undefined && !KERNEL_CLASSES.includes(kernelClass)) {
+    throw new Error(`unknown kernel class '${kernelClass}' in GPT2_PROMPT_KERNELS: expected ${KERNEL_CLASSES.join(' or ')}`);
+  }
   const { create, globals } = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU; globals: object };
   // The engine core uses the standard globals (GPUBufferUsage, GPUMapMode, ...), as in a browser.
   for (const [name, value] of Object.entries(globals)) (globalThis as Record<string, unknown>)[name] ??= value;
@@ -92,6 +102,7 @@ export async function openGpu(options: OpenOptions = {}): Promise<Gpu> {
   const gpu = new Gpu(device, describe(adapter, featureLevel, backendName), {
     wgslLanguageFeatures: found.gpu.wgslLanguageFeatures as ReadonlySet<string>,
     kernelFeatures,
+    kernelClass,
   });
   // Dropping the last reference to a Dawn instance while its device is in use is not safe.
   liveInstances.push(found.gpu);

@@ -1,5 +1,5 @@
 // Batched matrix multiply with optional transposes and a fused bias, and its backward.
-import { packParams } from '../gpu/params.js';
+import { grid, packParams } from '../gpu/params.js';
 import type { Binding, Gpu } from '../gpu/context.js';
 import { Tensor, record, shapeString, numel, type Shape } from '../engine/tensor.js';
 import { sumToShape } from './elementwise.js';
@@ -11,14 +11,23 @@ export interface MatmulOptions {
   transB?: boolean;
   /** [N], added to every row of the result. */
   bias?: Tensor;
+  /** Forces the forward's kernel (benchmarks, tests); by default the device's kernel class and the shape choose. */
+  kernel?: MatmulKernel;
 }
 
-/**
- * Software adapters run each workgroup on one CPU thread, a SIMD lane per invocation; they get
- * the large 16×16 register blocks and small workgroups (more of them to share between threads).
- */
-function isCpuAdapter(gpu: Gpu): boolean {
-  return /llvmpipe|lavapipe|swiftshader|softpipe/i.test(gpu.adapterName);
+/** Rows × columns of C per workgroup of the tiled kernel. */
+export type MatmulTile = '128x128' | '128x64' | '64x64';
+
+export interface MatmulKernel {
+  /**
+   * 'register': the register-blocked kernels without workgroup memory (CPU adapters' family,
+   * blocks sized by the device's kernel class); a tile: the workgroup-shared tiled kernel
+   * (GPUs' family), which needs op(A)'s and op(B)'s contiguous dimensions and N to be
+   * multiples of 4.
+   */
+  tile: 'register' | MatmulTile;
+  /** Tiled only: K is split into this many parts, summed by a second pass (default 1). */
+  splits?: number;
 }
 
 interface Kernel {
@@ -85,7 +94,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       batch: fold ? 1 : batch,
       aBatch: aBatch.length === 0 ? 0 : M * K,
       bBatch: bBatch.length === 0 ? 0 : K * N,
-    });
+    }, opts.kernel);
   }
 
   const inputs = bias ? [a, b, bias] : [a, b];
@@ -187,9 +196,96 @@ function cpuWorkgroup(rowBlocks: number, colBlocks: number): [number, number] {
   return best;
 }
 
-function dispatchMatmul(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Tensor, d: Dims): void {
+/** The tiled kernel's blocks: its flag, and the K per workgroup-memory slice. */
+const TILES: Record<MatmulTile, { flags: string[]; rows: number; cols: number }> = {
+  '128x128': { flags: ['tile_8x8'], rows: 128, cols: 128 },
+  '128x64': { flags: ['tile_8x4'], rows: 128, cols: 64 },
+  '64x64': { flags: [], rows: 64, cols: 64 },
+};
+
+/**
+ * Workgroups that fill a large GPU: two per SM of a 132-SM H200. The tiled kernel takes the
+ * largest tile that still makes this many; not yet tuned on the GPU (bench/matmul.ts --sweep
+ * times every tile and split there).
+ */
+const FILL_WORKGROUPS = 264;
+
+/** Whether the tiled kernel takes these operands: whole vec4s along every row it reads and writes. */
+function tiledFits(d: Dims): boolean {
+  const aContiguous = d.transA ? d.m : d.k;
+  const bContiguous = d.transB ? d.k : d.n;
+  return aContiguous % 4 === 0 && bContiguous % 4 === 0 && d.n % 4 === 0;
+}
+
+/**
+ * How many parts the tiled kernel splits K into on a GPU: a few when N is narrow and K long
+ * (GPT-2's mlp down and dX have N 768, K 3072 and 2304), where a row of tiles is short and
+ * each tile long. It depends on N and K only, never on M: a row's sum must not change with
+ * how many rows are multiplied with it (a text's outputs do not depend on its batch).
+ */
+function gpuSplits(d: Dims): number {
+  return d.n <= 1024 ? Math.max(1, Math.min(4, Math.floor(d.k / 1024))) : 1;
+}
+
+function gpuTile(d: Dims, splits: number): MatmulTile {
+  for (const tile of ['128x128', '128x64'] as const) {
+    const { rows, cols } = TILES[tile];
+    if (Math.ceil(d.m / rows) * Math.ceil(d.n / cols) * d.batch * splits >= FILL_WORKGROUPS) return tile;
+  }
+  return '64x64';
+}
+
+function dispatchMatmul(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Tensor, d: Dims, forced?: MatmulKernel): void {
+  const gpuClass = a.gpu.kernelClass === 'gpu';
+  if (forced && forced.tile !== 'register') {
+    if (!tiledFits(d)) {
+      throw new RangeError(`matmul: the ${forced.tile} tiled kernel needs op(A)'s and op(B)'s contiguous dimensions and N to be multiples of 4 (M ${d.m}, N ${d.n}, K ${d.k})`);
+    }
+    dispatchTiled(a, b, bias, out, d, forced.tile, forced.splits ?? 1);
+  } else if (!forced && gpuClass && tiledFits(d)) {
+    const splits = gpuSplits(d);
+    dispatchTiled(a, b, bias, out, d, gpuTile(d, splits), splits);
+  } else {
+    dispatchRegister(a, b, bias, out, d, !gpuClass);
+  }
+}
+
+/** K per split: a multiple of 16, so every tile's slices start on a vec4 and the split does not depend on the tile. */
+function kPerSplit(k: number, splits: number): number {
+  return Math.max(16, Math.ceil(Math.ceil(k / splits) / 16) * 16);
+}
+
+function dispatchTiled(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Tensor, d: Dims, tile: MatmulTile, wantSplits: number): void {
+  if (!Number.isInteger(wantSplits) || wantSplits < 1) throw new RangeError(`matmul: splits must be a positive integer, not ${wantSplits}`);
   const { m, n, k } = d;
-  const cpu = isCpuAdapter(a.gpu);
+  const gpu = a.gpu;
+  const kSplit = kPerSplit(k, wantSplits);
+  const splits = Math.max(1, Math.ceil(k / kSplit));
+  const { flags, rows, cols } = TILES[tile];
+  const flagsOf = [...flags, ...(d.transA ? ['trans_a'] : []), ...(d.transB ? ['trans_b'] : [])];
+  const target = splits > 1 ? Tensor.empty(gpu, [d.batch * splits * m * n], 'f32', 'matmul split-K partials') : out;
+  const biasBinding = bias ? bias.binding() : noBias(gpu);
+  gpu.dispatch({
+    kernel: 'matmul',
+    entry: 'mm_tiled',
+    flags: flagsOf,
+    params: packParams(m, n, k, bias && splits === 1 ? 1 : 0, d.aBatch, d.bBatch, m * n, splits, kSplit, 0, 0, 0),
+    bindings: [a.binding(), b.binding(), biasBinding, target.binding()],
+    workgroups: [Math.ceil(n / cols), Math.ceil(m / rows), d.batch * splits],
+  });
+  if (splits === 1) return;
+  gpu.dispatch({
+    kernel: 'matmul',
+    entry: 'mm_split_sum',
+    params: packParams((m * n) / 4, splits, n / 4, bias ? 1 : 0, d.batch, 0, 0, 0),
+    bindings: [target.binding(), biasBinding, out.binding()],
+    workgroups: grid((d.batch * m * n) / 4, 256),
+  });
+  target.dispose();
+}
+
+function dispatchRegister(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Tensor, d: Dims, cpu: boolean): void {
+  const { m, n, k } = d;
   const kernel = chooseKernel(d, cpu);
   const [wx, wy] = cpu ? cpuWorkgroup(Math.ceil(m / kernel.tm), Math.ceil(n / kernel.tn)) : [8, 8];
   const [aRs, aCs] = d.transA ? [1, m] : [k, 1];

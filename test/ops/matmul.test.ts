@@ -1,13 +1,41 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.js';
+import { testGpu, featureTestGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.js';
 import { tensor, tidy, type Shape } from '../../src/engine/tensor.js';
-import { matmul } from '../../src/ops/matmul.js';
+import { matmul, type MatmulKernel } from '../../src/ops/matmul.js';
 import type { Gpu } from '../../src/gpu/context.js';
+import type { KernelClass } from '../../src/gpu/kernel-class.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
 });
+
+/** Runs body with the device's kernel class set, restoring it after. */
+async function withKernelClass<T>(device: Gpu, kernelClass: KernelClass, body: () => Promise<T>): Promise<T> {
+  const before = device.kernelClass;
+  device.kernelClass = kernelClass;
+  try {
+    return await body();
+  } finally {
+    device.kernelClass = before;
+  }
+}
+
+/** The kernel entry points that `run` dispatches. */
+function entriesOf(device: Gpu, run: () => void): string[] {
+  const entries: string[] = [];
+  const dispatch = device.dispatch;
+  device.dispatch = (d) => {
+    entries.push(d.entry);
+    dispatch.call(device, d);
+  };
+  try {
+    tidy(run);
+  } finally {
+    device.dispatch = dispatch;
+  }
+  return entries;
+}
 
 const numel = (s: Shape) => s.reduce((x, y) => x * y, 1);
 
@@ -177,6 +205,12 @@ describe('matmul', () => {
     expect(x.grad?.shape).toEqual([2, 3, 8]);
   });
 
+  it('rejects a forced tiled kernel where rows are not whole vec4s, and a bad split', () => {
+    const t = (s: Shape) => tensor(gpu, new Float32Array(numel(s)), s);
+    expect(() => matmul(t([3, 5]), t([5, 8]), { kernel: { tile: '64x64' } })).toThrow(/multiples of 4 \(M 3, N 8, K 5\)/);
+    expect(() => matmul(t([3, 4]), t([4, 8]), { kernel: { tile: '64x64', splits: 0 } })).toThrow(/splits must be a positive integer/);
+  });
+
   it('rejects mismatched shapes, naming both', () => {
     const t = (s: Shape) => tensor(gpu, new Float32Array(numel(s)), s);
     expect(() => matmul(t([3, 4]), t([5, 6]))).toThrow(RangeError);
@@ -185,5 +219,108 @@ describe('matmul', () => {
     expect(() => matmul(t([2, 3, 4]), t([3, 4, 5]))).toThrow(/batch dims \[2\] and \[3\]/);
     expect(() => matmul(t([3, 4]), t([4, 5]), { bias: t([4]) })).toThrow(/bias must be \[5\]/);
     expect(() => matmul(t([4]), t([4, 5]))).toThrow(/at least 2 dims/);
+  });
+});
+
+// The GPU family's tiled kernel, forced on this (CPU) adapter: every tile and layout, K split
+// or not, batched and shared operands, fused bias, sizes off every tile (1, odd, primes where the
+// layout allows: only op(A)'s and op(B)'s contiguous dimensions and N must be multiples of 4).
+interface TiledCase extends Case {
+  kernel: MatmulKernel;
+}
+
+const tiledCases: TiledCase[] = [
+  { a: [37, 20], b: [20, 68], bias: true, kernel: { tile: '64x64' } },
+  { a: [37, 20], b: [20, 68], kernel: { tile: '128x64' } },
+  { a: [131, 20], b: [20, 132], bias: true, kernel: { tile: '128x128' } },
+  { a: [1, 36], b: [132, 36], transB: true, bias: true, kernel: { tile: '64x64' } },
+  { a: [67, 36], b: [20, 36], transB: true, kernel: { tile: '128x64' } },
+  { a: [5, 36], b: [136, 36], transB: true, kernel: { tile: '128x128', splits: 2 } },
+  { a: [13, 44], b: [13, 20], transA: true, bias: true, kernel: { tile: '64x64' } },
+  { a: [29, 8], b: [29, 68], transA: true, kernel: { tile: '128x64', splits: 3 } },
+  { a: [7, 132], b: [7, 4], transA: true, kernel: { tile: '128x128' } },
+  { a: [12, 68], b: [8, 12], transA: true, transB: true, bias: true, kernel: { tile: '64x64' } },
+  { a: [20, 4], b: [72, 20], transA: true, transB: true, kernel: { tile: '128x64' } },
+  { a: [100, 8], b: [8, 100], transA: true, transB: true, bias: true, kernel: { tile: '128x128', splits: 3 } },
+  { a: [33, 100], b: [100, 8], bias: true, kernel: { tile: '64x64', splits: 3 } },
+  { a: [3, 5, 24], b: [3, 24, 12], bias: true, kernel: { tile: '64x64' } },
+  { a: [3, 5, 24], b: [24, 12], kernel: { tile: '128x64', splits: 2 } },
+  { a: [2, 9, 40], b: [2, 12, 40], transB: true, bias: true, kernel: { tile: '64x64', splits: 2 } },
+  { a: [24, 12], b: [2, 24, 8], transA: true, kernel: { tile: '64x64' } },
+];
+
+/** Lavapipe compiles slowly: there one case per layout, and each tile and the split once. */
+const LAVAPIPE_CASES = [2, 5, 7, 11, 15];
+
+async function checkForward(device: Gpu, c: TiledCase, seed: number): Promise<number> {
+  const a = asF32(randn(numel(c.a), seed));
+  const b = asF32(randn(numel(c.b), seed + 1));
+  const N = c.transB ? c.b.at(-2)! : c.b.at(-1)!;
+  const K = c.transA ? c.a.at(-2)! : c.a.at(-1)!;
+  const bias = c.bias ? asF32(randn(N, seed + 2)) : undefined;
+  const { out: expected, shape } = refMatmul(a, b, c, bias);
+  const y = matmul(tensor(device, a, c.a), tensor(device, b, c.b), {
+    transA: c.transA,
+    transB: c.transB,
+    bias: bias && tensor(device, bias, [N]),
+    kernel: c.kernel,
+  });
+  expect(y.shape).toEqual(shape);
+  const split = c.kernel.splits ? `, K in ${c.kernel.splits}` : '';
+  return expectClose(`matmul tiled ${c.kernel.tile}${split} ${label(c)} on ${device.adapterName}`, await y.readF32(), expected, {
+    atol: 1e-5 * Math.max(1, Math.sqrt(K)),
+    rtol: 1e-4,
+  });
+}
+
+describe('matmul, the GPU family forced on a CPU adapter', () => {
+  tiledCases.forEach((c, i) => {
+    const split = c.kernel.splits ? `, K in ${c.kernel.splits}` : '';
+    it(`tiled ${c.kernel.tile}${split}: ${label(c)}`, () => checkForward(gpu, c, 100 + 10 * i));
+  });
+
+  it('tiled on a Vulkan adapter too (lavapipe): each layout, tile and split', async (ctx) => {
+    const vulkan = await featureTestGpu();
+    if (!vulkan || vulkan === gpu) return ctx.skip('no second (Vulkan) adapter here (scripts/software-vulkan.sh installs lavapipe)');
+    for (const i of LAVAPIPE_CASES) await checkForward(vulkan, tiledCases[i]!, 100 + 10 * i);
+  });
+
+  it('the tile never changes a result, bit for bit (each output sums k in order)', async () => {
+    const a = tensor(gpu, asF32(randn(70 * 36, 5)), [70, 36]);
+    const b = tensor(gpu, asF32(randn(36 * 72, 6)), [36, 72]);
+    const [first, ...rest] = await Promise.all(
+      (['64x64', '128x64', '128x128'] as const).map((tile) => matmul(a, b, { kernel: { tile } }).readF32()),
+    );
+    for (const other of rest) expect(other).toEqual(first);
+  });
+
+  it('chooses the tiled kernel on a GPU, splitting K by N and K only, so rows do not depend on the batch', async () => {
+    const [K, N] = [2048, 64];
+    const x = asF32(randn(70 * K, 11));
+    const w = asF32(randn(K * N, 12, 0.05));
+    const bias = asF32(randn(N, 13));
+    const tw = tensor(gpu, w, [K, N]);
+    const tb = tensor(gpu, bias, [N]);
+    await withKernelClass(gpu, 'gpu', async () => {
+      const tall = tensor(gpu, x, [70, K]);
+      const short = tensor(gpu, x.subarray(0, 3 * K), [3, K]);
+      expect(entriesOf(gpu, () => matmul(tall, tw, { bias: tb }))).toEqual(['mm_tiled', 'mm_split_sum']);
+      const got = await matmul(tall, tw, { bias: tb }).readF32();
+      expectClose('matmul GPU class, split K [70, 2048] × [2048, 64] + bias', got, refMatmul(x, w, { a: [70, K], b: [K, N] }, bias).out, { atol: 1e-4, rtol: 1e-4 });
+      expect(await matmul(short, tw, { bias: tb }).readF32()).toEqual(got.subarray(0, 3 * N));
+      // Rows that are not whole vec4s fall back to the register-blocked kernel.
+      expect(entriesOf(gpu, () => matmul(tensor(gpu, new Float32Array(6), [2, 3]), tensor(gpu, new Float32Array(15), [3, 5])))).toEqual(['mm_general_8x8']);
+    });
+    // The CPU class keeps its register-blocked kernels.
+    await withKernelClass(gpu, 'cpu', async () => {
+      expect(entriesOf(gpu, () => matmul(tensor(gpu, x, [70, K]), tw, { bias: tb }))).toEqual(['mm_nn_16x16']);
+    });
+  });
+
+  // Forward and backward with the GPU class's own choices (tiled where rows are whole vec4s, the
+  // 8×8 register kernels elsewhere), against finite differences.
+  const gradCases = [3, 5, 7, 8, 9, 16, 18, 19, 23, 26, 28, 31].map((i) => cases[i]!);
+  gradCases.forEach((c, i) => {
+    it(`GPU class: ${label(c)} forward and backward`, () => withKernelClass(gpu, 'gpu', () => check(c, 1000 + 10 * i)));
   });
 });
