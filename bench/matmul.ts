@@ -1,10 +1,14 @@
-// Matmul throughput at GPT-2 shapes. Checks sampled outputs against float64 first, then times.
-//   node --import tsx bench/matmul.ts [--json]
-import { Bench } from 'tinybench';
+// Matmul throughput at GPT-2 shapes: the kernel the engine chooses, the previous kernel of this
+// adapter's class (the register-blocked family) side by side, and on GPU-class adapters (or
+// with --sweep) every tile and K split of the tiled kernel, so the choice can be tuned there.
+// Every variant's sampled outputs are checked against float64 before it is timed.
+//   node --import tsx bench/matmul.ts [--json] [--sweep] [--quick]
+// --quick multiplies 256 rows instead of 1024 (same K and N), with shorter samples.
 import { openGpu } from '../src/node/device.js';
 import { tensor, type Tensor } from '../src/engine/tensor.js';
-import { matmul } from '../src/ops/matmul.js';
+import { matmul, type MatmulKernel, type MatmulTile } from '../src/ops/matmul.js';
 import type { Gpu } from '../src/gpu/context.js';
+import { timeEngineOp, type TimingOptions } from './timing.js';
 
 interface Shape {
   name: string;
@@ -15,7 +19,7 @@ interface Shape {
   bias?: boolean;
 }
 
-const SHAPES: Shape[] = [
+const MATMUL_SHAPES: Shape[] = [
   { name: 'qkv [1024,768]×[768,2304]+b', m: 1024, k: 768, n: 2304, bias: true },
   { name: 'mlp up [1024,768]×[768,3072]+b', m: 1024, k: 768, n: 3072, bias: true },
   { name: 'mlp down [1024,3072]×[3072,768]+b', m: 1024, k: 3072, n: 768, bias: true },
@@ -25,8 +29,12 @@ const SHAPES: Shape[] = [
 ];
 
 const SAMPLES = 64;
-/** Wall time to aim for per timed iteration, so dispatch and sync overheads are amortized. */
-const ITERATION_MS = 300;
+const quick = process.argv.includes('--quick');
+const TIMING: TimingOptions = quick ? { targetMs: 100, samples: 2 } : { targetMs: 300, samples: 5 };
+/** The sweep times many variants: shorter samples, fewer of them. */
+const SWEEP_TIMING: TimingOptions = quick ? { targetMs: 50, samples: 2 } : { targetMs: 100, samples: 3 };
+const SWEEP_TILES: MatmulTile[] = ['128x128', '128x64', '64x64'];
+const SWEEP_SPLITS = [1, 2, 3, 4];
 
 function uniform(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
@@ -38,28 +46,47 @@ function uniform(n: number, seed: number): Float32Array {
   return out;
 }
 
-interface Result {
-  shape: string;
-  m: number;
-  k: number;
-  n: number;
-  transB: boolean;
+export interface VariantResult {
+  /** The kernels dispatched, e.g. "mm_tiled[tile_8x4] + mm_split_sum". */
+  kernel: string;
   gflops: number;
   msPerMatmul: number;
   maxRelError: number;
 }
 
-async function checkSamples(s: Shape, a: Float32Array, b: Float32Array, bias: Float32Array | null, out: Tensor): Promise<number> {
+export interface MatmulResult extends VariantResult {
+  shape: string;
+  m: number;
+  k: number;
+  n: number;
+  transB: boolean;
+  /** The register-blocked kernel this adapter's class ran before the tiled family. */
+  previous: VariantResult;
+  /** Every tile and split of the tiled kernel (GPU-class adapters, or --sweep). */
+  sweep: (VariantResult & { tile: MatmulTile; splits: number })[];
+}
+
+interface Operands {
+  s: Shape;
+  aData: Float32Array;
+  bData: Float32Array;
+  biasData: Float32Array | null;
+  a: Tensor;
+  b: Tensor;
+  bias?: Tensor;
+}
+
+async function checkSamples({ s, aData, bData, biasData }: Operands, out: Tensor): Promise<number> {
   const got = await out.readF32();
   const pick = uniform(2 * SAMPLES, 99);
   let worst = 0;
   for (let i = 0; i < SAMPLES; i++) {
     const m = Math.floor(((pick[2 * i]! + 1) / 2) * s.m);
     const n = Math.floor(((pick[2 * i + 1]! + 1) / 2) * s.n);
-    let ref = bias ? bias[n]! : 0;
+    let ref = biasData ? biasData[n]! : 0;
     let scale = Math.abs(ref);
     for (let k = 0; k < s.k; k++) {
-      const term = a[m * s.k + k]! * b[s.transB ? n * s.k + k : k * s.n + n]!;
+      const term = aData[m * s.k + k]! * bData[s.transB ? n * s.k + k : k * s.n + n]!;
       ref += term;
       scale += Math.abs(term);
     }
@@ -70,55 +97,77 @@ async function checkSamples(s: Shape, a: Float32Array, b: Float32Array, bias: Fl
   return worst;
 }
 
-async function run(gpu: Gpu, s: Shape): Promise<Result> {
+/** The kernels one call of `run` dispatches. */
+function kernelsOf(gpu: Gpu, run: () => Tensor): string {
+  const names: string[] = [];
+  const dispatch = gpu.dispatch;
+  gpu.dispatch = (d) => {
+    names.push(`${d.entry}${d.flags?.length ? `[${d.flags.join(',')}]` : ''}`);
+    dispatch.call(gpu, d);
+  };
+  try {
+    run().dispose();
+  } finally {
+    gpu.dispatch = dispatch;
+  }
+  return names.join(' + ');
+}
+
+async function variant(gpu: Gpu, ops: Operands, kernel: MatmulKernel | undefined, timing: TimingOptions): Promise<VariantResult> {
+  const { s, a, b, bias } = ops;
+  const once = () => matmul(a, b, { transB: s.transB, bias, kernel });
+  const name = kernelsOf(gpu, once);
+  const first = once();
+  const maxRelError = await checkSamples(ops, first);
+  first.dispose();
+  // Each rep's result is freed at once (a tidy keeps what its function returns).
+  const t = await timeEngineOp(gpu, () => void once(), timing);
+  return { kernel: name, gflops: (2 * s.m * s.n * s.k) / (t.ms * 1e6), msPerMatmul: t.ms, maxRelError };
+}
+
+async function run(gpu: Gpu, s: Shape, sweep: boolean): Promise<MatmulResult> {
   const aData = uniform(s.m * s.k, 1);
   const bData = uniform(s.k * s.n, 2);
   const biasData = s.bias ? uniform(s.n, 3) : null;
-  const a = tensor(gpu, aData, [s.m, s.k]);
-  const b = tensor(gpu, bData, s.transB ? [s.n, s.k] : [s.k, s.n]);
-  const bias = biasData ? tensor(gpu, biasData, [s.n]) : undefined;
-  const once = () => matmul(a, b, { transB: s.transB, bias }).dispose();
-
-  const first = matmul(a, b, { transB: s.transB, bias });
-  const maxRelError = await checkSamples(s, aData, bData, biasData, first);
-  first.dispose();
-
-  // Size the batch of dispatches per timed iteration from one warm run.
-  let t = performance.now();
-  once();
-  await gpu.sync();
-  const reps = Math.max(1, Math.round(ITERATION_MS / Math.max(performance.now() - t, 0.01)));
-
-  const bench = new Bench({ iterations: 5, time: 0, warmupIterations: 1, warmupTime: 0, throws: true });
-  bench.add(s.name, async () => {
-    for (let i = 0; i < reps; i++) once();
-    await gpu.sync();
-  });
-  await bench.run();
-  const ms = bench.tasks[0]!.result!.latency.mean / reps;
-  a.dispose();
-  b.dispose();
-  bias?.dispose();
-  return {
-    shape: s.name,
-    m: s.m,
-    k: s.k,
-    n: s.n,
-    transB: s.transB ?? false,
-    gflops: (2 * s.m * s.n * s.k) / (ms * 1e6),
-    msPerMatmul: ms,
-    maxRelError,
+  const ops: Operands = {
+    s,
+    aData,
+    bData,
+    biasData,
+    a: tensor(gpu, aData, [s.m, s.k]),
+    b: tensor(gpu, bData, s.transB ? [s.n, s.k] : [s.k, s.n]),
+    bias: biasData ? tensor(gpu, biasData, [s.n]) : undefined,
   };
+  const chosen = await variant(gpu, ops, undefined, TIMING);
+  // On a CPU-class adapter the chosen kernel is the previous one: timed once.
+  const previous = chosen.kernel.startsWith('mm_tiled') ? await variant(gpu, ops, { tile: 'register' }, TIMING) : chosen;
+  const swept: MatmulResult['sweep'] = [];
+  if (sweep) {
+    for (const tile of SWEEP_TILES) {
+      for (const splits of SWEEP_SPLITS) swept.push({ ...(await variant(gpu, ops, { tile, splits }, SWEEP_TIMING)), tile, splits });
+    }
+  }
+  ops.a.dispose();
+  ops.b.dispose();
+  ops.bias?.dispose();
+  return { shape: s.name, m: s.m, k: s.k, n: s.n, transB: s.transB ?? false, ...chosen, previous, sweep: swept };
 }
 
 const json = process.argv.includes('--json');
 const gpu = await openGpu({ quiet: json });
-const results: Result[] = [];
-for (const s of SHAPES) {
-  const r = await run(gpu, s);
+const sweep = process.argv.includes('--sweep') || gpu.kernelClass === 'gpu';
+const results: MatmulResult[] = [];
+for (const s of MATMUL_SHAPES) {
+  const r = await run(gpu, quick ? { ...s, m: s.m / 4, name: `${s.name} at 256 rows` } : s, sweep);
   results.push(r);
-  if (!json) console.log(`${r.shape.padEnd(36)} ${r.gflops.toFixed(2).padStart(9)} GFLOP/s  ${r.msPerMatmul.toFixed(3).padStart(9)} ms  (max rel err ${r.maxRelError.toExponential(1)})`);
+  if (!json) {
+    const line = (label: string, v: VariantResult) =>
+      console.log(`${label.padEnd(36)} ${v.gflops.toFixed(2).padStart(9)} GFLOP/s  ${v.msPerMatmul.toFixed(3).padStart(9)} ms  ${v.kernel}  (max rel err ${v.maxRelError.toExponential(1)})`);
+    line(r.shape, r);
+    if (r.previous !== r) line('  previous kernel', r.previous);
+    for (const v of r.sweep) line(`  tiled ${v.tile}, K in ${v.splits}`, v);
+  }
 }
-if (json) console.log(JSON.stringify({ adapter: gpu.adapterName, results }, null, 2));
-else console.log(`adapter: ${gpu.adapterName}`);
+if (json) console.log(JSON.stringify({ adapter: gpu.adapterName, kernelClass: gpu.kernelClass, results }, null, 2));
+else console.log(`adapter: ${gpu.adapterName} (kernel class ${gpu.kernelClass})`);
 gpu.destroy();

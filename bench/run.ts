@@ -12,6 +12,7 @@ import { attentionBench, normsBench, type KernelResult } from './kernels.js';
 import { tfjsMatmul, type PeerShape } from './peers/tfjs.js';
 import { randomModel, pipelineBench, epochBench, imdbLengths, type BenchModel, type EpochOptions } from './pipeline.js';
 import type { TimingOptions } from './timing.js';
+import type { MatmulResult } from './matmul.js';
 
 const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'features', 'pipeline', 'epoch'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -75,13 +76,14 @@ function slug(name: string): string {
 
 interface EngineMatmul {
   adapter: string;
-  results: { shape: string; m: number; k: number; n: number; transB: boolean; gflops: number; msPerMatmul: number; maxRelError: number }[];
+  kernelClass: string;
+  results: MatmulResult[];
 }
 
 /** The engine's matmul numbers from bench/matmul.ts (run as its own process: it exports nothing to call). */
-function engineMatmul(): Promise<EngineMatmul> {
+function engineMatmul(quick: boolean): Promise<EngineMatmul> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join('bench', 'matmul.ts'), '--json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', join('bench', 'matmul.ts'), '--json', ...(quick ? ['--quick'] : [])], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d));
@@ -104,6 +106,7 @@ const PEER_SHAPES: PeerShape[] = [
   { name: 'mlp up [1024,768]×[768,3072]+b', m: 1024, k: 768, n: 3072, bias: true },
   { name: 'mlp down [1024,3072]×[3072,768]+b', m: 1024, k: 3072, n: 768, bias: true },
   { name: '1024³', m: 1024, k: 1024, n: 1024, bias: false },
+  { name: 'dX [1024,2304]×[768,2304]ᵀ', m: 1024, k: 2304, n: 768, bias: false, transB: true },
 ];
 
 // ---- main -----------------------------------------------------------------------------------------
@@ -186,21 +189,30 @@ const peak = !wantsPeak
 
 const ours = !args.only.has('matmul')
   ? undefined
-  : await section('matmul', engineMatmul, (m) =>
+  : await section('matmul', () => engineMatmul(args.quick), (m) => {
       printTable(
-        'Matmul (engine; bench/matmul.ts: sampled outputs checked against float64, then timed)',
-        ['shape', 'ms', 'GFLOP/s', '% peak FMA', 'max rel err'],
-        m.results.map((r) => [r.shape, r.msPerMatmul, r.gflops, pct(r.gflops, peak?.fmaGflops), r.maxRelError.toExponential(1)]),
-      ),
-    );
+        `Matmul (engine, kernel class ${m.kernelClass}; bench/matmul.ts: sampled outputs checked against float64, then timed; previous = the register-blocked kernel, same run)`,
+        ['shape', 'kernel', 'ms', 'GFLOP/s', '% peak FMA', 'previous GFLOP/s', 'new / previous', 'max rel err'],
+        m.results.map((r) => [r.shape, r.kernel, r.msPerMatmul, r.gflops, pct(r.gflops, peak?.fmaGflops), r.previous.gflops, `${(r.gflops / r.previous.gflops).toFixed(2)}×`, r.maxRelError.toExponential(1)]),
+      );
+      const swept = m.results.filter((r) => r.sweep.length > 0);
+      if (swept.length === 0) return;
+      printTable(
+        'Tiled matmul sweep: GFLOP/s of every tile and K split (the engine chooses one by shape; tune FILL_WORKGROUPS and gpuSplits in src/ops/matmul.ts from this)',
+        ['shape', ...swept[0]!.sweep.map((v) => `${v.tile}/${v.splits}`)],
+        swept.map((r) => [r.shape, ...r.sweep.map((v) => v.gflops)]),
+      );
+    });
 
 if (args.only.has('peer')) {
   await section(
     'peer',
     async () => {
-      const peer = await tfjsMatmul(gpu.adapterName, PEER_SHAPES, settings.timing);
+      // --quick multiplies 256 rows, as bench/matmul.ts --quick does.
+      const shapes = args.quick ? PEER_SHAPES.map((s) => ({ ...s, m: s.m / 4, name: `${s.name} at 256 rows` })) : PEER_SHAPES;
+      const peer = await tfjsMatmul(gpu.adapterName, shapes, settings.timing);
       const results = peer.results.map((r) => {
-        const mine = ours?.results.find((o) => o.m === r.m && o.k === r.k && o.n === r.n && !o.transB);
+        const mine = ours?.results.find((o) => o.m === r.m && o.k === r.k && o.n === r.n && o.transB === r.transB);
         return { ...r, oursGflops: mine?.gflops ?? null, ratio: mine ? mine.gflops / r.gflops : null };
       });
       return { ...peer, results };

@@ -407,7 +407,7 @@ const B_LOADS = BN * BK / 1024u;
 struct TiledParams {
   m: u32, n: u32, k: u32, has_bias: u32,
   a_batch: u32, b_batch: u32, c_batch: u32, splits: u32,
-  // k per split, a multiple of BK.
+  // k per split: a multiple of 16, so of BK.
   k_split: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 

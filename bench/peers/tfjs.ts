@@ -13,6 +13,8 @@ export interface PeerShape {
   k: number;
   n: number;
   bias: boolean;
+  /** B stored [n, k] and used transposed. */
+  transB?: boolean;
 }
 
 export interface PeerResult {
@@ -20,6 +22,7 @@ export interface PeerResult {
   m: number;
   k: number;
   n: number;
+  transB: boolean;
   gflops: number;
   ms: number;
   maxRelError: number;
@@ -59,7 +62,7 @@ function checkSamples(s: PeerShape, a: Float32Array, b: Float32Array, bias: Floa
     let ref = bias ? bias[n]! : 0;
     let scale = Math.abs(ref);
     for (let k = 0; k < s.k; k++) {
-      const term = a[m * s.k + k]! * b[k * s.n + n]!;
+      const term = a[m * s.k + k]! * b[s.transB ? n * s.k + k : k * s.n + n]!;
       ref += term;
       scale += Math.abs(term);
     }
@@ -102,14 +105,15 @@ export async function tfjsMatmul(engineAdapter: string, shapes: readonly PeerSha
     const bHost = hostMatrix(s.k * s.n, 2);
     const biasHost = s.bias ? hostMatrix(s.n, 3) : null;
     const a = tf.tensor2d(aHost, [s.m, s.k]);
-    const b = tf.tensor2d(bHost, [s.k, s.n]);
+    const transB = s.transB ?? false;
+    const b = tf.tensor2d(bHost, transB ? [s.n, s.k] : [s.k, s.n]);
     const bias = biasHost ? tf.tensor1d(biasHost) : undefined;
-    const matmul = () => (bias ? tf.fused.matMul({ a, b, bias }) : tf.matMul(a, b));
+    const matmul = () => (bias ? tf.fused.matMul({ a, b, bias, transposeB: transB }) : tf.matMul(a, b, false, transB));
     const first = matmul();
     const maxRelError = checkSamples(s, aHost, bHost, biasHost, (await first.data()) as Float32Array);
     first.dispose();
     const t = await timeOp(() => matmul().dispose(), sync, timing);
-    results.push({ name: s.name, m: s.m, k: s.k, n: s.n, gflops: (2 * s.m * s.n * s.k) / t.ms / 1e6, ms: t.ms, maxRelError, rme: t.rme });
+    results.push({ name: s.name, m: s.m, k: s.k, n: s.n, transB, gflops: (2 * s.m * s.n * s.k) / t.ms / 1e6, ms: t.ms, maxRelError, rme: t.rme });
     for (const x of [a, b, bias]) x?.dispose();
   }
   await sync();

@@ -50,6 +50,22 @@ describe('device', () => {
     }
   });
 
+  it('runs the kernel class GPT2_PROMPT_KERNELS names (default: by adapter), and rejects others', async () => {
+    expect(gpu.kernelClass).toBe(process.env.GPT2_PROMPT_KERNELS || (/llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName) ? 'cpu' : 'gpu'));
+    const saved = process.env.GPT2_PROMPT_KERNELS;
+    try {
+      process.env.GPT2_PROMPT_KERNELS = gpu.kernelClass === 'cpu' ? 'gpu' : 'cpu';
+      const other = await openGpu({ quiet: true });
+      expect(other.kernelClass).toBe(process.env.GPT2_PROMPT_KERNELS);
+      other.destroy();
+      process.env.GPT2_PROMPT_KERNELS = 'tpu';
+      await expect(openGpu({ quiet: true })).rejects.toThrow(/unknown kernel class 'tpu' in GPT2_PROMPT_KERNELS: expected cpu or gpu/);
+    } finally {
+      if (saved === undefined) delete process.env.GPT2_PROMPT_KERNELS;
+      else process.env.GPT2_PROMPT_KERNELS = saved;
+    }
+  });
+
   it('checks storage binding sizes before dispatch, naming the tensor and the limit', () => {
     const limit = gpu.limits.maxStorageBufferBindingSize;
     const big = Tensor.empty(gpu, [limit / 4 + 16], 'f32', 'wte');
