@@ -2,7 +2,12 @@
 # The GPU pass, correctness first, then timings. On a bare GPU machine, from the project root,
 # with the kit built here by scripts/device-kit.sh and carried along:
 #   source .devicekit/env.sh && bash bench/device-run.sh
-# Logs and results go to $OUT (default ./device-out).
+# Logs and results go to $OUT (default ./device-out). About 4 minutes on an H200: the tests
+# (GPU-class matmuls go through the tiled kernel; every tile, layout and K split is checked
+# against float64), the golden fixture, then the bench: measured FMA peak and copy bandwidth,
+# matmul at GPT-2 shapes (the chosen kernel, the previous register-blocked one, every tile and
+# split, and TensorFlow.js on the same adapter), attention and norms (kernel time with
+# timestamps), the subgroups/shader-f16 variants against their fallbacks, encode and steps.
 set -uo pipefail
 out=${OUT:-$PWD/device-out}
 mkdir -p "$out"
@@ -28,7 +33,7 @@ echo "== golden fixture on the GPU"
 timeout 120 node --import tsx src/cli/golden.ts ../shared/fixtures/tiny-gpt2 | tee "$out/golden.json"
 
 echo "== timings"
-timeout "${BENCH_TIMEOUT:-240}" node --import tsx bench/run.ts ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.log" | grep -v "^Warning"
+timeout "${BENCH_TIMEOUT:-300}" node --import tsx bench/run.ts ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.log" | grep -v "^Warning"
 find bench/results -name "*.json" -newer "$out/gpu.txt" -exec cp {} "$out/" \;
 timeout 60 node --import tsx bench/multitask.ts --json 2>/dev/null | tee "$out/multitask.json"
 true

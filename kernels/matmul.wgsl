@@ -359,7 +359,7 @@ fn mm_general_8x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
 // transposed on its way in by scalar stores; its rows get one vec4 of padding, which spreads
 // those stores over the memory banks.
 //
-// Flags pick the block (tile_8x8: 128×128 tiles, tile_8x4: 128×64, neither: 64×64, all within
+// Flags pick the block (tile_8x8: 128×128 tiles, tile_8x4: 128×64, else 64×64, all within
 // 16 KiB of workgroup memory, WebGPU's default limit) and the layout (trans_a, trans_b).
 // Every block sums each output's products in the order k = 0, 1, ... with fma, so the tile
 // choice, which depends on M, never changes a result's bits.
@@ -367,7 +367,8 @@ fn mm_general_8x8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
 // Split K: workgroup_id.z = batch entry · splits + split; split s sums k in
 // [s·k_split, (s+1)·k_split) into its own slice of a partial C (bias left out), and
 // mm_split_sum adds the slices in order and the bias. The op derives the split from N and K
-// only, so a row's result does not depend on how many rows are multiplied with it.
+// only, so a row's result does not depend on how many rows are multiplied with it; it bounds
+// the partials' memory by computing tall matrices a chunk of rows at a time.
 //
 // The op ensures op(A)'s and op(B)'s contiguous dimensions and N are multiples of 4, so a
 // vec4 is wholly inside or wholly outside its matrix; outside ones load as zeros.
@@ -408,7 +409,10 @@ struct TiledParams {
   m: u32, n: u32, k: u32, has_bias: u32,
   a_batch: u32, b_batch: u32, c_batch: u32, splits: u32,
   // k per split: a multiple of 16, so of BK.
-  k_split: u32, _p0: u32, _p1: u32, _p2: u32,
+  k_split: u32,
+  // The rows of C this dispatch computes: row0 .. row0 + rows - 1, stored at row - row0 of the
+  // output (a split's partial slices hold a chunk of rows at a time).
+  row0: u32, rows: u32, _p0: u32,
 }
 
 @group(0) @binding(0) var<uniform> tiled_p: TiledParams;
@@ -486,7 +490,7 @@ fn mm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   let entry = wid.z / p.splits;
   let k_begin = (wid.z % p.splits) * p.k_split;
   let k_end = min(p.k, k_begin + p.k_split);
-  let m0 = wid.y * BM;
+  let m0 = p.row0 + wid.y * BM;
   let n0 = wid.x * BN;
   let a_base = entry * p.a_batch / 4u;
   let b_base = entry * p.b_batch / 4u;
@@ -529,19 +533,19 @@ fn mm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   let c_base = wid.z * p.c_batch / 4u;
   for (var r = 0u; r < TM; r++) {
     let row = m0 + lid.y * TM + r;
-    if (row < p.m) {
+    if (row < p.row0 + p.rows) {
       for (var q = 0u; q < TQ; q++) {
         let quad = n0 / 4u + lid.x + 16u * q;
-        if (quad < n4) { tiled_c[c_base + row * n4 + quad] = acc[r][q] + bias[q]; }
+        if (quad < n4) { tiled_c[c_base + (row - p.row0) * n4 + quad] = acc[r][q] + bias[q]; }
       }
     }
   }
 }
 
 struct SplitSumParams {
-  // vec4s of one batch entry's C.
+  // vec4s of one batch entry's partial slice (a chunk of rows), and where they go in C.
   quads: u32, splits: u32, n4: u32, has_bias: u32,
-  batch: u32, _p0: u32, _p1: u32, _p2: u32,
+  batch: u32, c_quads: u32, c_offset: u32, _p0: u32,
 }
 
 @group(0) @binding(0) var<uniform> sum_p: SplitSumParams;
@@ -560,5 +564,5 @@ fn mm_split_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
   var s = sum_partial[entry * p.splits * p.quads + e];
   for (var split = 1u; split < p.splits; split++) { s += sum_partial[(entry * p.splits + split) * p.quads + e]; }
   let use_bias = p.has_bias != 0u;
-  sum_c[i] = s + select(vec4<f32>(0.0), sum_bias[select(0u, e % p.n4, use_bias)], use_bias);
+  sum_c[entry * p.c_quads + p.c_offset + e] = s + select(vec4<f32>(0.0), sum_bias[select(0u, e % p.n4, use_bias)], use_bias);
 }

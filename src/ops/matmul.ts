@@ -1,6 +1,6 @@
 // Batched matrix multiply with optional transposes and a fused bias, and its backward.
 import { grid, packParams } from '../gpu/params.js';
-import type { Binding, Gpu } from '../gpu/context.js';
+import type { Binding, Dispatch, Gpu } from '../gpu/context.js';
 import { Tensor, record, shapeString, numel, type Shape } from '../engine/tensor.js';
 import { sumToShape } from './elementwise.js';
 
@@ -28,6 +28,8 @@ export interface MatmulKernel {
   tile: 'register' | MatmulTile;
   /** Tiled only: K is split into this many parts, summed by a second pass (default 1). */
   splits?: number;
+  /** Split K only: rows of C per pass (default: as many as 32 MiB of partial sums hold). */
+  rowsPerChunk?: number;
 }
 
 interface Kernel {
@@ -196,11 +198,11 @@ function cpuWorkgroup(rowBlocks: number, colBlocks: number): [number, number] {
   return best;
 }
 
-/** The tiled kernel's blocks: its flag, and the K per workgroup-memory slice. */
+/** The tiled kernel's tiles: the flag that selects each, and its rows and columns of C. */
 const TILES: Record<MatmulTile, { flags: string[]; rows: number; cols: number }> = {
   '128x128': { flags: ['tile_8x8'], rows: 128, cols: 128 },
   '128x64': { flags: ['tile_8x4'], rows: 128, cols: 64 },
-  '64x64': { flags: [], rows: 64, cols: 64 },
+  '64x64': { flags: ['tile_4x4'], rows: 64, cols: 64 },
 };
 
 /**
@@ -241,10 +243,10 @@ function dispatchMatmul(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Ten
     if (!tiledFits(d)) {
       throw new RangeError(`matmul: the ${forced.tile} tiled kernel needs op(A)'s and op(B)'s contiguous dimensions and N to be multiples of 4 (M ${d.m}, N ${d.n}, K ${d.k})`);
     }
-    dispatchTiled(a, b, bias, out, d, forced.tile, forced.splits ?? 1);
+    dispatchTiled(a, b, bias, out, d, { tile: forced.tile, splits: forced.splits ?? 1, rowsPerChunk: forced.rowsPerChunk });
   } else if (!forced && gpuClass && tiledFits(d)) {
     const splits = gpuSplits(d);
-    dispatchTiled(a, b, bias, out, d, gpuTile(d, splits), splits);
+    dispatchTiled(a, b, bias, out, d, { tile: gpuTile(d, splits), splits });
   } else {
     dispatchRegister(a, b, bias, out, d, !gpuClass);
   }
@@ -255,33 +257,46 @@ function kPerSplit(k: number, splits: number): number {
   return Math.max(16, Math.ceil(Math.ceil(k / splits) / 16) * 16);
 }
 
-function dispatchTiled(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Tensor, d: Dims, tile: MatmulTile, wantSplits: number): void {
-  if (!Number.isInteger(wantSplits) || wantSplits < 1) throw new RangeError(`matmul: splits must be a positive integer, not ${wantSplits}`);
+/** Bytes of split-K partials held at once: taller matrices are computed a chunk of rows at a time. */
+const PARTIAL_BYTES = 32 << 20;
+
+function dispatchTiled(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Tensor, d: Dims, kernel: { tile: MatmulTile; splits: number; rowsPerChunk?: number }): void {
   const { m, n, k } = d;
+  if (!Number.isInteger(kernel.splits) || kernel.splits < 1) throw new RangeError(`matmul: splits must be a positive integer, not ${kernel.splits}`);
   const gpu = a.gpu;
-  const kSplit = kPerSplit(k, wantSplits);
+  const kSplit = kPerSplit(k, kernel.splits);
   const splits = Math.max(1, Math.ceil(k / kSplit));
-  const { flags, rows, cols } = TILES[tile];
-  const flagsOf = [...flags, ...(d.transA ? ['trans_a'] : []), ...(d.transB ? ['trans_b'] : [])];
-  const target = splits > 1 ? Tensor.empty(gpu, [d.batch * splits * m * n], 'f32', 'matmul split-K partials') : out;
-  const biasBinding = bias ? bias.binding() : noBias(gpu);
-  gpu.dispatch({
+  const { flags, rows: tileRows, cols } = TILES[kernel.tile];
+  const tiled = (target: Tensor, row0: number, rows: number, hasBias: boolean): Dispatch => ({
     kernel: 'matmul',
     entry: 'mm_tiled',
-    flags: flagsOf,
-    params: packParams(m, n, k, bias && splits === 1 ? 1 : 0, d.aBatch, d.bBatch, m * n, splits, kSplit, 0, 0, 0),
-    bindings: [a.binding(), b.binding(), biasBinding, target.binding()],
-    workgroups: [Math.ceil(n / cols), Math.ceil(m / rows), d.batch * splits],
+    flags: [...flags, ...(d.transA ? ['trans_a'] : []), ...(d.transB ? ['trans_b'] : [])],
+    params: packParams(m, n, k, hasBias ? 1 : 0, d.aBatch, d.bBatch, rows * n, splits, kSplit, row0, rows, 0),
+    bindings: [a.binding(), b.binding(), bias ? bias.binding() : noBias(gpu), target.binding()],
+    workgroups: [Math.ceil(n / cols), Math.ceil(rows / tileRows), d.batch * splits],
   });
-  if (splits === 1) return;
-  gpu.dispatch({
-    kernel: 'matmul',
-    entry: 'mm_split_sum',
-    params: packParams((m * n) / 4, splits, n / 4, bias ? 1 : 0, d.batch, 0, 0, 0),
-    bindings: [target.binding(), biasBinding, out.binding()],
-    workgroups: grid((d.batch * m * n) / 4, 256),
-  });
-  target.dispose();
+  if (splits === 1) {
+    gpu.dispatch(tiled(out, 0, m, bias !== undefined));
+    return;
+  }
+  if (kernel.rowsPerChunk !== undefined && !(Number.isInteger(kernel.rowsPerChunk) && kernel.rowsPerChunk > 0 && kernel.rowsPerChunk % 4 === 0)) {
+    throw new RangeError(`matmul: rowsPerChunk must be a positive multiple of 4, not ${kernel.rowsPerChunk}`);
+  }
+  const fit = Math.floor(PARTIAL_BYTES / (4 * d.batch * splits * n) / tileRows) * tileRows;
+  const chunk = Math.min(m, kernel.rowsPerChunk ?? Math.max(tileRows, fit));
+  const partial = Tensor.empty(gpu, [d.batch * splits * chunk * n], 'f32', 'matmul split-K partials');
+  for (let row0 = 0; row0 < m; row0 += chunk) {
+    const rows = Math.min(chunk, m - row0);
+    gpu.dispatch(tiled(partial, row0, rows, false));
+    gpu.dispatch({
+      kernel: 'matmul',
+      entry: 'mm_split_sum',
+      params: packParams((rows * n) / 4, splits, n / 4, bias ? 1 : 0, d.batch, (m * n) / 4, (row0 * n) / 4, 0),
+      bindings: [partial.binding(), bias ? bias.binding() : noBias(gpu), out.binding()],
+      workgroups: grid((d.batch * rows * n) / 4, 256),
+    });
+  }
+  partial.dispose();
 }
 
 function dispatchRegister(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Tensor, d: Dims, cpu: boolean): void {
