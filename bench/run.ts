@@ -1,7 +1,8 @@
 // The benchmark suite: kernel throughput at GPT-2 small's shapes against the adapter's measured
 // peaks, TensorFlow.js's WebGPU backend as a peer for matmul, the method's pipeline, and the
-// epoch time saved by caching pasts. Prints tables and writes bench/results/<adapter>.json.
-//   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,peer,peak] [-- --imdb PATH]
+// epoch time saved by caching pasts, and the host cost of launching work (per op against
+// Dawn's own floor and tfjs, per training step). Prints tables and writes bench/results/<adapter>.json.
+//   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,peer,peak,overhead] [-- --imdb PATH]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -9,12 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { openGpu } from '../src/node/device.js';
 import { measurePeak, type Peak } from './peak.js';
 import { attentionBench, normsBench, type KernelResult } from './kernels.js';
-import { tfjsMatmul, type PeerShape } from './peers/tfjs.js';
+import { tfjsMatmul, tfjsHostCost, closeTfjs, type PeerShape } from './peers/tfjs.js';
+import { dawnFloor, engineOps, promptStep, type OverheadOptions } from './overhead.js';
 import { randomModel, pipelineBench, epochBench, imdbLengths, type BenchModel, type EpochOptions } from './pipeline.js';
 import type { TimingOptions } from './timing.js';
 import type { MatmulResult } from './matmul.js';
 
-const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'features', 'pipeline', 'epoch'] as const;
+const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'features', 'overhead', 'pipeline', 'epoch'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -119,6 +121,7 @@ interface Settings {
   layers: number;
   pipeline: { samples: number; budgetMs: number; maxLength: number };
   epoch: EpochOptions;
+  overhead: OverheadOptions & { layers: number };
 }
 
 const FULL: Settings = {
@@ -129,6 +132,7 @@ const FULL: Settings = {
   layers: 12,
   pipeline: { samples: 1, budgetMs: 10000, maxLength: 1019 },
   epoch: { examples: 64, tokens: 128, batchSize: 8, epochs: 3 },
+  overhead: { reps: 128, samples: 41, steps: 5, layers: 12 },
 };
 
 const QUICK: Settings = {
@@ -139,6 +143,7 @@ const QUICK: Settings = {
   layers: 2,
   pipeline: { samples: 1, budgetMs: 0, maxLength: 256 },
   epoch: { examples: 24, tokens: 128, batchSize: 8, epochs: 3 },
+  overhead: { reps: 64, samples: 9, steps: 3, layers: 2 },
 };
 
 const args = parseArgs(process.argv.slice(2));
@@ -271,6 +276,55 @@ if (args.only.has('features')) {
   );
 }
 
+if (args.only.has('overhead')) {
+  const opts = settings.overhead;
+  await section(
+    'overhead',
+    async () => {
+      const floor = await dawnFloor(gpu, opts);
+      const ops = await engineOps(gpu, opts);
+      const peer = await tfjsHostCost(gpu.adapterName, opts);
+      // The step on GPT-2 small's shape, with the fast launch path and without it, in this one run.
+      const model = randomModel(gpu, opts.layers);
+      const stepOptions = { batch: 8, past: 128, steps: opts.steps };
+      const label = `prompt + head step, B8 P5 over past 128, ${opts.layers} layers`;
+      try {
+        const fast = await promptStep(gpu, model, stepOptions, label);
+        gpu.fastLaunch = false;
+        const plain = await promptStep(gpu, model, stepOptions, `${label}, fast launch off`);
+        return { floor, ops, peer, steps: { fast, plain, hostSpeedup: plain.hostMs / fast.hostMs }, model: model.description };
+      } finally {
+        gpu.fastLaunch = true;
+        model.model.dispose();
+      }
+    },
+    ({ floor, ops, peer, steps }) => {
+      const f = floor.reused.hostUs;
+      const tfAdd = peer.results[0]!.hostUs;
+      const tfOf = (name: string) => peer.results.find((r) => r.name === `tfjs ${name}`)?.hostUs;
+      printTable(
+        `Host cost per op (µs; median and fastest of ${opts.samples} samples of ${opts.reps} ops, a quarter as many for matmul and attention; Dawn's floor and tfjs ${peer.version} on the same adapter, same run)`,
+        ['op', 'host µs', 'fastest', '× Dawn floor (reused group)', 'total µs', 'tfjs host µs', 'ours / tfjs'],
+        [
+          [floor.reused.name, f, floor.reused.hostMinUs, '1.00×', floor.reused.totalUs, null, null],
+          [floor.fresh.name, floor.fresh.hostUs, floor.fresh.hostMinUs, `${(floor.fresh.hostUs / f).toFixed(2)}×`, floor.fresh.totalUs, null, null],
+          ...ops.map((r): Cell[] => {
+            const tf = tfOf(r.name);
+            return [r.name, r.hostUs, r.hostMinUs, `${(r.hostUs / f).toFixed(2)}×`, r.totalUs, tf ?? null, tf ? `${(r.hostUs / tf).toFixed(2)}×` : null];
+          }),
+        ],
+      );
+      console.log(`tfjs add host cost: ${fmt(tfAdd)} µs; ours / tfjs: ${(ops[0]!.hostUs / tfAdd).toFixed(2)}× (target ≤ 0.5×)`);
+      printTable(
+        'Prompt + head training step (forward over the past, backward, Adam; host ms = until all its work is encoded)',
+        ['step', 'dispatches', 'bind groups made', 'host ms', 'fastest', 'total ms'],
+        [steps.fast, steps.plain].map((s) => [s.name, s.dispatches, s.bindGroupsMade, s.hostMs, s.hostMinMs, s.totalMs]),
+      );
+      console.log(`step host time, fast launch off / on: ${steps.hostSpeedup.toFixed(2)}×`);
+    },
+  );
+}
+
 let bench: BenchModel | undefined;
 if (args.only.has('pipeline') || args.only.has('epoch')) bench = randomModel(gpu, settings.layers);
 
@@ -314,6 +368,8 @@ if (bench && args.only.has('epoch')) {
   );
 }
 bench?.model.dispose();
+
+await closeTfjs();
 
 mkdirSync(resultsDir, { recursive: true });
 const file = join(resultsDir, `${slug(gpu.adapterName)}${args.quick ? '.quick' : ''}.json`);

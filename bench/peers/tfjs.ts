@@ -1,4 +1,5 @@
-// Peer: TensorFlow.js's WebGPU backend on the same Dawn adapter as the engine, for matmul.
+// Peer: TensorFlow.js's WebGPU backend on the same Dawn adapter as the engine, for matmul
+// throughput and per-op host cost.
 // tfjs looks for navigator.gpu when its backend module loads, so the Dawn GPU object is put
 // there first; on the software adapter Dawn only gives a compatibility-level adapter, which
 // tfjs does not ask for, so requestAdapter is wrapped to ask for the level the engine got.
@@ -6,6 +7,7 @@
 // reps of tf.matMul, then tfjs's queue submitted and awaited.
 import { seededRandom } from '../../src/util/random.js';
 import { timeOp, type TimingOptions } from '../timing.js';
+import { hostCost, type HostCost } from '../overhead.js';
 
 export interface PeerShape {
   name: string;
@@ -73,32 +75,69 @@ function checkSamples(s: PeerShape, a: Float32Array, b: Float32Array, bias: Floa
   return worst;
 }
 
-export async function tfjsMatmul(engineAdapter: string, shapes: readonly PeerShape[], timing: TimingOptions): Promise<{ adapter: string; version: string; results: PeerResult[] }> {
-  const { flags, featureLevel } = dawnSetup(engineAdapter);
-  const { create } = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU };
-  const dawn = create(flags);
-  instances.push(dawn);
-  const requestAdapter = dawn.requestAdapter.bind(dawn);
-  let adapter: GPUAdapter | null = null;
-  dawn.requestAdapter = async (options?: GPURequestAdapterOptions) => {
-    adapter = await requestAdapter({ ...options, featureLevel } as GPURequestAdapterOptions);
-    return adapter;
-  };
-  Object.defineProperty(globalThis, 'navigator', { value: { gpu: dawn }, configurable: true, writable: true });
-  const tf = await import('@tensorflow/tfjs-core');
-  await import('@tensorflow/tfjs-backend-webgpu');
-  if (!(await tf.setBackend('webgpu'))) throw new Error('tfjs: the webgpu backend did not initialise');
-  const backend = tf.backend() as unknown as WebGPUBackendLike;
-  const info = (adapter as GPUAdapter | null)?.info;
-  const adapterName = info ? [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ').trim() : 'unknown adapter';
+type Tf = typeof import('@tensorflow/tfjs-core');
 
-  const sync = async () => {
-    if (backend.commandEncoder) {
-      backend.endComputePassEncoder();
-      backend.submitQueue();
-    }
-    await backend.device.queue.onSubmittedWorkDone();
-  };
+interface TfjsSession {
+  tf: Tf;
+  adapter: string;
+  sync: () => Promise<void>;
+  /** Ends tfjs's encoder and submits what it holds, without waiting. */
+  submit: () => void;
+}
+
+let session: Promise<TfjsSession> | null = null;
+
+/**
+ * tfjs's WebGPU backend on its own device of the engine's adapter, opened once per process
+ * (tfjs registers its backend once) and shared by the sections that use it; closeTfjs() ends it.
+ */
+function tfjsSession(engineAdapter: string): Promise<TfjsSession> {
+  session ??= (async () => {
+    const { flags, featureLevel } = dawnSetup(engineAdapter);
+    const { create } = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU };
+    const dawn = create(flags);
+    instances.push(dawn);
+    const requestAdapter = dawn.requestAdapter.bind(dawn);
+    let adapter: GPUAdapter | null = null;
+    dawn.requestAdapter = async (options?: GPURequestAdapterOptions) => {
+      adapter = await requestAdapter({ ...options, featureLevel } as GPURequestAdapterOptions);
+      return adapter;
+    };
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu: dawn }, configurable: true, writable: true });
+    const tf = await import('@tensorflow/tfjs-core');
+    await import('@tensorflow/tfjs-backend-webgpu');
+    if (!(await tf.setBackend('webgpu'))) throw new Error('tfjs: the webgpu backend did not initialise');
+    const backend = tf.backend() as unknown as WebGPUBackendLike;
+    const info = (adapter as GPUAdapter | null)?.info;
+    const adapterName = info ? [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ').trim() : 'unknown adapter';
+    const submit = () => {
+      if (backend.commandEncoder) {
+        backend.endComputePassEncoder();
+        backend.submitQueue();
+      }
+    };
+    const sync = async () => {
+      submit();
+      await backend.device.queue.onSubmittedWorkDone();
+    };
+    return { tf, adapter: `${adapterName} (${flags[0]?.slice('backend='.length) ?? 'default'}, ${featureLevel})`, sync, submit };
+  })();
+  return session;
+}
+
+/** Releases tfjs's device, if a section opened it. */
+export async function closeTfjs(): Promise<void> {
+  if (!session) return;
+  const { tf, sync } = await session;
+  session = null;
+  await sync();
+  const device = (tf.backend() as unknown as WebGPUBackendLike).device;
+  tf.removeBackend('webgpu');
+  device.destroy();
+}
+
+export async function tfjsMatmul(engineAdapter: string, shapes: readonly PeerShape[], timing: TimingOptions): Promise<{ adapter: string; version: string; results: PeerResult[] }> {
+  const { tf, adapter, sync } = await tfjsSession(engineAdapter);
   const results: PeerResult[] = [];
   for (const s of shapes) {
     const aHost = hostMatrix(s.m * s.k, 1);
@@ -117,8 +156,25 @@ export async function tfjsMatmul(engineAdapter: string, shapes: readonly PeerSha
     for (const x of [a, b, bias]) x?.dispose();
   }
   await sync();
-  const device = backend.device;
-  tf.removeBackend('webgpu');
-  device.destroy();
-  return { adapter: `${adapterName} (${flags[0]?.slice('backend='.length) ?? 'default'}, ${featureLevel})`, version: tf.version_core, results };
+  return { adapter, version: tf.version_core, results };
+}
+
+/**
+ * tfjs's per-op host cost, timed as the engine's (bench/overhead.ts): add of two [64] tensors
+ * and a [40,768]×[768,768] matmul with bias, each output disposed at once.
+ */
+export async function tfjsHostCost(engineAdapter: string, opts: { reps: number; samples: number }): Promise<{ adapter: string; version: string; results: HostCost[] }> {
+  const { tf, adapter, sync, submit } = await tfjsSession(engineAdapter);
+  const a = tf.tensor1d(hostMatrix(64, 1));
+  const b = tf.tensor1d(hostMatrix(64, 2));
+  const x = tf.tensor2d(hostMatrix(40 * 768, 3), [40, 768]);
+  const w = tf.tensor2d(hostMatrix(768 * 768, 4), [768, 768]);
+  const bias = tf.tensor1d(hostMatrix(768, 5));
+  const results = [
+    await hostCost('tfjs add [64] + [64]', () => tf.add(a, b).dispose(), submit, sync, opts),
+    await hostCost('tfjs matmul [40,768]×[768,768] + bias', () => tf.fused.matMul({ a: x, b: w, bias }).dispose(), submit, sync, { ...opts, reps: Math.max(1, opts.reps >> 2) }),
+  ];
+  for (const t of [a, b, x, w, bias]) t.dispose();
+  await sync();
+  return { adapter, version: tf.version_core, results };
 }

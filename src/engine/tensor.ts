@@ -72,6 +72,7 @@ export class Tensor {
   node: Node | null = null;
   label: string | undefined;
   private storage: Storage | null;
+  private bound: Binding | null = null;
 
   constructor(storage: Storage, shape: Shape, dtype: DType, requiresGrad = false) {
     if (numel(shape) * BYTES_PER_ELEMENT[dtype] > storage.byteLength) {
@@ -97,11 +98,22 @@ export class Tensor {
     return this.size * BYTES_PER_ELEMENT[this.dtype];
   }
 
-  /** The tensor's buffer range, for binding to a kernel. */
+  /** The tensor's buffer range, for binding to a kernel (made once: ops bind tensors on every launch). */
   binding(): Binding {
     const s = this.live();
-    // Storage bindings come in whole 4-byte words; an odd count of halves has its buffer's padding in the last.
-    return { buffer: s.buffer, size: Math.ceil(this.byteLength / 4) * 4, label: `${this.label ?? 'tensor'} ${shapeString(this.shape)}` };
+    if (!this.bound) {
+      const tensor = this;
+      this.bound = {
+        buffer: s.buffer,
+        // Storage bindings come in whole 4-byte words; an odd count of halves has its buffer's padding in the last.
+        size: Math.ceil(this.byteLength / 4) * 4,
+        // Read only by error messages.
+        get label() {
+          return `${tensor.label ?? 'tensor'} ${shapeString(tensor.shape)}`;
+        },
+      };
+    }
+    return this.bound;
   }
 
   /** The same data with another shape (no copy); gradients flow through. */
@@ -143,6 +155,7 @@ export class Tensor {
     if (!this.storage) return;
     this.storage.release();
     this.storage = null;
+    this.bound = null;
     this.node = null;
     this.grad?.dispose();
     this.grad = null;

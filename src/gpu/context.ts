@@ -31,6 +31,33 @@ export interface Dispatch {
 }
 
 const UNIFORM_ARENA_BYTES = 1 << 16;
+/** Uniform slots owned by cached bind groups (each 256 bytes, the largest offset alignment WebGPU allows). */
+const PARAM_SLOTS = 4096;
+const PARAM_SLOT_BYTES = 256;
+/** Small uploads go through one ring per submit; larger ones through a staging buffer of their own. */
+const UPLOAD_RING_BYTES = 4 << 20;
+const RING_UPLOAD_MAX = 256 << 10;
+/** Dispatches per command buffer. */
+const DISPATCHES_PER_SUBMIT = 512;
+
+/**
+ * A bind group kept for reuse: the same pipeline over the same buffer ranges finds it again
+ * (pooled buffers keep their identity). Its uniforms live in a slot of its own, rewritten when
+ * a dispatch brings other values and the slot is not already used by the unsubmitted batch.
+ */
+interface CachedGroup {
+  group: GPUBindGroup;
+  /** Byte offset of its uniform slot, or -1 without uniforms. */
+  slot: number;
+  /** The batch that last used the slot's contents. */
+  batch: number;
+}
+
+interface PipelineEntry {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  groups: Map<string, CachedGroup>;
+}
 
 export interface GpuOptions {
   /**
@@ -62,16 +89,31 @@ export class Gpu {
   private activeFeatures: ReadonlySet<KernelFeature>;
 
   private readonly modules = new Map<string, GPUShaderModule>();
-  private readonly flagsOfKernel = new Map<KernelName, Set<string>>();
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
-  /** Each pipeline's bind group layout: getBindGroupLayout() makes a new object per call. */
-  private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+  private readonly pipelines = new Map<string, PipelineEntry>();
+  /** Per kernel, the device-feature flags it tests and their part of a pipeline key (cleared when the features change). */
+  private readonly variants = new Map<KernelName, { tested: Set<string>; flags: string[]; key: string }>();
   private readonly uniformAlign: number;
   private readonly uniformArena: GPUBuffer;
   private readonly uniformStaging: Uint8Array;
   private uniformUsed = 0;
+  private readonly paramHeap: GPUBuffer;
+  private readonly paramMirror: Uint8Array;
+  private readonly paramWords: Uint32Array;
+  private paramSlotsUsed = 0;
+  /** Slots whose contents changed in this batch, written to the GPU at the submit. */
+  private dirtySlots: number[] = [];
+  private readonly uploadRing: GPUBuffer;
+  private readonly uploadMirror: Uint8Array;
+  private uploadUsed = 0;
+  /** Ids of bound buffers, for bind group keys. */
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
+  /** Counts submits: a cached group's uniforms may be rewritten only outside the batch that used them. */
+  private batch = 0;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  private passPipeline: GPUComputePipeline | null = null;
+  private passGroup: GPUBindGroup | null = null;
   private dispatchesInBatch = 0;
   private stagingToDestroy: GPUBuffer[] = [];
   private stagingBytes = 0;
@@ -85,9 +127,18 @@ export class Gpu {
   kernelClass: KernelClass;
   /** Fill every newly allocated tensor with NaN, so a kernel that leaves elements unwritten is caught (tests). */
   poison = false;
+  /**
+   * Reuse bind groups and batch small uploads into one ring per submit (default). Off, every
+   * dispatch makes a new bind group and every upload its own staging buffer: slower, the same
+   * results (tests and benchmarks compare the two).
+   */
+  fastLaunch = true;
   /** Number of command buffers submitted, for tests that prove work is batched. */
   submits = 0;
   dispatches = 0;
+  /** Dispatches that found their bind group cached, and the bind groups made. */
+  bindGroupHits = 0;
+  bindGroupsMade = 0;
 
   constructor(device: GPUDevice, adapterName = 'unknown adapter', options: GpuOptions = {}) {
     this.device = device;
@@ -115,6 +166,15 @@ export class Gpu {
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
     this.uniformStaging = new Uint8Array(UNIFORM_ARENA_BYTES);
+    this.paramHeap = device.createBuffer({
+      label: 'bind group uniforms',
+      size: PARAM_SLOTS * PARAM_SLOT_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.paramMirror = new Uint8Array(PARAM_SLOTS * PARAM_SLOT_BYTES);
+    this.paramWords = new Uint32Array(this.paramMirror.buffer);
+    this.uploadRing = device.createBuffer({ label: 'upload ring', size: UPLOAD_RING_BYTES, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    this.uploadMirror = new Uint8Array(UPLOAD_RING_BYTES);
     device.addEventListener('uncapturederror', (event) => {
       const error = (event as GPUUncapturedErrorEvent).error;
       this.failure ??= new GpuError(`WebGPU error: ${error.message}`);
@@ -136,38 +196,132 @@ export class Gpu {
    */
   useKernelFeatures(features: readonly KernelFeature[]): ReadonlySet<KernelFeature> {
     this.activeFeatures = new Set(features.filter((f) => this.offeredKernelFeatures.has(f)));
+    this.variants.clear();
     return this.activeFeatures;
   }
 
   /** A compute pipeline for one entry point of a kernel family, compiled once per variant and cached. */
-  pipeline(kernel: KernelName, entry: string, constants: Record<string, number> = {}, opFlags: readonly string[] = []): GPUComputePipeline {
-    let tested = this.flagsOfKernel.get(kernel);
-    if (!tested) this.flagsOfKernel.set(kernel, (tested = kernelFlags(KERNELS[kernel])));
-    const flags = [...featureFlags(this.activeFeatures), ...opFlags].filter((f) => tested.has(f)).sort();
-    const variant = `${kernel}[${flags.join(',')}]`;
-    const key = `${variant}:${entry}:${JSON.stringify(constants)}`;
-    let pipeline = this.pipelines.get(key);
-    if (!pipeline) {
+  pipeline(kernel: KernelName, entry: string, constants?: Record<string, number>, opFlags?: readonly string[]): GPUComputePipeline {
+    return this.pipelineEntry(kernel, entry, constants, opFlags).pipeline;
+  }
+
+  /** The pipeline, its layout and its bind groups; looked up per dispatch, so its key is built without sorting or JSON. */
+  private pipelineEntry(kernel: KernelName, entry: string, constants: Record<string, number> | undefined, opFlags: readonly string[] | undefined): PipelineEntry {
+    let variant = this.variants.get(kernel);
+    if (!variant) {
+      const tested = kernelFlags(KERNELS[kernel]);
+      const flags = featureFlags(this.activeFeatures).filter((f) => tested.has(f));
+      variant = { tested, flags, key: `${kernel}[${flags.join(',')}]` };
+      this.variants.set(kernel, variant);
+    }
+    let flags = variant.flags;
+    let variantKey = variant.key;
+    if (opFlags && opFlags.length > 0) {
+      const tested = variant.tested;
+      flags = [...flags, ...opFlags.filter((f) => tested.has(f))].sort();
+      variantKey = `${kernel}[${flags.join(',')}]`;
+    }
+    let key = `${variantKey}:${entry}:`;
+    // Ops build their constants in a fixed order, and a different order only costs a second copy of the same pipeline.
+    for (const name in constants) key += `${name}=${constants[name]},`;
+    let found = this.pipelines.get(key);
+    if (!found) {
       this.device.pushErrorScope('validation');
-      let module = this.modules.get(variant);
+      let module = this.modules.get(variantKey);
       if (!module) {
-        module = this.device.createShaderModule({ label: variant, code: specialize(KERNELS[kernel], new Set(flags)) });
-        this.modules.set(variant, module);
+        module = this.device.createShaderModule({ label: variantKey, code: specialize(KERNELS[kernel], new Set(flags)) });
+        this.modules.set(variantKey, module);
       }
-      pipeline = this.device.createComputePipeline({
-        label: `${variant}.${entry}`,
+      const pipeline = this.device.createComputePipeline({
+        label: `${variantKey}.${entry}`,
         layout: 'auto',
-        compute: { module, entryPoint: entry, constants },
+        compute: { module, entryPoint: entry, constants: constants ?? {} },
       });
       this.track(this.device.popErrorScope(), `compiling kernel ${kernel}.${entry}`);
-      this.pipelines.set(key, pipeline);
+      // getBindGroupLayout() makes a new object per call.
+      found = { pipeline, layout: pipeline.getBindGroupLayout(0), groups: new Map() };
+      this.pipelines.set(key, found);
     }
-    return pipeline;
+    return found;
   }
 
   /** Encodes one dispatch into the current batch; nothing is submitted until flush() or read(). */
   dispatch(d: Dispatch): void {
     this.throwIfFailed();
+    const [x, y = 1, z = 1] = d.workgroups;
+    const maxGroups = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxGroups || y > maxGroups || z > maxGroups) {
+      throw new GpuError(`${d.kernel}.${d.entry}: ${x}×${y}×${z} workgroups exceed the limit of ${maxGroups} per dimension`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    const entry = this.pipelineEntry(d.kernel, d.entry, d.constants, d.flags);
+    const group = (this.fastLaunch && this.cachedGroup(entry, d)) || this.newGroup(entry, d);
+    const pass = this.computePass();
+    if (this.passPipeline !== entry.pipeline) pass.setPipeline((this.passPipeline = entry.pipeline));
+    if (this.passGroup !== group) pass.setBindGroup(0, (this.passGroup = group));
+    pass.dispatchWorkgroups(x, y, z);
+    this.dispatches++;
+    // Bound the size of one command buffer; submitting does not wait for the GPU.
+    if (++this.dispatchesInBatch >= DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  /**
+   * The cached bind group of this dispatch's pipeline and buffer ranges, with its uniform slot
+   * holding d.params; null where its slot holds other values this batch still uses.
+   */
+  private cachedGroup(entry: PipelineEntry, d: Dispatch): GPUBindGroup | null {
+    const params = d.params;
+    if (params && params.byteLength > PARAM_SLOT_BYTES) return null;
+    let key = params ? `${params.byteLength}` : '-';
+    for (const b of d.bindings) key += `|${this.bufferId(b.buffer)}:${b.offset ?? 0}:${b.size}`;
+    let cached = entry.groups.get(key);
+    if (!cached) {
+      this.checkBindings(d);
+      if (params && this.paramSlotsUsed === PARAM_SLOTS) {
+        // Full: start over. After the submit, rewritten slots cannot reach work already encoded.
+        this.dropBindGroups();
+      }
+      const slot = params ? this.paramSlotsUsed++ * PARAM_SLOT_BYTES : -1;
+      if (params) this.writeSlot(slot, params);
+      const group = this.device.createBindGroup({ layout: entry.layout, entries: this.groupEntries(d, params ? { buffer: this.paramHeap, offset: slot } : null) });
+      this.bindGroupsMade++;
+      cached = { group, slot, batch: this.batch };
+      entry.groups.set(key, cached);
+      return group;
+    }
+    if (params && !this.slotHolds(cached.slot, params)) {
+      if (cached.batch === this.batch) return null;
+      this.writeSlot(cached.slot, params);
+    }
+    cached.batch = this.batch;
+    this.bindGroupHits++;
+    return cached.group;
+  }
+
+  /** A bind group for this dispatch alone, its uniforms in the per-submit arena. */
+  private newGroup(entry: PipelineEntry, d: Dispatch): GPUBindGroup {
+    this.checkBindings(d);
+    let uniforms: { buffer: GPUBuffer; offset: number } | null = null;
+    if (d.params) {
+      if (this.uniformUsed + d.params.byteLength > UNIFORM_ARENA_BYTES) this.flush();
+      uniforms = { buffer: this.uniformArena, offset: this.uniformUsed };
+      this.uniformStaging.set(new Uint8Array(d.params), this.uniformUsed);
+      this.uniformUsed += Math.ceil(d.params.byteLength / this.uniformAlign) * this.uniformAlign;
+    }
+    this.bindGroupsMade++;
+    return this.device.createBindGroup({ layout: entry.layout, entries: this.groupEntries(d, uniforms) });
+  }
+
+  private groupEntries(d: Dispatch, uniforms: { buffer: GPUBuffer; offset: number } | null): GPUBindGroupEntry[] {
+    const entries: GPUBindGroupEntry[] = [];
+    if (uniforms && d.params) entries.push({ binding: 0, resource: { ...uniforms, size: d.params.byteLength } });
+    d.bindings.forEach((b, i) => {
+      entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } });
+    });
+    return entries;
+  }
+
+  private checkBindings(d: Dispatch): void {
     const maxBinding = this.limits.maxStorageBufferBindingSize;
     for (const b of d.bindings) {
       if (b.size > maxBinding) {
@@ -177,33 +331,41 @@ export class Gpu {
         );
       }
     }
-    const [x, y = 1, z = 1] = d.workgroups;
-    const maxGroups = this.limits.maxComputeWorkgroupsPerDimension;
-    if (x > maxGroups || y > maxGroups || z > maxGroups) {
-      throw new GpuError(`${d.kernel}.${d.entry}: ${x}×${y}×${z} workgroups exceed the limit of ${maxGroups} per dimension`);
-    }
-    if (x === 0 || y === 0 || z === 0) return;
-    const pipeline = this.pipeline(d.kernel, d.entry, d.constants, d.flags);
-    const entries: GPUBindGroupEntry[] = [];
-    if (d.params) {
-      if (this.uniformUsed + d.params.byteLength > UNIFORM_ARENA_BYTES) this.flush();
-      entries.push({ binding: 0, resource: { buffer: this.uniformArena, offset: this.uniformUsed, size: d.params.byteLength } });
-      this.uniformStaging.set(new Uint8Array(d.params), this.uniformUsed);
-      this.uniformUsed += Math.ceil(d.params.byteLength / this.uniformAlign) * this.uniformAlign;
-    }
-    d.bindings.forEach((b, i) => {
-      entries.push({ binding: i + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } });
-    });
-    let layout = this.layouts.get(pipeline);
-    if (!layout) this.layouts.set(pipeline, (layout = pipeline.getBindGroupLayout(0)));
-    const group = this.device.createBindGroup({ layout, entries });
-    const pass = this.computePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(x, y, z);
-    this.dispatches++;
-    // Bound the size of one command buffer; submitting does not wait for the GPU.
-    if (++this.dispatchesInBatch >= 512) this.flush();
+  }
+
+  private bufferId(buffer: GPUBuffer): number {
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) this.bufferIds.set(buffer, (id = this.nextBufferId++));
+    return id;
+  }
+
+  private slotHolds(slot: number, params: ArrayBuffer): boolean {
+    const words = new Uint32Array(params);
+    const base = slot >> 2;
+    for (let i = 0; i < words.length; i++) if (this.paramWords[base + i] !== words[i]) return false;
+    return true;
+  }
+
+  private writeSlot(slot: number, params: ArrayBuffer): void {
+    this.paramMirror.set(new Uint8Array(params), slot);
+    this.dirtySlots.push(slot);
+  }
+
+  /**
+   * Forgets every cached bind group (they are remade on next use), e.g. once the buffers they
+   * bind are destroyed. Encoded work keeps its groups; their slots are rewritten only after it is submitted.
+   */
+  dropBindGroups(): void {
+    this.flush();
+    for (const entry of this.pipelines.values()) entry.groups.clear();
+    this.paramSlotsUsed = 0;
+  }
+
+  /** Bind groups held for reuse. */
+  get cachedBindGroups(): number {
+    let n = 0;
+    for (const entry of this.pipelines.values()) n += entry.groups.size;
+    return n;
   }
 
   /** Copies between buffers, in order with the dispatches around it. */
@@ -221,6 +383,14 @@ export class Gpu {
     this.throwIfFailed();
     const size = Math.ceil(data.byteLength / 4) * 4;
     if (size === 0) return;
+    if (this.fastLaunch && size <= RING_UPLOAD_MAX) {
+      // The ring's contents reach the GPU at the submit, before the copies that read them.
+      if (this.uploadUsed + size > UPLOAD_RING_BYTES) this.flush();
+      this.uploadMirror.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), this.uploadUsed);
+      this.copy({ buffer: this.uploadRing, offset: this.uploadUsed, size }, { ...dst, size });
+      this.uploadUsed += size;
+      return;
+    }
     const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
     new Uint8Array(staging.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     staging.unmap();
@@ -235,13 +405,20 @@ export class Gpu {
   flush(): void {
     if (!this.encoder) return;
     this.endPass();
+    const queue = this.device.queue;
     if (this.uniformUsed > 0) {
-      this.device.queue.writeBuffer(this.uniformArena, 0, this.uniformStaging.buffer, 0, this.uniformUsed);
+      queue.writeBuffer(this.uniformArena, 0, this.uniformStaging.buffer, 0, this.uniformUsed);
       this.uniformUsed = 0;
     }
+    if (this.uploadUsed > 0) {
+      queue.writeBuffer(this.uploadRing, 0, this.uploadMirror.buffer, 0, this.uploadUsed);
+      this.uploadUsed = 0;
+    }
+    this.writeDirtySlots();
     const commands = this.encoder.finish();
     this.encoder = null;
     this.dispatchesInBatch = 0;
+    this.batch++;
     this.device.queue.submit([commands]);
     this.track(this.device.popErrorScope(), 'running kernels');
     this.track(this.device.popErrorScope(), 'running kernels');
@@ -283,6 +460,32 @@ export class Gpu {
     return this.pool.stats();
   }
 
+  /** Returns pooled buffers to the device, and forgets the bind groups that bound them. */
+  trim(): void {
+    this.dropBindGroups();
+    this.pool.trim();
+  }
+
+  /** Writes the changed uniform slots, runs of adjacent slots in one write each. */
+  private writeDirtySlots(): void {
+    if (this.dirtySlots.length === 0) return;
+    const slots = this.dirtySlots.sort((a, b) => a - b);
+    this.dirtySlots = [];
+    let start = slots[0]!;
+    let end = start + PARAM_SLOT_BYTES;
+    const write = () => this.device.queue.writeBuffer(this.paramHeap, start, this.paramMirror.buffer, start, end - start);
+    for (let i = 1; i < slots.length; i++) {
+      const slot = slots[i]!;
+      if (slot < end) continue;
+      if (slot !== end) {
+        write();
+        start = slot;
+      }
+      end = slot + PARAM_SLOT_BYTES;
+    }
+    write();
+  }
+
   private async checkErrors(): Promise<void> {
     const pending = this.pendingErrors;
     this.pendingErrors = [];
@@ -321,6 +524,8 @@ export class Gpu {
   private endPass(): void {
     this.pass?.end();
     this.pass = null;
+    this.passPipeline = null;
+    this.passGroup = null;
   }
 
   /** Releases the device; the process can exit once nothing else holds Dawn. */
@@ -328,6 +533,8 @@ export class Gpu {
     this.flush();
     this.pool.destroy();
     this.uniformArena.destroy();
+    this.paramHeap.destroy();
+    this.uploadRing.destroy();
     this.device.destroy();
   }
 }

@@ -121,14 +121,25 @@ function featuresWanted(fromOptions: readonly KernelFeature[] | undefined): read
   return names as KernelFeature[];
 }
 
-/** Every numeric limit the adapter supports, so we are not held to the (low) defaults. */
+/**
+ * The limits the engine's kernels and buffers can use, at what the adapter supports, so we are
+ * not held to the (low) defaults. Only these: asking for every limit makes Dawn warn about
+ * the ones it cannot grant in full (the dynamic-offset buffers per pipeline layout).
+ */
+const USED_LIMITS = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+] as const;
+
 function adapterLimits(adapter: GPUAdapter): Record<string, number> {
   const limits: Record<string, number> = {};
-  const source = adapter.limits as unknown as Record<string, unknown>;
-  for (const key in source) {
-    const value = source[key];
-    if (typeof value === 'number') limits[key] = value;
-  }
+  for (const key of USED_LIMITS) limits[key] = adapter.limits[key];
   return limits;
 }
-

@@ -1,0 +1,236 @@
+// Host cost of launching work: what one op costs the CPU before the GPU sees it, against what
+// Dawn itself needs for one dispatch (a trivial pipeline, its bind group reused or made anew)
+// and against TensorFlow.js's WebGPU backend on the same adapter, and what a GPT-2 small
+// prompt + head training step spends encoding. On a fast GPU that host time is the step.
+//
+// A sample encodes `reps` ops (host time), then submits them and waits for the queue (total
+// time); both are divided by `reps`. `reps` stays under the engine's 512 dispatches per
+// command buffer, so the host part submits nothing: on a software adapter the GPU's work runs
+// on the same CPU cores, and from the submit on it competes with the host thread for them.
+// Samples are short (a millisecond or two) and many, so that on a machine shared with other
+// work most of them run on a core undisturbed: the median is then the host cost, not the wait
+// for a core. (Process CPU time is no better a clock here: Linux adds the other threads' time,
+// the software GPU's among them, in scheduler-tick chunks larger than a sample.) tfjs submits
+// every few ops by itself; that is part of its host cost.
+import type { Gpu } from '../src/gpu/context.js';
+import { Tensor, tensor, tidy } from '../src/engine/tensor.js';
+import { Adam } from '../src/engine/adam.js';
+import { add } from '../src/ops/elementwise.js';
+import { matmul } from '../src/ops/matmul.js';
+import { layerNorm } from '../src/ops/layernorm.js';
+import { gatherRows } from '../src/ops/gather.js';
+import { attention } from '../src/ops/attention.js';
+import { GPT2_EOS_ID } from '../src/gpt2/tokenizer.js';
+import { PromptClassifier, initialParams, type Task } from '../src/prompt/classifier.js';
+import { encode, disposePast, batchLoss, type Example } from '../src/prompt/train.js';
+import { seededRandom } from '../src/util/random.js';
+import type { BenchModel } from './pipeline.js';
+
+export interface OverheadOptions {
+  /** Ops per sample for cheap kernels (below 512, the engine's dispatches per command buffer); ops with long kernels get a quarter. */
+  reps: number;
+  /** Timed samples after one warm-up sample. */
+  samples: number;
+  /** Timed training steps after two warm-up steps. */
+  steps: number;
+}
+
+export interface HostCost {
+  name: string;
+  /** Per op: median and fastest sample of the host time to encode it, and median time to completion (submit and wait included). */
+  hostUs: number;
+  hostMinUs: number;
+  totalUs: number;
+}
+
+export interface StepCost {
+  name: string;
+  dispatches: number;
+  /** Bind groups made in the last step (the rest were found cached); null where the engine does not count them. */
+  bindGroupsMade: number | null;
+  /** Median and fastest host ms of one step until all of its work is encoded, and median ms until its loss is back. */
+  hostMs: number;
+  hostMinMs: number;
+  totalMs: number;
+}
+
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+/** Host (encoding) and total µs per op of `encodeOne`, over `samples` samples of `reps` ops. */
+export async function hostCost(
+  name: string,
+  encodeOne: () => void,
+  submit: () => void,
+  wait: () => Promise<void>,
+  opts: { reps: number; samples: number },
+): Promise<HostCost> {
+  const host: number[] = [];
+  const total: number[] = [];
+  for (let s = 0; s <= opts.samples; s++) {
+    await wait();
+    const start = performance.now();
+    for (let i = 0; i < opts.reps; i++) encodeOne();
+    const encoded = performance.now();
+    submit();
+    await wait();
+    const done = performance.now();
+    // The first sample compiles pipelines and fills caches.
+    if (s === 0) continue;
+    host.push(((encoded - start) * 1000) / opts.reps);
+    total.push(((done - start) * 1000) / opts.reps);
+  }
+  return { name, hostUs: median(host), hostMinUs: Math.min(...host), totalUs: median(total) };
+}
+
+const TRIVIAL_KERNEL = /* wgsl */ `
+@group(0) @binding(0) var<storage, read_write> counter: array<u32>;
+@compute @workgroup_size(1) fn main() { counter[0] = counter[0] + 1u; }`;
+
+/** Dawn alone on the engine's device: setPipeline + setBindGroup + dispatch of a trivial kernel, with one bind group reused and with a new one per dispatch. */
+export async function dawnFloor(gpu: Gpu, opts: { reps: number; samples: number }): Promise<{ reused: HostCost; fresh: HostCost }> {
+  gpu.flush();
+  const device = gpu.device;
+  const module = device.createShaderModule({ code: TRIVIAL_KERNEL });
+  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const layout = pipeline.getBindGroupLayout(0);
+  const buffer = device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE });
+  const entries = [{ binding: 0, resource: { buffer, offset: 0, size: 256 } }];
+  const group = device.createBindGroup({ layout, entries });
+  let encoder: GPUCommandEncoder | null = null;
+  let pass: GPUComputePassEncoder | null = null;
+  const open = () => {
+    encoder ??= device.createCommandEncoder();
+    pass ??= encoder.beginComputePass();
+    return pass;
+  };
+  const submit = () => {
+    pass!.end();
+    device.queue.submit([encoder!.finish()]);
+    encoder = null;
+    pass = null;
+  };
+  const wait = () => device.queue.onSubmittedWorkDone();
+  const reused = await hostCost(
+    'Dawn alone, bind group reused',
+    () => {
+      const p = open();
+      p.setPipeline(pipeline);
+      p.setBindGroup(0, group);
+      p.dispatchWorkgroups(1);
+    },
+    submit,
+    wait,
+    opts,
+  );
+  const fresh = await hostCost(
+    'Dawn alone, new bind group per dispatch',
+    () => {
+      const p = open();
+      p.setPipeline(pipeline);
+      p.setBindGroup(0, device.createBindGroup({ layout, entries }));
+      p.dispatchWorkgroups(1);
+    },
+    submit,
+    wait,
+    opts,
+  );
+  buffer.destroy();
+  return { reused, fresh };
+}
+
+function randomTensor(gpu: Gpu, shape: number[], seed: number, label?: string): Tensor {
+  const random = seededRandom(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tensor(gpu, Float32Array.from({ length: n }, () => 2 * random() - 1), shape, { label });
+}
+
+/** The engine's per-op host cost for each op of the table (inputs made once; each output disposed at once). */
+export async function engineOps(gpu: Gpu, opts: { reps: number; samples: number }): Promise<HostCost[]> {
+  const long = { reps: Math.max(1, opts.reps >> 2), samples: opts.samples };
+  const submit = () => gpu.flush();
+  const wait = () => gpu.sync();
+  const made: Tensor[] = [];
+  const make = (shape: number[], seed: number) => {
+    const t = randomTensor(gpu, shape, seed);
+    made.push(t);
+    return t;
+  };
+  const a64 = make([64], 1);
+  const b64 = make([64], 2);
+  const x = make([40, 768], 3);
+  const w = make([768, 768], 4);
+  const bias = make([768], 5);
+  const gamma = make([768], 6);
+  const beta = make([768], 7);
+  const table = make([1024, 768], 8);
+  const ids = Uint32Array.from({ length: 40 }, (_, i) => (i * 37) % 1024);
+  // One attention call of the prompt step: batch 8, 5 new positions over a 128-position past, 12 heads of 64.
+  const qkv = make([8, 5, 3 * 768], 9);
+  const past = { k: make([8, 12, 128, 64], 10), v: make([8, 12, 128, 64], 11), lengths: new Uint32Array(8).fill(128) };
+  const results = [
+    await hostCost('add [64] + [64]', () => add(a64, b64).dispose(), submit, wait, opts),
+    await hostCost('matmul [40,768]×[768,768] + bias', () => matmul(x, w, { bias }).dispose(), submit, wait, long),
+    await hostCost('layerNorm [40,768]', () => layerNorm(x, gamma, beta).dispose(), submit, wait, opts),
+    await hostCost('gather 40 rows of [1024,768]', () => gatherRows(table, ids).dispose(), submit, wait, opts),
+    await hostCost('attention B8 P5 over past 128', () => attention(qkv, 12, { past }).dispose(), submit, wait, long),
+  ];
+  for (const t of made) t.dispose();
+  return results;
+}
+
+const TASKS: Task[] = [{ name: 'bench', kind: 'single', labelNames: ['negative', 'positive'], start: 0 }];
+
+/**
+ * One prompt + head training step (forward over a cached past, backward, Adam), as train()
+ * takes it: its dispatches, the host time until all of its work is encoded (the command
+ * buffers that filled up on the way submitted, the last one not), and the time until its loss
+ * is back. Steps start with the GPU idle.
+ */
+export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: number; past: number; steps: number }, name: string): Promise<StepCost> {
+  const { model } = bench;
+  const random = seededRandom(1);
+  const width = opts.past;
+  const tokens = new Uint32Array(opts.batch * width).map(() => Math.floor(random() * GPT2_EOS_ID));
+  const past = encode(model, { ids: tokens, lengths: new Uint32Array(opts.batch).fill(width), width });
+  const classifier = new PromptClassifier(model, initialParams(bench.promptInit, model.config.nEmbd, 2, seededRandom(9)), TASKS);
+  const optimizer = new Adam(classifier.parameters(), { lr: 1e-3 });
+  const examples: Example[] = Array.from({ length: opts.batch }, (_, b) => ({ tokens: new Uint32Array(width), task: 0, label: b % 2, targets: null }));
+  const indices = examples.map((_, i) => i);
+  const host: number[] = [];
+  const total: number[] = [];
+  let dispatches = 0;
+  let made: number | null = null;
+  const groupsMade = () => (gpu as { bindGroupsMade?: number }).bindGroupsMade ?? null;
+  for (let s = 0; s < opts.steps + 2; s++) {
+    await gpu.sync();
+    const before = gpu.dispatches;
+    const madeBefore = groupsMade();
+    const start = performance.now();
+    const loss = tidy(() => {
+      const l = batchLoss(classifier.logits(model, past), examples, indices, classifier.tasks, [{}]);
+      l.backward();
+      return l;
+    });
+    optimizer.step();
+    optimizer.zeroGrad();
+    const encoded = performance.now();
+    const value = (await loss.readF32())[0]!;
+    const done = performance.now();
+    loss.dispose();
+    if (!Number.isFinite(value)) throw new Error(`${name}: loss is ${value}`);
+    dispatches = gpu.dispatches - before;
+    made = madeBefore === null ? null : groupsMade()! - madeBefore;
+    if (process.env.OVERHEAD_TRACE) console.log(`step ${s}: ${dispatches} dispatches, ${made} bind groups made, host ${(encoded - start).toFixed(1)} ms`);
+    if (s < 2) continue;
+    host.push(encoded - start);
+    total.push(done - start);
+  }
+  optimizer.dispose();
+  classifier.dispose();
+  disposePast(past);
+  return { name, dispatches, bindGroupsMade: made, hostMs: median(host), hostMinMs: Math.min(...host), totalMs: median(total) };
+}
