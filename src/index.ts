@@ -22,7 +22,8 @@ export { fit, freshParams, layoutTasks, toExamples, type Tokenizer, type FitTask
 export { classify, predictionRows, textExamples, type Predictions } from './prompt/predict.js';
 export { evaluateTask, formatEvaluation, type TaskEvaluation } from './prompt/evaluate.js';
 export { defaultTask, DEFAULT_MODEL_DIR, type DefaultTask, type ReadShipped } from './prompt/defaults.js';
-export { compareWithFixture, GOLDEN_TOLERANCE, type GoldenResult } from './prompt/golden.js';
+export { compareWithFixture, goldenReport, GOLDEN_TOLERANCE, type GoldenResult, type GoldenReport, type ReadFixture } from './prompt/golden.js';
+export { openWebGpu, type WebGpuOptions } from './gpu/open.js';
 export { encodeCheckpoint, decodeCheckpoint, checkSameModel, type PromptCheckpoint, type ModelIdentity } from './prompt/checkpoint.js';
 export { parseTable, type Table } from './data/table.js';
 export { toDataset, type Dataset, type DatasetSpec } from './data/dataset.js';

@@ -3,19 +3,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openGpu } from '../node/device.js';
-import { readCheckpoint } from '../node/checkpoint-file.js';
-import { parseSafetensors } from '../gpt2/safetensors.js';
-import { compareWithFixture, GOLDEN_TOLERANCE } from '../prompt/golden.js';
+import { goldenReport } from '../prompt/golden.js';
 
 export async function golden(dir: string): Promise<boolean> {
-  const checkpoint = await readCheckpoint(dir);
-  const expectedPath = join(dir, 'expected.safetensors');
-  const expected = parseSafetensors(new Uint8Array(await readFile(expectedPath)), expectedPath);
   const gpu = await openGpu();
   try {
-    const result = await compareWithFixture(gpu, checkpoint, expected);
-    process.stdout.write(JSON.stringify({ fixture: dir, adapter: gpu.adapterName, tolerance: GOLDEN_TOLERANCE, maxAbsError: result.errors, failed: result.failed }) + '\n');
-    return result.failed.length === 0;
+    const report = await goldenReport(gpu, dir, async (name) => new Uint8Array(await readFile(join(dir, name))));
+    process.stdout.write(JSON.stringify(report) + '\n');
+    return report.failed.length === 0;
   } finally {
     gpu.destroy();
   }

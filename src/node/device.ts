@@ -1,8 +1,9 @@
 // Node edge: opens a GPUDevice through Dawn (npm `webgpu`). Everything Node-specific about
 // getting a device lives here; the engine core only ever sees the GPUDevice.
-import { Gpu } from '../gpu/context.js';
+import type { Gpu } from '../gpu/context.js';
 import { KERNEL_FEATURES, type KernelFeature } from '../gpu/features.js';
 import { KERNEL_CLASSES, type KernelClass } from '../gpu/kernel-class.js';
+import { describeAdapter as describe, gpuOnAdapter } from '../gpu/open.js';
 
 export type Backend = 'auto' | 'vulkan' | 'opengles' | 'metal' | 'd3d12';
 
@@ -40,12 +41,6 @@ async function tryAdapter(create: (flags: string[]) => GPU, flags: string[], fea
   const gpu = create(flags);
   const adapter = await gpu.requestAdapter({ featureLevel, powerPreference: 'high-performance' } as GPURequestAdapterOptions);
   return adapter ? { gpu, adapter, featureLevel } : null;
-}
-
-function describe(adapter: GPUAdapter, featureLevel: string, backend: string): string {
-  const info = adapter.info;
-  const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ').trim();
-  return `${name || 'unknown adapter'} (${backend}, ${featureLevel})`;
 }
 
 /** Opens the best available device: a hardware GPU through Dawn's default backend, else the software adapter. */
@@ -95,15 +90,7 @@ export async function openGpu(options: OpenOptions = {}): Promise<Gpu> {
     );
   }
 
-  const { adapter, featureLevel } = found;
-  const wanted: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];
-  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
-  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: adapterLimits(adapter) });
-  const gpu = new Gpu(device, describe(adapter, featureLevel, backendName), {
-    wgslLanguageFeatures: found.gpu.wgslLanguageFeatures as ReadonlySet<string>,
-    kernelFeatures,
-    kernelClass,
-  });
+  const gpu = await gpuOnAdapter(found.gpu, found.adapter, describe(found.adapter, found.featureLevel, backendName), { kernelFeatures, kernelClass });
   // Dropping the last reference to a Dawn instance while its device is in use is not safe.
   liveInstances.push(found.gpu);
   return gpu;
@@ -119,27 +106,4 @@ function featuresWanted(fromOptions: readonly KernelFeature[] | undefined): read
     }
   }
   return names as KernelFeature[];
-}
-
-/**
- * The limits the engine's kernels and buffers can use, at what the adapter supports, so we are
- * not held to the (low) defaults. Only these: asking for every limit makes Dawn warn about
- * the ones it cannot grant in full (the dynamic-offset buffers per pipeline layout).
- */
-const USED_LIMITS = [
-  'maxBufferSize',
-  'maxStorageBufferBindingSize',
-  'maxStorageBuffersPerShaderStage',
-  'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup',
-  'maxComputeWorkgroupSizeX',
-  'maxComputeWorkgroupSizeY',
-  'maxComputeWorkgroupSizeZ',
-  'maxComputeWorkgroupsPerDimension',
-] as const;
-
-function adapterLimits(adapter: GPUAdapter): Record<string, number> {
-  const limits: Record<string, number> = {};
-  for (const key of USED_LIMITS) limits[key] = adapter.limits[key];
-  return limits;
 }

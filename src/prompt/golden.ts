@@ -5,8 +5,8 @@ import type { Gpu } from '../gpu/context.js';
 import { tidy } from '../engine/tensor.js';
 import { Adam } from '../engine/adam.js';
 import { GPT2 } from '../gpt2/model.js';
-import type { GPT2Checkpoint } from '../gpt2/checkpoint.js';
-import type { SafetensorsFile } from '../gpt2/safetensors.js';
+import { loadCheckpoint, type GPT2Checkpoint } from '../gpt2/checkpoint.js';
+import { parseSafetensors, type SafetensorsFile } from '../gpt2/safetensors.js';
 import { PromptClassifier, type Task } from './classifier.js';
 import { batchLoss, disposePast, encode, type Example } from './train.js';
 
@@ -17,6 +17,8 @@ export interface GoldenResult {
   scales: Record<string, number>;
   /** Tensors whose error exceeds tolerance × max(1, scale). */
   failed: string[];
+  /** The engine's losses over the three Adam steps, per loss ('ce', 'bce'): hosts compare these. */
+  losses: Record<string, number[]>;
 }
 
 /** Relative to max(1, |reference|max): f32 through a few layers lands near 1e-6..1e-5. */
@@ -25,6 +27,7 @@ export const GOLDEN_TOLERANCE = 1e-4;
 export async function compareWithFixture(gpu: Gpu, checkpoint: GPT2Checkpoint, expected: SafetensorsFile): Promise<GoldenResult> {
   const errors: Record<string, number> = {};
   const scales: Record<string, number> = {};
+  const trainingLosses: Record<string, number[]> = {};
   const record = (name: string, got: ArrayLike<number>, want: ArrayLike<number>, include: (i: number) => boolean = () => true) => {
     if (got.length !== want.length) throw new Error(`${name}: engine gave ${got.length} values, fixture has ${want.length}`);
     let err = 0;
@@ -104,6 +107,7 @@ export async function compareWithFixture(gpu: Gpu, checkpoint: GPT2Checkpoint, e
         optimizer.zeroGrad();
       }
       disposePast(batchPast);
+      trainingLosses[tag] = stepLosses;
       record(`${tag}.losses`, stepLosses, expected.read(`${tag}.losses`));
       const after = await classifier.params();
       record(`${tag}.prompt_after`, after.prompt, expected.read(`${tag}.prompt_after`));
@@ -116,5 +120,27 @@ export async function compareWithFixture(gpu: Gpu, checkpoint: GPT2Checkpoint, e
     model.dispose();
   }
   const failed = Object.keys(errors).filter((k) => !(errors[k]! <= GOLDEN_TOLERANCE * Math.max(1, scales[k]!)));
-  return { errors, scales, failed };
+  return { errors, scales, failed, losses: trainingLosses };
+}
+
+/** Reads one file of a fixture directory by name: config.json, model.safetensors, expected.safetensors. */
+export type ReadFixture = (name: string) => Promise<Uint8Array>;
+
+/** The line `npm run golden` (and its Deno and browser twins) prints. */
+export interface GoldenReport {
+  fixture: string;
+  adapter: string;
+  tolerance: number;
+  maxAbsError: Record<string, number>;
+  failed: string[];
+  losses: Record<string, number[]>;
+}
+
+/** Compares the engine on `gpu` with the fixture `read` serves; `fixture` names it in the report. */
+export async function goldenReport(gpu: Gpu, fixture: string, read: ReadFixture): Promise<GoldenReport> {
+  const [config, weights, reference] = await Promise.all(['config.json', 'model.safetensors', 'expected.safetensors'].map(read));
+  const checkpoint = loadCheckpoint(new TextDecoder().decode(config), weights!, `${fixture}/model.safetensors`);
+  const expected = parseSafetensors(reference!, `${fixture}/expected.safetensors`);
+  const result = await compareWithFixture(gpu, checkpoint, expected);
+  return { fixture, adapter: gpu.adapterName, tolerance: GOLDEN_TOLERANCE, maxAbsError: result.errors, failed: result.failed, losses: result.losses };
 }

@@ -1,0 +1,110 @@
+// Headless Chromium for the browser checks: serves the package directory (and optionally a
+// fixture directory at /fixture/) on 127.0.0.1, builds the browser bundle, and opens a page
+// with WebGPU on Chromium's software adapter (SwiftShader). Debian: apt-get install chromium.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { extname, join, normalize, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+
+export const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+const ARGS = [
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--use-webgpu-adapter=swiftshader',
+  '--enable-unsafe-swiftshader',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+];
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.map': 'application/json',
+  '.png': 'image/png',
+};
+
+/** Why the browser checks cannot run here, or null when they can. */
+export function browserMissing(): string | null {
+  return existsSync(CHROMIUM) ? null : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`;
+}
+
+/** A file under `base` for a URL path, never outside it. */
+function fileUnder(base: string, path: string): string | null {
+  const file = normalize(join(base, decodeURIComponent(path)));
+  return file === base || file.startsWith(base + sep) ? file : null;
+}
+
+function serve(fixture?: string): Promise<Server> {
+  const server = createServer(async (req, res) => {
+    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+    if (path === '/favicon.ico') {
+      res.writeHead(204).end();
+      return;
+    }
+    if (path === '/') {
+      res.writeHead(200, { 'content-type': TYPES['.html']! }).end('<!doctype html><meta charset="utf-8"><title>gpt2-prompt</title>');
+      return;
+    }
+    const file = fixture && path.startsWith('/fixture/') ? fileUnder(resolve(fixture), path.slice('/fixture/'.length)) : fileUnder(ROOT, path);
+    const body = file ? await readFile(file).catch(() => null) : null;
+    if (!body) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': TYPES[extname(file!)] ?? 'application/octet-stream', 'cache-control': 'no-store' }).end(body);
+  });
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
+}
+
+export interface BrowserSession {
+  page: Page;
+  /** The server's origin, e.g. http://127.0.0.1:40123 */
+  origin: string;
+  /** Everything the page logged, errors included. */
+  console: string[];
+  close(): Promise<void>;
+}
+
+/** Builds the bundle, serves the package and opens `path` in headless Chromium. */
+export async function openPage(path = '/', options: { fixture?: string; width?: number; height?: number } = {}): Promise<BrowserSession> {
+  execFileSync(process.execPath, [join(ROOT, 'scripts', 'bundle.mjs')], { stdio: 'ignore' });
+  const { chromium } = await import('playwright-core');
+  const server = await serve(options.fixture);
+  let browser: Browser | null = null;
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+    const page = await browser.newPage({ viewport: { width: options.width ?? 1100, height: options.height ?? 900 } });
+    // Functions handed to page.evaluate are compiled by tsx, which wraps named ones in an
+    // esbuild __name() helper that the page does not have.
+    await page.addInitScript('globalThis.__name = (f) => f');
+    const log: string[] = [];
+    page.on('console', (m) => log.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await page.goto(origin + path);
+    const opened = browser;
+    return {
+      page,
+      origin,
+      console: log,
+      close: async () => {
+        await opened.close();
+        server.close();
+      },
+    };
+  } catch (error) {
+    await browser?.close();
+    server.close();
+    throw error;
+  }
+}
