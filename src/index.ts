@@ -21,7 +21,7 @@ export { train, predictLogits, type Example, type TaskLoss, type TrainOptions } 
 export { fit, freshParams, layoutTasks, toExamples, type Tokenizer, type FitTask, type FitOptions, type FitResult } from './prompt/fit.js';
 export { classify, predictionRows, textExamples, type Predictions } from './prompt/predict.js';
 export { evaluateTask, formatEvaluation, type TaskEvaluation } from './prompt/evaluate.js';
-export { defaultTask, DEFAULT_MODEL_DIR, type DefaultTask, type ReadShipped } from './prompt/defaults.js';
+export { defaultTask, DEFAULT_MODEL_DIR, DEFAULT_TRAINING, type DefaultTask, type ReadShipped } from './prompt/defaults.js';
 export { compareWithFixture, goldenReport, GOLDEN_TOLERANCE, type GoldenResult, type GoldenReport, type ReadFixture } from './prompt/golden.js';
 export { openWebGpu, type WebGpuOptions } from './gpu/open.js';
 export { encodeCheckpoint, decodeCheckpoint, checkSameModel, type PromptCheckpoint, type ModelIdentity } from './prompt/checkpoint.js';

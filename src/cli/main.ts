@@ -9,6 +9,7 @@ import { weightsDownload, weightsInfo, formatWeightsInfo } from './weights.js';
 import { generateCommand } from './generate.js';
 import { composeHeads } from '../prompt/compose.js';
 import { encodeCheckpoint, decodeCheckpoint } from '../prompt/checkpoint.js';
+import { DEFAULT_TRAINING } from '../prompt/defaults.js';
 import { writeFileAtomic } from '../node/files.js';
 import { reportError, UsageError } from './common.js';
 
@@ -57,12 +58,12 @@ function buildCli(argv: string[]) {
     .option('--label-column <name>', 'Single-label: the label column', { default: 'label' })
     .option('--label-columns <a,b,...>', 'Multi-label: the 0/1 label columns')
     .option('--labels <a,b,...>', 'Single-label: label names in index order (default: sorted unique values)')
-    .option('--prompt-tokens <n>', 'Number of prompt vectors', { default: 5 })
+    .option('--prompt-tokens <n>', 'Number of prompt vectors', { default: DEFAULT_TRAINING.promptTokens })
     .option('--epochs <n>', 'Epochs (default 3; the demo 6)')
-    .option('--batch-size <n>', 'Batch size', { default: 8 })
+    .option('--batch-size <n>', 'Batch size', { default: DEFAULT_TRAINING.batchSize })
     .option('--max-length <n>', 'Text tokens kept per example (default: n_positions − prompt tokens)')
-    .option('--lr <x>', 'Adam learning rate', { default: 0.001 })
-    .option('--seed <n>', 'Seed for initialisation and shuffling', { default: 0 })
+    .option('--lr <x>', 'Adam learning rate', { default: DEFAULT_TRAINING.lr })
+    .option('--seed <n>', 'Seed for initialisation and shuffling', { default: DEFAULT_TRAINING.seed })
     .option('--class-weights <balanced|none>', 'Single-label class weights', { default: 'none' })
     .option('--pos-weight <auto|none|w1,w2,...>', 'Multi-label pos_weight (auto: negatives/positives per label)', { default: 'auto' })
     .option('--cache-mb <n>', 'GPU memory for keeping texts\' pasts across epochs', { default: 1024 })

@@ -7,7 +7,7 @@ import { encodeCheckpoint } from '../prompt/checkpoint.js';
 import type { TaskLoss } from '../prompt/train.js';
 import { fit, layoutTasks, type FitTask } from '../prompt/fit.js';
 import { formatEvaluation } from '../prompt/evaluate.js';
-import { defaultTask, type DefaultTask } from '../prompt/defaults.js';
+import { defaultTask, DEFAULT_TRAINING, type DefaultTask } from '../prompt/defaults.js';
 import { loadDataset } from '../node/dataset-file.js';
 import { writeFileAtomic, exists, OutputExistsError } from '../node/files.js';
 import { ProgressBar } from '../node/progress.js';
@@ -128,12 +128,12 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   if (!resume && !flags.force && (await exists(out))) {
     throw new OutputExistsError(`${out} already exists; pass --force to overwrite it or --resume to continue training it`);
   }
-  const seed = Number(flags.seed ?? 0);
+  const seed = Number(flags.seed ?? DEFAULT_TRAINING.seed);
   if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got '${flags.seed}'`);
   const defaults = flags.data || flags.tasks ? null : await defaultTask(seed, readShipped);
   const epochs = positiveInt(flags.epochs ?? defaults?.epochs ?? 3, '--epochs');
-  const batchSize = positiveInt(flags.batchSize ?? 8, '--batch-size');
-  const lr = positiveNumber(flags.lr ?? 1e-3, '--lr');
+  const batchSize = positiveInt(flags.batchSize ?? DEFAULT_TRAINING.batchSize, '--batch-size');
+  const lr = positiveNumber(flags.lr ?? DEFAULT_TRAINING.lr, '--lr');
   const cacheBytes = Number(flags.cacheMb ?? 1024) * 2 ** 20;
   if (!(cacheBytes >= 0)) throw new UsageError(`--cache-mb must be a number ≥ 0, got '${flags.cacheMb}'`);
   const hostCacheBytes = Number(flags.hostCacheMb ?? 4096) * 2 ** 20;
@@ -151,7 +151,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   try {
     const previous = resume ? await readPromptFile(out, session.identity) : null;
     if (resume && !previous?.progress) throw new UsageError(`${out} holds no training progress to resume`);
-    const promptTokens = previous?.promptTokens ?? positiveInt(flags.promptTokens ?? 5, '--prompt-tokens');
+    const promptTokens = previous?.promptTokens ?? positiveInt(flags.promptTokens ?? DEFAULT_TRAINING.promptTokens, '--prompt-tokens');
     const nPositions = session.model.config.nPositions;
     const maxLength = positiveInt(flags.maxLength ?? nPositions - promptTokens, '--max-length');
     if (maxLength + promptTokens > nPositions) {

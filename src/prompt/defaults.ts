@@ -6,6 +6,9 @@ import { makeDemoDataset } from '../data/demo.js';
 /** The model shipped with the package, as a directory relative to the package root. */
 export const DEFAULT_MODEL_DIR = 'weights/small-gpt2';
 
+/** Training settings when the user gives none (the CLI's flag defaults). */
+export const DEFAULT_TRAINING = { promptTokens: 5, batchSize: 8, lr: 1e-3, seed: 0 } as const;
+
 /** Reads a file shipped with the package by its path relative to the package root (Node: readFile; a page: fetch). */
 export type ReadShipped = (path: string) => Promise<Uint8Array>;
 

@@ -13,6 +13,7 @@ import { PromptClassifier, initialParams, randomPromptTokens, type Task, type Cl
 import type { ModelIdentity, PromptCheckpoint } from './checkpoint.js';
 import { train, predictLogits, type Example, type TaskLoss } from './train.js';
 import { evaluateTask, taskLogits, type TaskEvaluation } from './evaluate.js';
+import { DEFAULT_TRAINING } from './defaults.js';
 
 /** What turns texts into token ids (GPT2Tokenizer, or any tokenizer of the model's vocabulary). */
 export type Tokenizer = Pick<GPT2Tokenizer, 'encode'>;
@@ -65,7 +66,7 @@ export interface FitOptions {
   batchSize: number;
   lr: number;
   seed: number;
-  /** Prompt vectors of a fresh prompt (default 5; a resumed one keeps its own). */
+  /** Prompt vectors of a fresh prompt (default DEFAULT_TRAINING's; a resumed one keeps its own). */
   promptTokens?: number;
   /** Text tokens kept per example (default: the model's positions less the prompt). */
   maxLength?: number;
@@ -75,6 +76,8 @@ export interface FitOptions {
   cacheF16?: boolean;
   /** A checkpoint with progress, trained on the same tasks: training continues after its last epoch. */
   resume?: PromptCheckpoint;
+  /** Stops training at the next step read back once aborted (fit then rejects with the signal's reason). */
+  signal?: AbortSignal;
   /** Before the first step. */
   onStart?: (info: { tasks: Task[]; examples: number; stepsPerEpoch: number; startEpoch: number }) => void;
   onStep?: (info: { epoch: number; step: number; steps: number; loss: number }) => void;
@@ -97,7 +100,7 @@ export interface FitResult {
 /** Trains a soft prompt and linear head for `tasks` on the frozen model. */
 export async function fit(model: GPT2, tokenizer: Tokenizer, tasks: readonly FitTask[], options: FitOptions): Promise<FitResult> {
   const previous = options.resume;
-  const promptTokens = previous?.promptTokens ?? options.promptTokens ?? 5;
+  const promptTokens = previous?.promptTokens ?? options.promptTokens ?? DEFAULT_TRAINING.promptTokens;
   const nPositions = model.config.nPositions;
   const maxLength = options.maxLength ?? nPositions - promptTokens;
   if (maxLength + promptTokens > nPositions) throw new RangeError(`max length ${maxLength} plus ${promptTokens} prompt tokens exceeds the model's ${nPositions} positions`);
@@ -125,6 +128,7 @@ export async function fit(model: GPT2, tokenizer: Tokenizer, tasks: readonly Fit
     const history = previous?.progress?.history ? [...previous.progress.history] : [];
     const startEpoch = previous?.progress?.epochsCompleted ?? 0;
     let checkpoint: PromptCheckpoint | null = previous ?? null;
+    options.signal?.throwIfAborted();
     options.onStart?.({ tasks: taskList, examples: examples.length, stepsPerEpoch: Math.ceil(examples.length / options.batchSize), startEpoch });
     await train(model, classifier, examples, {
       epochs: options.epochs,
@@ -137,7 +141,10 @@ export async function fit(model: GPT2, tokenizer: Tokenizer, tasks: readonly Fit
       cacheF16,
       startEpoch,
       optimizer,
-      ...(options.onStep ? { onStep: options.onStep } : {}),
+      onStep: (info) => {
+        options.signal?.throwIfAborted();
+        options.onStep?.(info);
+      },
       onEpoch: async ({ epoch, meanLoss, seconds }) => {
         history.push({ epoch: epoch + 1, loss: meanLoss });
         checkpoint = {

@@ -1,0 +1,111 @@
+// The engine inside headless Chromium (Dawn in the browser, on SwiftShader), through the
+// browser bundle: the golden fixture via `npm run golden:browser`, and the example page
+// (examples/browser), whose training must give Node's losses and validation report.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { browserMissing, openPage, type BrowserSession } from '../../scripts/browser.js';
+import { testGpu } from '../helpers.js';
+import { ROOT, FIXTURE, LOSS_AGREEMENT, run, goldenLine, nodeGoldenReport, expectMatchesFixture, maxDifference, readFromRoot } from './hosts.js';
+import { GPT2, GPT2Tokenizer, loadCheckpoint, fingerprint, fit, classify, defaultTask, DEFAULT_MODEL_DIR, DEFAULT_TRAINING, type Dataset } from '../../src/index.js';
+
+const missing = browserMissing();
+if (missing) console.warn(`browser tests skipped: ${missing}`);
+
+const firstRows = (data: Dataset, n: number): Dataset => ({ ...data, texts: data.texts.slice(0, n), labels: data.labels.slice(0, n) });
+
+/** Node's run of what the page runs: the default task on the shipped model, default settings. */
+async function nodeRun(options: { train?: number; val?: number; epochs: number; steps?: number; classify?: string }) {
+  const gpu = await testGpu();
+  const [config, weights] = await Promise.all([readFromRoot(`${DEFAULT_MODEL_DIR}/config.json`), readFromRoot(`${DEFAULT_MODEL_DIR}/model.safetensors`)]);
+  const checkpoint = loadCheckpoint(new TextDecoder().decode(config), weights, DEFAULT_MODEL_DIR);
+  const model = new GPT2(gpu, checkpoint.config, checkpoint.tensors);
+  const tokenizer = new GPT2Tokenizer();
+  const task = await defaultTask(DEFAULT_TRAINING.seed, readFromRoot);
+  const losses: number[] = [];
+  const accuracy: number[] = [];
+  const stop = new AbortController();
+  try {
+    const result = await fit(model, tokenizer, [{ name: task.name, train: options.train ? firstRows(task.train, options.train) : task.train, val: options.val ? firstRows(task.val, options.val) : task.val }], {
+      ...DEFAULT_TRAINING,
+      identity: { config: checkpoint.config, fingerprint: await fingerprint(checkpoint) },
+      epochs: options.epochs,
+      signal: stop.signal,
+      onStep: ({ loss }) => {
+        losses.push(loss);
+        if (losses.length === options.steps) stop.abort(new Error('enough steps'));
+      },
+      onValidation: ([e]) => void accuracy.push(e!.report.accuracy!),
+    });
+    const prediction = options.classify ? (await classify(model, tokenizer, [result.classifier], [options.classify], { maxLength: result.maxLength })).rows[0] : undefined;
+    result.classifier.dispose();
+    return { losses, accuracy, prediction };
+  } catch (error) {
+    if (!stop.signal.aborted) throw error;
+    return { losses, accuracy, prediction: undefined };
+  } finally {
+    model.dispose();
+  }
+}
+
+interface PageDemo {
+  state: string;
+  error: string | null;
+  losses: number[];
+  evaluations: { report: { accuracy?: number } }[][];
+  prediction?: Record<string, string | number>;
+}
+
+async function pageDemo(session: BrowserSession): Promise<PageDemo> {
+  await session.page.waitForFunction(() => ['trained', 'stopped', 'failed'].includes((window as unknown as { demo?: PageDemo }).demo?.state ?? ''), null, { timeout: 280_000, polling: 500 });
+  return session.page.evaluate(() => {
+    const d = (window as unknown as { demo: PageDemo }).demo;
+    return { state: d.state, error: d.error, losses: d.losses, evaluations: d.evaluations, ...(d.prediction ? { prediction: d.prediction } : {}) };
+  });
+}
+
+describe.skipIf(missing !== null)('Chromium', () => {
+  it('npm run golden:browser matches the fixture within 1e-4, with Node\'s step losses', async () => {
+    const r = await run(process.execPath, ['--import', 'tsx', 'scripts/golden-browser.ts', FIXTURE], 280_000);
+    expect(r.code, r.stderr).toBe(0);
+    const report = goldenLine(r.stdout);
+    expect(report.adapter).toMatch(/\(chromium, core\)$/);
+    expectMatchesFixture(report, await nodeGoldenReport(), expect);
+  });
+
+  describe('the example page', () => {
+    let session: BrowserSession | null = null;
+    beforeAll(async () => {
+      session = await openPage('/examples/browser/index.html?autostart&steps=3');
+    });
+    afterAll(async () => session?.close());
+
+    it('three training steps of the default task give Node\'s losses', async () => {
+      const page = await pageDemo(session!);
+      expect(page.error).toBeNull();
+      expect(page.state).toBe('stopped');
+      const node = await nodeRun({ epochs: 1, steps: 3 });
+      expect(page.losses).toHaveLength(3);
+      expect(maxDifference(page.losses, node.losses)).toBeLessThan(LOSS_AGREEMENT);
+    });
+
+    it('trains to Node\'s validation accuracy, then classifies typed text as Node does (screenshot in test-results/)', async () => {
+      const text = 'A dull, tedious film. What a waste of time.';
+      const options = { train: 96, val: 48, epochs: 2 };
+      await session!.page.goto(`${session!.origin}/examples/browser/index.html?autostart&train=${options.train}&val=${options.val}&epochs=${options.epochs}`);
+      const page = await pageDemo(session!);
+      expect(page.error).toBeNull();
+      expect(page.state).toBe('trained');
+      const typed = await session!.page.evaluate(async (t) => (window as unknown as { demo: { classify(t: string): Promise<Record<string, string | number>> } }).demo.classify(t), text);
+      const node = await nodeRun({ ...options, classify: text });
+      expect(page.losses).toHaveLength(24);
+      expect(maxDifference(page.losses, node.losses)).toBeLessThan(LOSS_AGREEMENT);
+      expect(page.evaluations.map((e) => e[0]!.report.accuracy)).toEqual(node.accuracy);
+      expect(typed['demo-sentiment.label']).toBe(node.prediction!['demo-sentiment.label']);
+      expect(Math.abs((typed['demo-sentiment.p(good)'] as number) - (node.prediction!['demo-sentiment.p(good)'] as number))).toBeLessThan(1e-5);
+      expect(await session!.page.locator('#report').textContent()).toContain('accuracy');
+      mkdirSync(join(ROOT, 'test-results'), { recursive: true });
+      await session!.page.screenshot({ path: join(ROOT, 'test-results', 'browser-demo.png'), fullPage: true });
+    });
+  });
+});

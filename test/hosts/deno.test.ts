@@ -1,0 +1,33 @@
+// The engine under Deno's own WebGPU (wgpu, on the software Vulkan adapter): the golden
+// fixture through `npm run golden:deno`, and a short training that must give Node's losses.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT, FIXTURE, LOSS_AGREEMENT, run, goldenLine, nodeGoldenReport, nodeShortTraining, expectMatchesFixture, maxDifference } from './hosts.js';
+
+const DENO = join(ROOT, 'node_modules', '.bin', 'deno');
+const DENO_FLAGS = ['run', '--unstable-webgpu', '--unstable-sloppy-imports', '--allow-read', '--allow-env'];
+/** What Deno says when the machine has no adapter it can use (then the tests skip, saying so). */
+const NO_ADAPTER = /offers no WebGPU|found no adapter/;
+
+describe.skipIf(!existsSync(DENO))('Deno', () => {
+  it('npm run golden:deno matches the fixture within 1e-4, with Node\'s step losses', async (ctx) => {
+    const r = await run(DENO, [...DENO_FLAGS, 'scripts/golden-deno.ts', FIXTURE], 300_000);
+    if (r.code === 2 && NO_ADAPTER.test(r.stderr)) ctx.skip(`Deno finds no WebGPU adapter here: ${r.stderr.trim()}`);
+    expect(r.code, r.stderr).toBe(0);
+    const report = goldenLine(r.stdout);
+    expect(report.adapter).toMatch(/\(deno, core\)$/);
+    expectMatchesFixture(report, await nodeGoldenReport(), expect);
+  });
+
+  it('a short training of the default task gives Node\'s losses and validation accuracy', async (ctx) => {
+    const r = await run(DENO, [...DENO_FLAGS, 'test/hosts/deno-training.ts'], 300_000);
+    if (r.code !== 0 && NO_ADAPTER.test(r.stderr)) ctx.skip(`Deno finds no WebGPU adapter here: ${r.stderr.trim()}`);
+    expect(r.code, r.stderr).toBe(0);
+    const deno = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { losses: number[]; accuracy: number };
+    const node = await nodeShortTraining();
+    expect(deno.losses).toHaveLength(8);
+    expect(maxDifference(deno.losses, node.losses)).toBeLessThan(LOSS_AGREEMENT);
+    expect(deno.accuracy).toBe(node.accuracy);
+  });
+});
