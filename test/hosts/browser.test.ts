@@ -96,7 +96,7 @@ describe.skipIf(missing !== null)('Chromium', () => {
 
     it('trains to Node\'s validation accuracy, then classifies typed text as Node does (screenshot in test-results/)', async (ctx) => {
       const text = 'A dull, tedious film. What a waste of time.';
-      const options = { train: 96, val: 48, epochs: 2 };
+      const options = { train: 96, val: 48, epochs: 1 };
       await session!.page.goto(`${session!.origin}/examples/browser/index.html?autostart&train=${options.train}&val=${options.val}&epochs=${options.epochs}`);
       const page = await pageDemo(session!);
       if (NO_ADAPTER.test(page.error ?? '')) ctx.skip(`Chromium offers no WebGPU adapter here: ${page.error}`);
@@ -104,7 +104,7 @@ describe.skipIf(missing !== null)('Chromium', () => {
       expect(page.state).toBe('trained');
       const typed = await session!.page.evaluate(async (t) => (window as unknown as { demo: { classify(t: string): Promise<Record<string, string | number>> } }).demo.classify(t), text);
       const node = await nodeRun({ ...options, classify: text });
-      expect(page.losses).toHaveLength(24);
+      expect(page.losses).toHaveLength(12);
       expect(maxDifference(page.losses, node.losses)).toBeLessThan(LOSS_AGREEMENT);
       expect(page.evaluations.map((e) => e[0]!.report.accuracy)).toEqual(node.accuracy);
       expect(typed['demo-sentiment.label']).toBe(node.prediction!['demo-sentiment.label']);
