@@ -234,8 +234,22 @@ if (args.only.has('peer')) {
 if (args.only.has('attention')) {
   await section(
     'attention',
-    async () => ({ results: await attentionBench(gpu, settings.pasts, settings.timing) }),
-    ({ results }) => printTable('Attention with a KV cache (forward, and backward to qkv as prompt training runs it; GB/s counts the past k, v read)', kernelHeader, kernelRows(results, peak)),
+    async () => {
+      const results = await attentionBench(gpu, settings.pasts, settings.timing);
+      if (gpu.kernelClass !== 'gpu') return { results, previous: [] };
+      // The previous form beside it: one workgroup per (example, head) over the whole past, as
+      // CPU-class adapters run it.
+      gpu.kernelClass = 'cpu';
+      try {
+        return { results, previous: await attentionBench(gpu, settings.pasts, settings.timing) };
+      } finally {
+        gpu.kernelClass = 'gpu';
+      }
+    },
+    ({ results, previous }) => {
+      printTable('Attention with a KV cache (forward, and backward to qkv as prompt training runs it; GB/s counts the past k, v read)', kernelHeader, kernelRows(results, peak));
+      if (previous.length > 0) printTable('Attention, previous form (the past not split across workgroups), same run', kernelHeader, kernelRows(previous, peak));
+    },
   );
 }
 

@@ -16,6 +16,9 @@
 // rasterizer (llvmpipe) pays per access and per lane, and on a GPU this is the usual
 // broadcast/coalesced register-blocked pattern.
 //
+// On GPUs the forward also splits each query block's keys into chunks of their own workgroups
+// (past_split, merged by attn_merge), so few new tokens still fill the device.
+//
 // Batch invariance: every example walks its keys in tiles that start at 0 of its own past and
 // 0 of its own new tokens, and keys a query cannot see contribute exact zeros (rescale factor
 // exactly 1, probability exactly 0), so an example's result does not depend on the padded
@@ -81,7 +84,9 @@ const PAST_PER_WORD: u32 = 1u;
 
 struct AttnParams {
   batch: u32, heads: u32, t_new: u32, t_past: u32,
-  c: u32, n_blocks: u32, scale: f32, _p0: u32,
+  c: u32, n_blocks: u32, scale: f32,
+  // Forward with past_split: the chunks each query block's keys are split into (see attn_merge).
+  chunks: u32,
 }
 
 fn attn_flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
@@ -155,8 +160,15 @@ struct AttnIds {
 @compute @workgroup_size(WG)
 fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, ids: AttnIds) {
   let lid = ids.lid;
+//#if past_split
+  let gc = attn_flat_group(wid, nwg);
+  if (gc >= fw_p.batch * fw_p.heads * fw_p.n_blocks * fw_p.chunks) { return; }
+  let chunk = gc % fw_p.chunks;
+  let g = gc / fw_p.chunks;
+//#else
   let g = attn_flat_group(wid, nwg);
   if (g >= fw_p.batch * fw_p.heads * fw_p.n_blocks) { return; }
+//#endif
   let bh = g / fw_p.n_blocks;
   let t0 = (g % fw_p.n_blocks) * QB;
   let h = bh % fw_p.heads;
@@ -177,6 +189,16 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
   let n_new = min(len.y, min(t0 + QB, T));
   let past_tiles = (n_past + KT - 1u) / KT;
   let tiles = past_tiles + (n_new + KT - 1u) / KT;
+//#if past_split
+  // Chunk c < chunks - 1 takes past tiles c·CHUNK_TILES.. (none where this example's past is
+  // shorter); the last chunk takes the new tokens.
+  let last_chunk = chunk + 1u == fw_p.chunks;
+  let tile_begin = select(min(chunk * CHUNK_TILES, past_tiles), past_tiles, last_chunk);
+  let tile_end = select(min((chunk + 1u) * CHUNK_TILES, past_tiles), tiles, last_chunk);
+//#else
+  let tile_begin = 0u;
+  let tile_end = tiles;
+//#endif
 
   // Weighted-sum phase role of this thread.
   let wc = lid % HD4;
@@ -191,7 +213,7 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     m[r] = vec4<f32>(NEG);
   }
 
-  for (var tile = 0u; tile < tiles; tile++) {
+  for (var tile = tile_begin; tile < tile_end; tile++) {
     let is_past = tile < past_tiles;
     let base = select((tile - past_tiles) * KT, tile * KT, is_past);
     let cnt = min(KT, select(n_new, n_past, is_past) - base);
@@ -315,13 +337,71 @@ fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         o += fw_red[(k * QB + r) * HD4 + c];
         l += fw_lred[k * QV + r / 4u][r % 4u];
       }
+//#if past_split
+      // The chunk's unnormalised sums and its row maximum and sum, for attn_merge.
+      let row = (bh * fw_p.chunks + chunk) * T + t;
+      for (var e = 0u; e < attn_dims(c); e++) { fw_out[row * HD + c * 4u + e] = o[e]; }
+      if (c == 0u) {
+        fw_lse[2u * row] = m[r / 4u][r % 4u];
+        fw_lse[2u * row + 1u] = l;
+      }
+//#else
       // A query that sees no key outputs 0.
       o = select(o / l, vec4<f32>(0.0), l == 0.0);
       let a = (b * T + t) * C + h * HD + c * 4u;
       for (var e = 0u; e < attn_dims(c); e++) { fw_out[a + e] = o[e]; }
       if (c == 0u) { fw_lse[bh * T + t] = select(m[r / 4u][r % 4u] + log(l), 0.0, l == 0.0); }
+//#endif
     }
   }
+}
+
+// Past split (GPUs): with few new tokens, one workgroup per (example, head) is too few to keep
+// a GPU's memory busy, so attn_forward with past_split streams each CHUNK_TILES tiles of the
+// past (and, last, the new tokens) in a workgroup of its own, storing per chunk the
+// unnormalised weighted sums o_c, the row maximum m_c and the row sum l_c; attn_merge then
+// gives out = Σ e^(m_c − M) o_c / L and lse = M + log L, L = Σ e^(m_c − M) l_c, M = max m_c,
+// summing the chunks in order. Chunks start at fixed positions of an example's own past, and a
+// chunk past its end (m_c = NEG, l_c = 0, o_c = 0) adds exact zeros, so an example's result
+// does not depend on the padded past of the batch it runs in.
+const CHUNK_TILES: u32 = 4u;
+
+struct MergeParams {
+  batch: u32, heads: u32, t_new: u32, c: u32,
+  chunks: u32, _p0: u32, _p1: u32, _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> mg_p: MergeParams;
+@group(0) @binding(1) var<storage, read> mg_o: array<f32>;
+@group(0) @binding(2) var<storage, read> mg_ml: array<f32>;
+@group(0) @binding(3) var<storage, read_write> mg_out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> mg_lse: array<f32>;
+
+// One invocation per (example, head, query, head dim).
+@compute @workgroup_size(WG)
+fn attn_merge(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  let T = mg_p.t_new;
+  if (i >= mg_p.batch * mg_p.heads * T * HD) { return; }
+  let d = i % HD;
+  let bt = i / HD;
+  let t = bt % T;
+  let bh = bt / T;
+  var mx = NEG;
+  for (var c = 0u; c < mg_p.chunks; c++) { mx = max(mx, mg_ml[2u * ((bh * mg_p.chunks + c) * T + t)]); }
+  var o = 0.0;
+  var l = 0.0;
+  for (var c = 0u; c < mg_p.chunks; c++) {
+    let row = (bh * mg_p.chunks + c) * T + t;
+    let w = exp(mg_ml[2u * row] - mx);
+    o += w * mg_o[row * HD + d];
+    l += w * mg_ml[2u * row + 1u];
+  }
+  let b = bh / mg_p.heads;
+  let h = bh % mg_p.heads;
+  // A query that sees no key outputs 0.
+  mg_out[(b * T + t) * mg_p.c + h * HD + d] = select(o / l, 0.0, l == 0.0);
+  if (d == 0u) { mg_lse[bh * T + t] = select(mx + log(l), 0.0, l == 0.0); }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import { expect, type TestContext } from 'vitest';
 import { openGpu } from '../src/node/device.js';
 import type { Gpu } from '../src/gpu/context.js';
 import { KERNEL_FEATURES, type KernelFeature } from '../src/gpu/features.js';
+import type { KernelClass } from '../src/gpu/kernel-class.js';
 
 let shared: Promise<Gpu> | null = null;
 
@@ -54,6 +55,20 @@ export async function withKernelFeatures<T>(ctx: TestContext, features: KernelFe
     return await body(gpu);
   } finally {
     gpu.useKernelFeatures(before);
+  }
+}
+
+/**
+ * Runs body with the device's kernel class set (left as it is for undefined), restoring it
+ * after: the GPU family's kernels tested on a CPU adapter, and the other way round.
+ */
+export async function withKernelClass<T>(device: Gpu, kernelClass: KernelClass | undefined, body: () => Promise<T>): Promise<T> {
+  const before = device.kernelClass;
+  device.kernelClass = kernelClass ?? before;
+  try {
+    return await body();
+  } finally {
+    device.kernelClass = before;
   }
 }
 

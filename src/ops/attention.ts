@@ -14,6 +14,8 @@ export interface Past {
 }
 
 const WG = 64;
+/** Key tiles (of WG keys) per chunk of a past split across workgroups (CHUNK_TILES in attention.wgsl). */
+const CHUNK_TILES = 4;
 const SPLIT_WG = 256;
 const KV_KB = 8;
 // Largest head dim: the dk/dv kernel's per-thread accumulators (MAX_NPT in attention.wgsl) hold KV_KB·D/WG values.
@@ -93,15 +95,42 @@ export function attention(qkv: Tensor, nHead: number, opts: { past?: Past; newLe
   // Without a past the kernel reads no past element; qkv stands in so every binding is bound.
   const pk = past?.k ?? qkv;
   const pv = past?.v ?? qkv;
-  gpu.dispatch({
-    kernel: 'attention',
-    entry: 'attn_forward',
-    constants,
-    flags,
-    params,
-    bindings: [qkv.binding(), pk.binding(), pv.binding(), lensT.binding(), out.binding(), lse.binding()],
-    workgroups: grid(B * nHead * qBlocks, 1),
-  });
+  // On a GPU the past is streamed in chunks, each by its own workgroups (see attn_merge). The
+  // choice depends on the device only, never on the batch: the two forms round differently.
+  if (past && gpu.kernelClass === 'gpu') {
+    const chunks = Math.ceil(Tp / (WG * CHUNK_TILES)) + 1;
+    const sums = Tensor.empty(gpu, [B, nHead, chunks, T, D], 'f32', 'attention chunk sums');
+    const rowStats = Tensor.empty(gpu, [B, nHead, chunks, T, 2], 'f32', 'attention chunk maxima and sums');
+    gpu.dispatch({
+      kernel: 'attention',
+      entry: 'attn_forward',
+      constants,
+      flags: [...flags, 'past_split'],
+      params: packParams(B, nHead, T, Tp, C, qBlocks, f32(scale), chunks),
+      bindings: [qkv.binding(), pk.binding(), pv.binding(), lensT.binding(), sums.binding(), rowStats.binding()],
+      workgroups: grid(B * nHead * qBlocks * chunks, 1),
+    });
+    gpu.dispatch({
+      kernel: 'attention',
+      entry: 'attn_merge',
+      constants: { WG, HD: D },
+      params: packParams(B, nHead, T, C, chunks, 0, 0, 0),
+      bindings: [sums.binding(), rowStats.binding(), out.binding(), lse.binding()],
+      workgroups: grid(B * nHead * T * D, WG),
+    });
+    sums.dispose();
+    rowStats.dispose();
+  } else {
+    gpu.dispatch({
+      kernel: 'attention',
+      entry: 'attn_forward',
+      constants,
+      flags,
+      params,
+      bindings: [qkv.binding(), pk.binding(), pv.binding(), lensT.binding(), out.binding(), lse.binding()],
+      workgroups: grid(B * nHead * qBlocks, 1),
+    });
+  }
 
   return record(out, [qkv], (gradOut, needsGrad) => {
     if (!needsGrad[0]) return [null];

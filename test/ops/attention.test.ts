@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, type TestContext } from 'vitest';
-import { testGpu, randn, asF32, asF16, expectClose, finiteDifferences, withKernelFeatures } from '../helpers.js';
+import { testGpu, randn, asF32, asF16, expectClose, finiteDifferences, withKernelFeatures, withKernelClass } from '../helpers.js';
 import { tensor, tidy, f16Bits, f16Values, type DType } from '../../src/engine/tensor.js';
 import { attention, splitPast, type Past } from '../../src/ops/attention.js';
 import type { Gpu } from '../../src/gpu/context.js';
@@ -368,47 +368,58 @@ describe('attention with a past', () => {
     expect(Array.from(past.lengths)).toEqual([3, 1]);
   });
 
-  // The f32 past on the test device, and the f16 past in each of its forms.
+  // The f32 past on the test device, and the f16 past in each of its forms; with the CPU
+  // adapters' kernels and with the GPU class's past split across workgroups in chunks of 256
+  // keys (there the padded past of the batch has more chunks than the example's own).
   const pastForms = [{ dtype: 'f32' as DType, ...halfForms[0]! }, ...halfForms.map((form) => ({ dtype: 'f16' as DType, ...form }))];
-  for (const { dtype, name: form, on } of pastForms) {
-    it(`gives an example bitwise the same output and gradient alone as in a padded batch (${dtype} past, ${form})`, async (ctx) => {
-      await on(ctx, async (device) => {
-        const [H, D] = [2, 8];
-        const C = H * D;
-        // Example 0 alone: past 13, 3 new tokens. In the batch: past padded to 37, new padded to 9.
-        const alone: Case = { B: 1, H, D, T: 3, Tp: 13, pastLengths: [13] };
-        const batch: Case = { B: 3, H, D, T: 9, Tp: 37, pastLengths: [37, 13, 0], newLengths: [9, 3, 6] };
-        const b = 1;
-        const a = makeInputs(alone, 71);
-        const big = makeInputs(batch, 72);
-        for (let h = 0; h < H; h++) {
-          big.past!.k.set(a.past!.k.subarray(h * 13 * D, (h + 1) * 13 * D), (b * H + h) * 37 * D);
-          big.past!.v.set(a.past!.v.subarray(h * 13 * D, (h + 1) * 13 * D), (b * H + h) * 37 * D);
-        }
-        big.qkv.set(a.qkv, b * 9 * 3 * C);
-        const gAlone = asF32(randn(3 * C, 73));
-        const gBatch = asF32(randn(3 * 9 * C, 74));
-        // Padded rows carry no gradient, as a masked loss would give them.
-        gBatch.fill(0, b * 9 * C, (b + 1) * 9 * C);
-        gBatch.set(gAlone, b * 9 * C);
+  const layouts = [
+    { kernelClass: undefined, pastAlone: 13, pastBatch: 37 },
+    { kernelClass: 'gpu' as const, pastAlone: 200, pastBatch: 530 },
+  ];
+  for (const { kernelClass, pastAlone: Pa, pastBatch: Pb } of layouts) {
+    for (const { dtype, name: form, on } of pastForms) {
+      const classNote = kernelClass ? `, ${kernelClass} kernel class` : '';
+      it(`gives an example bitwise the same output and gradient alone as in a padded batch (${dtype} past, ${form}${classNote})`, async (ctx) => {
+        await on(ctx, (device) =>
+          withKernelClass(device, kernelClass, async () => {
+            const [H, D] = [2, 8];
+            const C = H * D;
+            // Example 0 alone: past Pa, 3 new tokens. In the batch: past padded to Pb, new padded to 9.
+            const alone: Case = { B: 1, H, D, T: 3, Tp: Pa, pastLengths: [Pa] };
+            const batch: Case = { B: 3, H, D, T: 9, Tp: Pb, pastLengths: [Pb, Pa, 0], newLengths: [9, 3, 6] };
+            const b = 1;
+            const a = makeInputs(alone, 71);
+            const big = makeInputs(batch, 72);
+            for (let h = 0; h < H; h++) {
+              big.past!.k.set(a.past!.k.subarray(h * Pa * D, (h + 1) * Pa * D), (b * H + h) * Pb * D);
+              big.past!.v.set(a.past!.v.subarray(h * Pa * D, (h + 1) * Pa * D), (b * H + h) * Pb * D);
+            }
+            big.qkv.set(a.qkv, b * 9 * 3 * C);
+            const gAlone = asF32(randn(3 * C, 73));
+            const gBatch = asF32(randn(3 * 9 * C, 74));
+            // Padded rows carry no gradient, as a masked loss would give them.
+            gBatch.fill(0, b * 9 * C, (b + 1) * 9 * C);
+            gBatch.set(gAlone, b * 9 * C);
 
-        const run = async (c: Case, inputs: { qkv: Float64Array; past?: RefPast }, gout: Float64Array) => {
-          const x = tensor(device, inputs.qkv, [c.B, c.T, 3 * C], { requiresGrad: true });
-          const out = tidy(() => {
-            const y = attention(x, H, opts(c, gpuPast(c, inputs.past, device, dtype)));
-            y.backward(tensor(device, gout, [c.B, c.T, C]));
-            return y;
-          });
-          return { out: await out.readF32(), grad: await x.grad!.readF32() };
-        };
-        const one = await run(alone, a, gAlone);
-        const many = await run(batch, big, gBatch);
-        expect(Array.from(many.out.subarray(b * 9 * C, (b * 9 + 3) * C))).toEqual(Array.from(one.out));
-        expect(Array.from(many.grad.subarray(b * 9 * 3 * C, (b * 9 + 3) * 3 * C))).toEqual(Array.from(one.grad));
-        const refPast = dtype === 'f16' ? halfPast(a.past!) : a.past;
-        expectClose(`attention alone vs reference (${dtype} past, ${form})`, one.out, refAttention(a.qkv, alone, refPast).out, { atol: 2e-5, rtol: 1e-4 });
+            const run = async (c: Case, inputs: { qkv: Float64Array; past?: RefPast }, gout: Float64Array) => {
+              const x = tensor(device, inputs.qkv, [c.B, c.T, 3 * C], { requiresGrad: true });
+              const out = tidy(() => {
+                const y = attention(x, H, opts(c, gpuPast(c, inputs.past, device, dtype)));
+                y.backward(tensor(device, gout, [c.B, c.T, C]));
+                return y;
+              });
+              return { out: await out.readF32(), grad: await x.grad!.readF32() };
+            };
+            const one = await run(alone, a, gAlone);
+            const many = await run(batch, big, gBatch);
+            expect(Array.from(many.out.subarray(b * 9 * C, (b * 9 + 3) * C))).toEqual(Array.from(one.out));
+            expect(Array.from(many.grad.subarray(b * 9 * 3 * C, (b * 9 + 3) * 3 * C))).toEqual(Array.from(one.grad));
+            const refPast = dtype === 'f16' ? halfPast(a.past!) : a.past;
+            expectClose(`attention alone vs reference (${dtype} past, ${form}${classNote})`, one.out, refAttention(a.qkv, alone, refPast).out, { atol: 2e-5, rtol: 1e-4 });
+          }),
+        );
       });
-    });
+    }
   }
 });
 
@@ -501,4 +512,34 @@ describe('attention with an f16 past', () => {
     const v = tensor(gpu, new Float32Array(2 * 2 * 4 * 8), [2, 2, 4, 8]);
     expect(() => attention(qkv8, 2, { past: { k, v, lengths: Uint32Array.of(1, 1) } })).toThrow(/k is f16 but v is f32/);
   });
+});
+
+// On GPUs the past is streamed in chunks by workgroups of their own and merged (attn_merge):
+// that form, forced on this adapter, against float64 over ragged pasts of several chunks.
+describe('attention with the past split across workgroups (GPU kernel class)', () => {
+  const cases: Case[] = [
+    { B: 3, H: 2, D: 8, T: 5, Tp: 600, pastLengths: [600, 257, 0], newLengths: [5, 4, 0] },
+    { B: 2, H: 2, D: 64, T: 9, Tp: 300, pastLengths: [3, 300], newLengths: [9, 2] },
+  ];
+  for (const c of cases) {
+    it(`forward and backward: ${name(c)}`, () =>
+      withKernelClass(gpu, 'gpu', async () => {
+        const { qkv, past } = makeInputs(c, 90 + c.T);
+        const out = attention(tensor(gpu, qkv, [c.B, c.T, 3 * c.H * c.D]), c.H, opts(c, gpuPast(c, past)));
+        expectClose(`attention forward, past split ${name(c)}`, await out.readF32(), refAttention(qkv, c, past).out, { atol: 2e-5, rtol: 1e-4 });
+        const gout = asF32(randn(c.B * c.T * c.H * c.D, 91));
+        const finite = qkv.map((x) => (Number.isNaN(x) ? 0 : x));
+        expectClose(`attention backward, past split ${name(c)}`, await gradOf(c, qkv, gout, past), refAttentionGrad(finite, gout, c, past), { atol: 2e-5, rtol: 1e-4 });
+      }));
+  }
+
+  it('with subgroups and a native f16 past, against float64 over the rounded past', (ctx) =>
+    withKernelFeatures(ctx, ['shader-f16', 'subgroups'], (device) =>
+      withKernelClass(device, 'gpu', async () => {
+        const c = cases[0]!;
+        const { qkv, past } = makeInputs(c, 95);
+        const out = attention(tensor(device, qkv, [c.B, c.T, 3 * c.H * c.D]), c.H, opts(c, gpuPast(c, past, device, 'f16')));
+        expectClose(`attention forward, past split, f16 + subgroups ${name(c)}`, await out.readF32(), refAttention(qkv, c, halfPast(past!)).out, { atol: 2e-5, rtol: 1e-4 });
+      }),
+    ));
 });

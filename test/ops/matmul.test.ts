@@ -1,25 +1,13 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, featureTestGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.js';
+import { testGpu, featureTestGpu, randn, asF32, expectClose, finiteDifferences, withKernelClass } from '../helpers.js';
 import { tensor, tidy, type Shape } from '../../src/engine/tensor.js';
 import { matmul, type MatmulKernel } from '../../src/ops/matmul.js';
 import type { Gpu } from '../../src/gpu/context.js';
-import type { KernelClass } from '../../src/gpu/kernel-class.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
 });
-
-/** Runs body with the device's kernel class set, restoring it after. */
-async function withKernelClass<T>(device: Gpu, kernelClass: KernelClass, body: () => Promise<T>): Promise<T> {
-  const before = device.kernelClass;
-  device.kernelClass = kernelClass;
-  try {
-    return await body();
-  } finally {
-    device.kernelClass = before;
-  }
-}
 
 /** The kernel entry points that `run` dispatches. */
 function entriesOf(device: Gpu, run: () => void): string[] {
