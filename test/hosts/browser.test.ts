@@ -67,7 +67,8 @@ async function pageDemo(session: BrowserSession): Promise<PageDemo> {
   });
 }
 
-describe.skipIf(missing !== null)('Chromium', () => {
+// A fresh machine compiles every kernel first, in Node and in the browser: minutes, not seconds.
+describe.skipIf(missing !== null)('Chromium', { timeout: 400_000 }, () => {
   it('npm run golden:browser matches the fixture within 1e-4, with Node\'s step losses', async (ctx) => {
     const r = await run(process.execPath, ['--import', 'tsx', 'scripts/golden-browser.ts', FIXTURE], 280_000);
     if (r.code === 2 && NO_ADAPTER.test(r.stderr)) ctx.skip(`Chromium offers no WebGPU adapter here: ${r.stderr.trim()}`);
@@ -81,7 +82,7 @@ describe.skipIf(missing !== null)('Chromium', () => {
     let session: BrowserSession | null = null;
     beforeAll(async () => {
       session = await openPage('/examples/browser/index.html?autostart&steps=3');
-    });
+    }, 120_000);
     afterAll(async () => session?.close());
 
     it('three training steps of the default task give Node\'s losses', async (ctx) => {

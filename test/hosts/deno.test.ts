@@ -10,7 +10,8 @@ const DENO_FLAGS = ['run', '--unstable-webgpu', '--unstable-sloppy-imports', '--
 /** What Deno says when the machine has no adapter it can use (then the tests skip, saying so). */
 const NO_ADAPTER = /offers no WebGPU|found no adapter/;
 
-describe.skipIf(!existsSync(DENO))('Deno', () => {
+// A fresh machine compiles every kernel first, in Node and in Deno.
+describe.skipIf(!existsSync(DENO))('Deno', { timeout: 400_000 }, () => {
   it('npm run golden:deno matches the fixture within 1e-4, with Node\'s step losses', async (ctx) => {
     const r = await run(DENO, [...DENO_FLAGS, 'scripts/golden-deno.ts', FIXTURE], 300_000);
     if (r.code === 2 && NO_ADAPTER.test(r.stderr)) ctx.skip(`Deno finds no WebGPU adapter here: ${r.stderr.trim()}`);

@@ -39,7 +39,7 @@ const TSCONFIG = {
   include: ['src'],
 };
 
-describe('the packed package', () => {
+describe('the packed package', { timeout: 400_000 }, () => {
   it('installs from its tarball, type-checks, and runs a forward equal to the sources\'', async () => {
     npm(['pack', '--pack-destination', work], ROOT);
     const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'))!;
