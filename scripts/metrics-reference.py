@@ -148,6 +148,12 @@ def pearson_cases():
     cases.append(pearson_case("n300-float32", x.astype(np.float32), (y > 0).astype(np.float32)))
     x, y = correlated(rng, 100, 0.7)
     cases.append(pearson_case("n100-offset", 1e6 + x, 3e-4 * y))
+    # 0/1 against 0/1, as the study correlates predicted labels with the truth (phi coefficients).
+    x, y = correlated(rng, 886, 0.6)
+    cases.append(pearson_case("n886-binary", (x > 0.8).astype(float), (y > 1.0).astype(float)))
+    x, y = correlated(rng, 3000, 0.3)
+    cases.append(pearson_case("n3000-binary", (x > 0).astype(float), (y > 0).astype(float)))
+    cases.append(pearson_case("binary-constant-prediction", np.zeros(50), (rng.random(50) < 0.3).astype(float)))
     return cases
 
 
@@ -168,6 +174,95 @@ def correlation_table_case():
                 targets=targ.ravel().tolist(), expected=rows)
 
 
+def logits32(rng, truth, scale):
+    """float32 logits that lean towards the truth: noise plus a push of `scale` for positives."""
+    return (rng.standard_normal(truth.shape) + scale * (2 * truth - 1)).astype(np.float32)
+
+
+def label_pearson(pred, truth, prob):
+    rows = []
+    for k in range(pred.shape[1]):
+        r, p = stats.pearsonr(pred[:, k].astype(np.float64), truth[:, k].astype(np.float64))
+        rows.append(dict(r=float(r), p=float(p),
+                         probabilityR=float(stats.pearsonr(prob[:, k], truth[:, k].astype(np.float64))[0])))
+    return rows
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z.astype(np.float64)))
+
+
+def softmax(z):
+    e = np.exp(z.astype(np.float64) - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def evaluation_cases():
+    """Per-label Pearson as the study computes it: on 0/1 predicted labels (logit > 0, argmax)."""
+    cases = []
+    rng = np.random.default_rng(7)
+    n, k = 300, len(EMOTIONS)
+    truth = (rng.random((n, k)) < np.linspace(0.05, 0.45, k)).astype(int)
+    truth[:, 10] = 0
+    truth[::7, 10] = 1
+    logits = logits32(rng, truth, 0.8)
+    logits[:, 9] = -np.abs(logits[:, 9]) - 0.1  # surprise never predicted: r undefined (nan)
+    pred = (logits > 0).astype(int)
+    cases.append(dict(name="multi-11", kind="multi", labelNames=EMOTIONS, logits=logits.ravel().tolist(),
+                      targets=truth.ravel().tolist(), labels=[],
+                      expected=label_pearson(pred, truth, sigmoid(logits))))
+    n = 200
+    labels = rng.integers(0, 2, size=n)
+    onehot = np.eye(2, dtype=int)[labels]
+    logits = logits32(rng, onehot, 0.5)
+    pred = np.eye(2, dtype=int)[np.argmax(logits, axis=1)]
+    cases.append(dict(name="single-2", kind="single", labelNames=["bad", "good"], logits=logits.ravel().tolist(),
+                      targets=[], labels=labels.tolist(), expected=label_pearson(pred, onehot, softmax(logits))))
+    labels = rng.integers(0, 3, size=n)
+    onehot = np.eye(4, dtype=int)[labels]  # class 3 never true: r undefined
+    logits = logits32(rng, onehot, 0.7)
+    pred = np.eye(4, dtype=int)[np.argmax(logits, axis=1)]
+    cases.append(dict(name="single-4-unseen", kind="single", labelNames=["a", "b", "c", "d"], logits=logits.ravel().tolist(),
+                      targets=[], labels=labels.tolist(), expected=label_pearson(pred, onehot, softmax(logits))))
+    return cases
+
+
+def table(pred, a_names, truth, b_names):
+    rows = []
+    for i, a in enumerate(a_names):
+        for j, b in enumerate(b_names):
+            r, p = stats.pearsonr(pred[:, i].astype(np.float64), truth[:, j].astype(np.float64))
+            rows.append(dict(a=a, b=b, r=float(r), p=float(p)))
+    rows.sort(key=lambda e: (math.isnan(e["r"]), -e["r"] if not math.isnan(e["r"]) else 0))
+    return rows
+
+
+def cross_task_cases():
+    """The study's two cross-task tables, on 0/1 predicted labels."""
+    rng = np.random.default_rng(8)
+    # "Emotion of IMDB": an emotion head's predictions on IMDB texts against IMDB's true good indicator.
+    n, k = 400, len(EMOTIONS)
+    good = rng.integers(0, 2, size=n)
+    lean = np.outer(2 * good - 1, np.linspace(-1, 1, k))  # some emotions follow good, some bad
+    logits = (rng.standard_normal((n, k)) + lean - 0.3).astype(np.float32)
+    logits[:, 5] = -1.0  # love never predicted: nan, listed last
+    emotion_of_imdb = dict(name="emotion-of-imdb", task=dict(name="emotion", kind="multi", labelNames=EMOTIONS),
+                           logits=logits.ravel().tolist(), other=dict(kind="single", labelNames=["bad", "good"],
+                                                                       labels=good.tolist(), targets=[]),
+                           against=["good"], expected=table((logits > 0).astype(int), EMOTIONS, good[:, None], ["good"]))
+    # "Sentiment of SemEval": a sentiment head's good prediction on tweets against each true emotion.
+    n = 300
+    truth = (rng.random((n, k)) < 0.3).astype(int)
+    score = truth @ np.linspace(-1, 1, k)
+    logits = np.stack([np.zeros(n), score + rng.standard_normal(n)], axis=1).astype(np.float32)
+    good_pred = np.argmax(logits, axis=1)[:, None]
+    sentiment_of_semeval = dict(name="sentiment-of-semeval", task=dict(name="sentiment", kind="single", labelNames=["bad", "good"]),
+                                logits=logits.ravel().tolist(), other=dict(kind="multi", labelNames=EMOTIONS, labels=[],
+                                                                          targets=truth.ravel().tolist()),
+                                predicted=["good"], expected=table(good_pred, ["good"], truth, EMOTIONS))
+    return [emotion_of_imdb, sentiment_of_semeval]
+
+
 def write(name, payload):
     payload = dict(generator=f"scripts/metrics-reference.py (scikit-learn {sklearn.__version__}, "
                              f"scipy {scipy.__version__}, numpy {np.__version__})", **payload)
@@ -181,6 +276,7 @@ def main():
     write("classification.json", dict(cases=classification_cases()))
     write("multilabel.json", dict(cases=multilabel_cases()))
     write("pearson.json", dict(cases=pearson_cases(), table=correlation_table_case()))
+    write("evaluation.json", dict(cases=evaluation_cases(), crossTask=cross_task_cases()))
     print("wrote fixtures to", os.path.normpath(OUT), file=sys.stderr)
 
 

@@ -1,11 +1,10 @@
 // `eval`, `predict` and `correlate`: running trained prompts over data. Texts are encoded
 // once per batch; every prompt given runs over that same cached past.
 import type { Dataset, DatasetSpec } from '../data/dataset.js';
-import { correlationTable } from '../metrics/correlation.js';
 import { reportToDict } from '../metrics/classification.js';
 import { PromptClassifier, type Task } from '../prompt/classifier.js';
 import { predictLogits, type Example } from '../prompt/train.js';
-import { evaluateTask, formatEvaluation, taskLogits, probabilities } from '../prompt/evaluate.js';
+import { evaluateTask, formatEvaluation, taskLogits, crossTaskTable, crossTaskColumns, formatR, formatP } from '../prompt/evaluate.js';
 import { toExamples } from '../prompt/fit.js';
 import { textExamples, predictionRows } from '../prompt/predict.js';
 import type { PromptCheckpoint } from '../prompt/checkpoint.js';
@@ -23,6 +22,8 @@ export interface RunFlags {
   labelColumn?: string;
   labelColumns?: string;
   task?: string;
+  predicted?: string;
+  against?: string;
   batchSize?: number | string;
   json?: boolean;
   format?: string;
@@ -138,7 +139,10 @@ export async function predictCommand(flags: RunFlags): Promise<void> {
   }
 }
 
-/** Runs one task's prompt over another task's data and correlates its predictions with that data's labels. */
+/**
+ * Runs one task's prompt over another task's data and correlates its 0/1 predicted labels with
+ * that data's labels (the study's cross-task tables).
+ */
 export async function correlateCommand(flags: RunFlags): Promise<void> {
   if (!flags.data) throw new UsageError('--data FILE is required');
   const session = await openSession(flags.model, flags.backend as never);
@@ -149,22 +153,20 @@ export async function correlateCommand(flags: RunFlags): Promise<void> {
     let dataset: Dataset;
     if (labelColumns) dataset = await loadDataset(flags.data, { textColumn: flags.textColumn ?? 'text', labelColumns });
     else dataset = await loadDataset(flags.data, { textColumn: flags.textColumn ?? 'text', labelColumn: flags.labelColumn ?? 'label' });
+    const choice = { predicted: parseList(flags.predicted), against: parseList(flags.against) };
+    crossTaskColumns(task, dataset.labelNames, choice); // a misspelt label fails before the long run
     const examples = toExamples(dataset, session.tokenizer, 0, maxLengthFor(session, [prompt!]));
     const [logits] = await runAll(session, [prompt!.classifier], examples, positiveInt(flags.batchSize ?? 16, '--batch-size'), flags.quiet || flags.json);
-    const width = task.labelNames.length;
-    const probs = probabilities(taskLogits(logits!, prompt!.classifier.classes, task), width, task.kind);
-    // The other data's labels as 0/1 columns (single-label: one indicator per class).
-    const B = dataset.labelNames.length;
-    const targets = dataset.kind === 'multi' ? dataset.targets : Float32Array.from({ length: examples.length * B }, (_, i) => Number(dataset.labels[Math.floor(i / B)] === i % B));
-    const table = correlationTable(probs, task.labelNames, targets, dataset.labelNames);
+    const table = crossTaskTable(task, taskLogits(logits!, prompt!.classifier.classes, task), dataset, choice);
     if (flags.json) {
-      process.stdout.write(JSON.stringify({ task: task.name, data: flags.data, correlations: table }) + '\n');
+      process.stdout.write(JSON.stringify({ task: task.name, data: flags.data, n: examples.length, correlations: table }) + '\n');
       return;
     }
-    process.stdout.write(`pearson r of ${task.name} predictions (${prompt!.path}) with the labels of ${flags.data}, n=${examples.length}\n`);
-    const wa = Math.max(...table.map((e) => e.a.length), 10);
+    process.stdout.write(`pearson r and p of ${task.name}'s 0/1 predicted labels (${prompt!.path}) with the labels of ${flags.data}, n=${examples.length}\n`);
+    const wa = Math.max(...table.map((e) => e.a.length), 9);
     const wb = Math.max(...table.map((e) => e.b.length), 5);
-    for (const e of table) process.stdout.write(`  ${e.a.padEnd(wa)}  ${e.b.padEnd(wb)}  r=${e.r.toFixed(4).padStart(7)}  p=${e.p.toExponential(2)}\n`);
+    process.stdout.write(`  ${'predicted'.padEnd(wa)}  ${'truth'.padEnd(wb)}  ${'r'.padStart(7)}  ${'p'.padStart(9)}\n`);
+    for (const e of table) process.stdout.write(`  ${e.a.padEnd(wa)}  ${e.b.padEnd(wb)}  ${formatR(e.r).padStart(7)}  ${formatP(e.p).padStart(9)}\n`);
   } finally {
     closeSession(session);
   }
