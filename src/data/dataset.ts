@@ -47,7 +47,11 @@ function textOf(v: unknown, where: string): string {
 // Class values are compared as strings, so the same class reads the same from CSV ("1") and from
 // Parquet or JSON (1).
 function classKey(v: unknown, where: string): string {
-  if (typeof v === 'string') return v;
+  if (typeof v === 'string') {
+    // An empty cell would otherwise become a class named "".
+    if (v.trim() === '') throw new DataError(`${where}: empty label${v === '' ? '' : ` (${describe(v)})`}`);
+    return v;
+  }
   if (isMissing(v)) throw new DataError(`${where}: missing label (${describe(v)})`);
   if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
   throw new DataError(`${where}: label must be a string or number, got ${describe(v)}`);

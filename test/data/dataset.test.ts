@@ -98,6 +98,11 @@ describe('single-label', () => {
   it('rejects a null label', () => {
     expect(() => toDataset(table([{ text: 'x', label: null }]), single, 't')).toThrow('t: row 1, column "label": missing label (null)');
   });
+
+  it('rejects an empty or blank label cell instead of making a class named ""', () => {
+    expect(() => toDataset(table([{ text: 'x', label: 'good' }, { text: 'y', label: '' }]), single, 't.csv')).toThrow(new DataError('t.csv: row 2, column "label": empty label'));
+    expect(() => toDataset(table([{ text: 'x', label: '  ' }]), single, 't.csv')).toThrow(new DataError('t.csv: row 1, column "label": empty label ("  ")'));
+  });
 });
 
 describe('multi-label', () => {
