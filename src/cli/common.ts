@@ -80,6 +80,18 @@ export function positiveNumber(value: unknown, flag: string): number {
   return n;
 }
 
+export function nonNegativeNumber(value: unknown, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`${flag} must be a number ≥ 0, got '${value}'`);
+  return n;
+}
+
+export function integer(value: unknown, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new UsageError(`${flag} must be an integer, got '${value}'`);
+  return n;
+}
+
 /** Errors users can act on print as one line; anything else keeps its stack for a bug report. */
 export function reportError(error: unknown): number {
   const e = error as Error;

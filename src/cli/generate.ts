@@ -4,12 +4,12 @@
 import { tidy, noGrad } from '../engine/tensor.js';
 import { gatherRows } from '../ops/gather.js';
 import { seededRandom } from '../util/random.js';
-import { openSession, closeSession, positiveInt } from './common.js';
+import { openSession, closeSession, positiveInt, nonNegativeNumber, integer } from './common.js';
 
 export async function generateCommand(text: string, flags: { model?: string; tokens?: number | string; temperature?: number | string; seed?: number | string; backend?: string }): Promise<void> {
   const count = positiveInt(flags.tokens ?? 20, '--tokens');
-  const temperature = Number(flags.temperature ?? 0);
-  const random = seededRandom(Number(flags.seed ?? 0));
+  const temperature = nonNegativeNumber(flags.temperature ?? 0, '--temperature');
+  const random = seededRandom(integer(flags.seed ?? 0, '--seed'));
   const session = await openSession(flags.model, flags.backend as never);
   try {
     const { model, tokenizer } = session;

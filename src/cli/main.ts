@@ -27,7 +27,7 @@ function rawValues(argv: string[], flag: string): string[] {
 }
 
 /** Flags whose values are names, paths or texts: taken verbatim from argv. */
-const STRING_FLAGS = ['model', 'data', 'val', 'tasks', 'name', 'textColumn', 'labelColumn', 'labelColumns', 'labels', 'out', 'task', 'format', 'backend', 'repo'];
+const STRING_FLAGS = ['model', 'data', 'val', 'tasks', 'name', 'textColumn', 'labelColumn', 'labelColumns', 'labels', 'predicted', 'against', 'out', 'task', 'format', 'backend', 'repo'];
 
 function verbatim<T extends object>(flags: T, argv: string[]): T {
   const out = { ...flags } as Record<string, unknown>;
@@ -77,7 +77,7 @@ function buildCli(argv: string[]) {
     .action((flags: TrainFlags) => trainCommand(verbatim(flags, argv)));
 
   cli
-    .command('eval', 'Classification report (scikit-learn numbers) and Pearson r of a trained prompt on labelled data')
+    .command('eval', 'Classification report (scikit-learn numbers) and Pearson r and p of each 0/1 predicted label (scipy numbers) on labelled data')
     .option(...modelOption)
     .option('--prompt <file>', 'Trained prompt file')
     .option('--data <file>', 'Labelled data')
@@ -107,7 +107,7 @@ function buildCli(argv: string[]) {
     .action((flags: RunFlags) => predictCommand({ ...verbatim(flags, argv), text: rawValues(argv, '--text') }));
 
   cli
-    .command('correlate', "Pearson r of one task's predictions with each label of another dataset, sorted")
+    .command('correlate', "Pearson r and p of one task's 0/1 predicted labels with each label of another dataset, sorted")
     .option(...modelOption)
     .option('--prompt <file>', 'Trained prompt file')
     .option('--task <name>', 'Which task of a composite prompt file')
@@ -115,6 +115,8 @@ function buildCli(argv: string[]) {
     .option('--text-column <name>', 'Text column', { default: 'text' })
     .option('--label-column <name>', 'Single-label column of the data', { default: 'label' })
     .option('--label-columns <a,b,...>', 'Multi-label 0/1 columns of the data')
+    .option('--predicted <a,b,...>', "The task's labels to correlate (default: all)")
+    .option('--against <a,b,...>', "The data's labels to correlate with (default: all)")
     .option('--batch-size <n>', 'Batch size', { default: 16 })
     .option('--json', 'Machine-readable output')
     .option(...backendOption)
@@ -163,9 +165,42 @@ function buildCli(argv: string[]) {
   return cli;
 }
 
+/** Every option that takes a value, as typed ("--lr"). */
+function valueOptions(cli: ReturnType<typeof cac>): Set<string> {
+  const options = [...cli.globalCommand.options, ...cli.commands.flatMap((c) => c.options)];
+  return new Set(options.filter((o) => /[<[]/.test(o.rawName)).map((o) => o.rawName.split(/[ ,]/)[0]!));
+}
+
+/**
+ * `--lr -1` gives --lr the value -1: the parser would otherwise read "-1" as an unknown short
+ * option. Joined as "--lr=-1", the value reaches the option's own check and its message.
+ */
+function joinNegativeValues(argv: string[], takesValue: Set<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (takesValue.has(arg) && next !== undefined && /^-(\d|\.\d|Infinity)/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+/** The parser's own errors (unknown option, missing value or argument) as one usage line. */
+function parserError(error: Error, command: string | undefined): UsageError {
+  // It names options in camelCase; the user typed kebab-case.
+  const message = error.message.replace(/`--([A-Za-z0-9]+)`/g, (_, name: string) => `\`--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}\``);
+  return new UsageError(`${message} (see gpt2-prompt ${command ? `${command} ` : ''}--help)`);
+}
+
 /** Runs the command line `argv` (as process.argv: node, script, args…); resolves to the exit code. */
-export async function run(argv: string[]): Promise<number> {
+export async function run(rawArgv: string[]): Promise<number> {
+  // The commands read the argv filled in here, once the options they define are known.
+  const argv: string[] = [];
   const cli = buildCli(argv);
+  argv.push(...joinNegativeValues(rawArgv, valueOptions(cli)));
   try {
     const parsed = cli.parse(argv, { run: false });
     if (!cli.matchedCommand) {
@@ -177,6 +212,7 @@ export async function run(argv: string[]): Promise<number> {
     await cli.runMatchedCommand();
     return 0;
   } catch (error) {
-    return reportError(error);
+    const e = error as Error;
+    return reportError(e?.name === 'CACError' ? parserError(e, cli.matchedCommandName) : error);
   }
 }

@@ -18,7 +18,7 @@ async function cli(...args: string[]): Promise<Result> {
   const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
   const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
   try {
-    const code = await run(['node', 'gpt2-prompt', ...args, ...(args.includes('--quiet') || args[0] === 'compose' || args[0] === 'weights' ? [] : ['--quiet'])]);
+    const code = await run(['node', 'gpt2-prompt', ...args, ...(args.includes('--quiet') || args[0] === 'compose' || args[0] === 'weights' || args[0] === 'generate' ? [] : ['--quiet'])]);
     return { code, stdout, stderr };
   } finally {
     out.mockRestore();
@@ -93,6 +93,9 @@ describe('gpt2-prompt train / eval / predict', () => {
     expect(report.report.accuracy).toBeGreaterThanOrEqual(0);
     expect(report.report['macro avg'].support).toBe(16);
     expect(report.pearson).toHaveLength(2);
+    expect(Object.keys(report.pearson[0])).toEqual(['label', 'r', 'p', 'probabilityR']);
+    const text = await cli('eval', '--prompt', p('s.gpt2p'), '--data', p('val.csv'));
+    expect(text.stdout).toMatch(/0\/1 predicted label.*\n +bad {2}r=.* p=.* r\(prob\)=/);
 
     const pr = await cli('predict', '--prompt', p('s.gpt2p'), '--text', 'A wonderful film.', '--text', '');
     expect(pr.code).toBe(0);
@@ -152,10 +155,19 @@ describe('gpt2-prompt train / eval / predict', () => {
   it('correlate prints the Pearson r of one task\'s predictions with another dataset\'s labels, sorted', async () => {
     const r = await cli('correlate', '--prompt', p('e.gpt2p'), '--data', p('val.csv'), '--json');
     expect(r.code).toBe(0);
-    const table = JSON.parse(r.stdout).correlations as { a: string; b: string; r: number }[];
+    const table = JSON.parse(r.stdout).correlations as { a: string; b: string; r: number | null }[];
     expect(table).toHaveLength(3 * 2);
+    // r is null in JSON where a column is constant (an emotion never predicted): those come last.
     const rs = table.map((e) => e.r);
-    expect([...rs].sort((a, b) => b - a)).toEqual(rs);
+    const defined = rs.filter((x): x is number => x !== null);
+    expect(rs).toEqual([...[...defined].sort((a, b) => b - a), ...rs.filter((x) => x === null)]);
+    // The study's "Emotion of IMDB": each emotion against the true good indicator only.
+    const good = JSON.parse((await cli('correlate', '--prompt', p('e.gpt2p'), '--data', p('val.csv'), '--against', 'good', '--json')).stdout);
+    expect(good.n).toBe(16);
+    expect(good.correlations.map((e: { b: string }) => e.b)).toEqual(['good', 'good', 'good']);
+    const sentiment = await cli('correlate', '--prompt', p('s.gpt2p'), '--predicted', 'good', '--data', p('emotion.tsv'), '--text-column', 'Tweet', '--label-columns', 'joy,anger,fear');
+    expect(sentiment.code).toBe(0);
+    expect(sentiment.stdout.trim().split('\n').slice(2).map((l) => l.trim().split(/ +/).slice(0, 2).join(' ')).sort()).toEqual(['good anger', 'good fear', 'good joy']);
   });
 });
 
@@ -192,6 +204,19 @@ describe('bad input: one clear message, non-zero exit, nothing damaged', () => {
     expect(readFileSync(p('cut.gpt2p')).equals(bytes.subarray(0, bytes.length - 100))).toBe(true);
   });
   it('bad option values', () => expectError(/--batch-size must be a positive integer, got '0'/, 'train', '--data', p('train.csv'), '--batch-size', '0', '--out', p('x.gpt2p')));
+  it('a negative option value reaches its own check', () => expectError(/--lr must be a positive number, got '-1'/, 'train', '--data', p('train.csv'), '--lr', '-1', '--out', p('x.gpt2p')));
+  it('parser errors: unknown option, missing value, missing argument', async () => {
+    await expectError(/Unknown option `--learning-rate` \(see gpt2-prompt train --help\)/, 'train', '--learning-rate', '0.1');
+    await expectError(/option `--epochs <n>` value is missing/, 'train', '--data', p('train.csv'), '--epochs');
+    await expectError(/missing required args for command `generate <text>`/, 'generate');
+    await expectError(/--temperature must be a number ≥ 0, got 'hot'/, 'generate', 'hi', '--temperature', 'hot');
+  });
+  it('an empty label cell in single-label data', () => {
+    writeFileSync(p('blank.csv'), 'text,label\nfine,good\nmeh,\n');
+    return expectError(/blank\.csv: row 2, column "label": empty label/, 'train', '--data', p('blank.csv'), '--out', p('x.gpt2p'));
+  });
+  it('correlate names a label the data does not have, before running', () =>
+    expectError(/the data has no label 'great' \(it has bad, good\)/, 'correlate', '--prompt', p('e.gpt2p'), '--data', p('val.csv'), '--against', 'great'));
   it('nothing is written when training fails before the first epoch', () => {
     expect(existsSync(p('x.gpt2p'))).toBe(false);
   });
