@@ -162,3 +162,38 @@ export function balancedClassWeights(labels: Uint32Array, nClasses: number): Flo
   }
   return Float32Array.from(counts, (count) => (count === 0 ? 1 : labels.length / (nClasses * count)));
 }
+
+/**
+ * `count` rows spread evenly over the dataset (rows ⌊i·n/count⌋), in order: a quick subset that
+ * keeps the mix of a file sorted by label, where the first rows would all share one class.
+ */
+export function spreadSubset(dataset: Dataset, count: number): Dataset {
+  const n = dataset.texts.length;
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`a subset needs a positive row count, got ${count}`);
+  if (count >= n) return dataset;
+  const rows = Array.from({ length: count }, (_, i) => Math.floor((i * n) / count));
+  const width = dataset.labelNames.length;
+  const targets = new Float32Array(dataset.kind === 'multi' ? count * width : 0);
+  if (dataset.kind === 'multi') rows.forEach((r, i) => targets.set(dataset.targets.subarray(r * width, (r + 1) * width), i * width));
+  return {
+    ...dataset,
+    texts: rows.map((r) => dataset.texts[r]!),
+    labels: dataset.kind === 'single' ? Uint32Array.from(rows, (r) => dataset.labels[r]!) : new Uint32Array(0),
+    targets,
+  };
+}
+
+/** A multi-label dataset restricted to some of its label columns (the study's joy-only task). */
+export function withLabelColumns(dataset: Dataset, names: readonly string[]): Dataset {
+  if (dataset.kind !== 'multi') throw new RangeError(`${dataset.source}: only multi-label data has label columns to choose`);
+  const width = dataset.labelNames.length;
+  const keep = names.map((name) => {
+    const k = dataset.labelNames.indexOf(name);
+    if (k < 0) throw new DataError(`${dataset.source}: no label column "${name}" (it has ${dataset.labelNames.join(', ')})`);
+    return k;
+  });
+  const rows = dataset.texts.length;
+  const targets = new Float32Array(rows * keep.length);
+  for (let i = 0; i < rows; i++) keep.forEach((k, j) => (targets[i * keep.length + j] = dataset.targets[i * width + k]!));
+  return { ...dataset, labelNames: [...names], targets };
+}

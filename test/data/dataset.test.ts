@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { balancedClassWeights, DataError, parseLabelList, posWeights, toDataset, type DatasetSpec } from '../../src/data/dataset.js';
+import { balancedClassWeights, DataError, parseLabelList, posWeights, spreadSubset, toDataset, withLabelColumns, type DatasetSpec } from '../../src/data/dataset.js';
 import { loadDataset } from '../../src/node/dataset-file.js';
 import { makeDemoDataset, makeDemoSplits } from '../../src/data/demo.js';
 import type { Table } from '../../src/data/table.js';
@@ -188,5 +188,24 @@ describe('demo dataset', () => {
       expect(t, t).toMatch(cues[c]);
       expect(t, t).not.toMatch(cues[1 - c]);
     });
+  });
+});
+
+describe('subsets', () => {
+  const rows = Array.from({ length: 10 }, (_, i) => ({ text: `t${i}`, label: i < 5 ? 'good' : 'bad', a: i % 2, b: i % 3 === 0 ? 1 : 0 }));
+  it('spreadSubset takes rows spread over the file, so a file sorted by label keeps both classes', () => {
+    const d = spreadSubset(toDataset(table(rows), single, 't'), 4);
+    expect(d.texts).toEqual(['t0', 't2', 't5', 't7']);
+    expect(Array.from(d.labels).map((c) => d.labelNames[c])).toEqual(['good', 'good', 'bad', 'bad']);
+    const m = spreadSubset(toDataset(table(rows), { textColumn: 'text', labelColumns: ['a', 'b'] }, 't'), 3);
+    expect(m.texts).toEqual(['t0', 't3', 't6']);
+    expect(Array.from(m.targets)).toEqual([0, 1, 1, 1, 0, 1]);
+    expect(spreadSubset(m, 50)).toBe(m);
+  });
+  it('withLabelColumns keeps the chosen columns in the given order', () => {
+    const m = withLabelColumns(toDataset(table(rows), { textColumn: 'text', labelColumns: ['a', 'b'] }, 't'), ['b']);
+    expect(m.labelNames).toEqual(['b']);
+    expect(Array.from(m.targets)).toEqual([1, 0, 0, 1, 0, 0, 1, 0, 0, 1]);
+    expect(() => withLabelColumns(m, ['joy'])).toThrow(/no label column "joy"/);
   });
 });
