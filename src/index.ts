@@ -20,13 +20,15 @@ export { PromptClassifier, type Task, type ClassifierParams } from './prompt/cla
 export { train, predictLogits, type Example, type TaskLoss, type TrainOptions } from './prompt/train.js';
 export { fit, freshParams, layoutTasks, toExamples, type Tokenizer, type FitTask, type FitOptions, type FitResult } from './prompt/fit.js';
 export { classify, predictionRows, textExamples, type Predictions } from './prompt/predict.js';
-export { evaluateTask, formatEvaluation, type TaskEvaluation } from './prompt/evaluate.js';
+export { evaluateTask, formatEvaluation, predictedLabels, crossTaskTable, type TaskEvaluation, type LabelCorrelation, type CrossTaskChoice } from './prompt/evaluate.js';
+export { runStudy, studyData, STUDY_DATA, STUDY_EPOCHS, PUBLISHED, EMOTIONS, type StudyData, type StudyOptions, type StudyResult, type StudyStage, type StudyProgress, type PromptStore } from './prompt/study.js';
+export { studyMarkdown, type ReportContext } from './prompt/study-report.js';
 export { defaultTask, DEFAULT_MODEL_DIR, DEFAULT_TRAINING, type DefaultTask, type ReadShipped } from './prompt/defaults.js';
 export { compareWithFixture, goldenReport, GOLDEN_TOLERANCE, type GoldenResult, type GoldenReport, type ReadFixture } from './prompt/golden.js';
 export { openWebGpu, type WebGpuOptions } from './gpu/open.js';
 export { encodeCheckpoint, decodeCheckpoint, checkSameModel, type PromptCheckpoint, type ModelIdentity } from './prompt/checkpoint.js';
 export { parseTable, type Table } from './data/table.js';
-export { toDataset, type Dataset, type DatasetSpec } from './data/dataset.js';
+export { toDataset, spreadSubset, withLabelColumns, type Dataset, type DatasetSpec } from './data/dataset.js';
 export { makeDemoDataset } from './data/demo.js';
 export { classificationReport, multilabelReport, formatReport } from './metrics/classification.js';
 export { pearson, correlationTable } from './metrics/correlation.js';

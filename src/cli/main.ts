@@ -7,6 +7,7 @@ import { trainCommand } from './train.js';
 import { evalCommand, predictCommand, correlateCommand } from './evaluate.js';
 import { weightsDownload, weightsInfo, formatWeightsInfo } from './weights.js';
 import { generateCommand } from './generate.js';
+import { reproduceCommand, type ReproduceFlags } from './reproduce.js';
 import { composeHeads } from '../prompt/compose.js';
 import { encodeCheckpoint, decodeCheckpoint } from '../prompt/checkpoint.js';
 import { DEFAULT_TRAINING } from '../prompt/defaults.js';
@@ -27,7 +28,7 @@ function rawValues(argv: string[], flag: string): string[] {
 }
 
 /** Flags whose values are names, paths or texts: taken verbatim from argv. */
-const STRING_FLAGS = ['model', 'data', 'val', 'tasks', 'name', 'textColumn', 'labelColumn', 'labelColumns', 'labels', 'predicted', 'against', 'out', 'task', 'format', 'backend', 'repo'];
+const STRING_FLAGS = ['model', 'data', 'val', 'tasks', 'name', 'textColumn', 'labelColumn', 'labelColumns', 'labels', 'predicted', 'against', 'imdb', 'semeval', 'work', 'out', 'task', 'format', 'backend', 'repo'];
 
 function verbatim<T extends object>(flags: T, argv: string[]): T {
   const out = { ...flags } as Record<string, unknown>;
@@ -122,6 +123,22 @@ function buildCli(argv: string[]) {
     .option(...backendOption)
     .option('--quiet', 'No progress bar')
     .action((flags: RunFlags) => correlateCommand(verbatim(flags, argv)));
+
+  cli
+    .command('reproduce', 'The published study in one run: IMDB and SemEval after 3 and 10 epochs, the composite head, both cross-task tables, joy only; a Markdown report')
+    .option(...modelOption)
+    .option('--imdb <dir>', 'IMDB: a directory with train.gz.parquet and test.gz.parquet')
+    .option('--semeval <dir>', 'SemEval-2018 E-c: a directory with train.tsv and dev.tsv')
+    .option('--out <file>', 'The Markdown report', { default: 'study.md' })
+    .option('--work <dir>', "Each experiment's prompt file, kept so a rerun resumes (default: the report's name + .runs)")
+    .option('--limit <n>', 'A quick run: n rows spread over each split')
+    .option('--seed <n>', 'Seed for initialisation and shuffling', { default: 0 })
+    .option('--cache-mb <n>', "GPU memory for keeping texts' pasts across epochs", { default: 1024 })
+    .option('--host-cache-mb <n>', 'Host memory for pasts beyond --cache-mb', { default: 4096 })
+    .option('--force', 'Overwrite an existing report')
+    .option(...backendOption)
+    .option('--quiet', 'No progress bars')
+    .action((flags: ReproduceFlags) => reproduceCommand(verbatim(flags, argv)));
 
   cli
     .command('compose <...prompts>', 'Concatenate heads of prompts trained on the same model into one composite prompt file')

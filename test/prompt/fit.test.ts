@@ -61,6 +61,19 @@ describe('fit', () => {
     resumed.classifier.dispose();
   });
 
+  it('a longer run continuing a shorter run\'s last checkpoint is the longer run (the study\'s 10 epochs after 3)', async () => {
+    const short = await fit(model, chars, tasks, options(1));
+    short.classifier.dispose();
+    const continued = await fit(model, chars, tasks, { ...options(2), resume: short.checkpoint! });
+    const fresh = await fit(model, chars, tasks, options(2));
+    const [a, b] = [await continued.classifier.params(), await fresh.classifier.params()];
+    expect(Array.from(a.prompt)).toEqual(Array.from(b.prompt));
+    expect(Array.from(a.headWeight)).toEqual(Array.from(b.headWeight));
+    expect(continued.checkpoint!.progress!.history).toEqual(fresh.checkpoint!.progress!.history);
+    continued.classifier.dispose();
+    fresh.classifier.dispose();
+  });
+
   it('a fresh prompt is the embeddings of random tokens, set by the seed', async () => {
     const first = await fit(model, chars, tasks, { ...options(0) });
     const again = await fit(model, chars, tasks, { ...options(0) });
