@@ -105,6 +105,8 @@ export class Gpu {
   private readonly uploadRing: GPUBuffer;
   private readonly uploadMirror: Uint8Array;
   private uploadUsed = 0;
+  /** The batch that last bound or copied each buffer: an upload into a buffer this batch has not touched can go straight to the queue. */
+  private readonly lastUse = new WeakMap<GPUBuffer, number>();
   /** Ids of bound buffers, for bind group keys. */
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
@@ -255,6 +257,7 @@ export class Gpu {
     }
     if (x === 0 || y === 0 || z === 0) return;
     const entry = this.pipelineEntry(d.kernel, d.entry, d.constants, d.flags);
+    for (const b of d.bindings) this.lastUse.set(b.buffer, this.batch);
     const group = (this.fastLaunch && this.cachedGroup(entry, d)) || this.newGroup(entry, d);
     const pass = this.computePass();
     if (this.passPipeline !== entry.pipeline) pass.setPipeline((this.passPipeline = entry.pipeline));
@@ -372,17 +375,24 @@ export class Gpu {
   copy(src: Binding, dst: Binding): void {
     this.throwIfFailed();
     this.endPass();
+    this.lastUse.set(src.buffer, this.batch);
+    this.lastUse.set(dst.buffer, this.batch);
     this.commandEncoder().copyBufferToBuffer(src.buffer, src.offset ?? 0, dst.buffer, dst.offset ?? 0, src.size);
   }
 
   /**
-   * Writes host data into a buffer, in order with the encoded kernels (through a staging
-   * copy: queue.writeBuffer would overtake unsubmitted work on a reused pooled buffer).
+   * Writes host data into a buffer, in order with the encoded kernels. queue.writeBuffer
+   * overtakes unsubmitted work, so it serves only buffers the unsubmitted batch has not used;
+   * other uploads are copies in the command stream, from the upload ring or a staging buffer.
    */
   write(dst: Binding, data: ArrayBufferView): void {
     this.throwIfFailed();
     const size = Math.ceil(data.byteLength / 4) * 4;
     if (size === 0) return;
+    if (this.fastLaunch && size <= RING_UPLOAD_MAX && size === data.byteLength && this.lastUse.get(dst.buffer) !== this.batch) {
+      this.device.queue.writeBuffer(dst.buffer, dst.offset ?? 0, data.buffer, data.byteOffset, size);
+      return;
+    }
     if (this.fastLaunch && size <= RING_UPLOAD_MAX) {
       // The ring's contents reach the GPU at the submit, before the copies that read them.
       if (this.uploadUsed + size > UPLOAD_RING_BYTES) this.flush();
