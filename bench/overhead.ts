@@ -50,6 +50,12 @@ export interface StepCost {
   bindGroupsMade: number | null;
   /** Median and fastest host ms of one step until all of its work is encoded, and median ms until its loss is back. */
   hostMs: number;
+  /**
+   * Median process CPU ms of the same part: a step's encoding outlasts the slices a shared
+   * machine gives a thread, so its wall time mostly counts waiting for a core, while the GPU is
+   * idle until the step submits, so the process's CPU time is the host thread's.
+   */
+  hostCpuMs: number;
   hostMinMs: number;
   totalMs: number;
 }
@@ -201,7 +207,12 @@ export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: num
   const examples: Example[] = Array.from({ length: opts.batch }, (_, b) => ({ tokens: new Uint32Array(width), task: 0, label: b % 2, targets: null }));
   const indices = examples.map((_, i) => i);
   const host: number[] = [];
+  const hostCpu: number[] = [];
   const total: number[] = [];
+  const cpuMs = () => {
+    const { user, system } = process.cpuUsage();
+    return (user + system) / 1000;
+  };
   let dispatches = 0;
   let made: number | null = null;
   const groupsMade = () => (gpu as { bindGroupsMade?: number }).bindGroupsMade ?? null;
@@ -210,6 +221,7 @@ export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: num
     const before = gpu.dispatches;
     const madeBefore = groupsMade();
     const start = performance.now();
+    const cpuStart = cpuMs();
     const loss = tidy(() => {
       const l = batchLoss(classifier.logits(model, past), examples, indices, classifier.tasks, [{}]);
       l.backward();
@@ -218,19 +230,21 @@ export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: num
     optimizer.step();
     optimizer.zeroGrad();
     const encoded = performance.now();
+    const cpu = cpuMs() - cpuStart;
     const value = (await loss.readF32())[0]!;
     const done = performance.now();
     loss.dispose();
     if (!Number.isFinite(value)) throw new Error(`${name}: loss is ${value}`);
     dispatches = gpu.dispatches - before;
     made = madeBefore === null ? null : groupsMade()! - madeBefore;
-    if (process.env.OVERHEAD_TRACE) console.log(`step ${s}: ${dispatches} dispatches, ${made} bind groups made, host ${(encoded - start).toFixed(1)} ms`);
+    if (process.env.OVERHEAD_TRACE) console.log(`step ${s}: ${dispatches} dispatches, ${made} bind groups made, host ${(encoded - start).toFixed(1)} ms, ${cpu.toFixed(1)} ms CPU`);
     if (s < 2) continue;
     host.push(encoded - start);
+    hostCpu.push(cpu);
     total.push(done - start);
   }
   optimizer.dispose();
   classifier.dispose();
   disposePast(past);
-  return { name, dispatches, bindGroupsMade: made, hostMs: median(host), hostMinMs: Math.min(...host), totalMs: median(total) };
+  return { name, dispatches, bindGroupsMade: made, hostMs: median(host), hostCpuMs: median(hostCpu), hostMinMs: Math.min(...host), totalMs: median(total) };
 }
