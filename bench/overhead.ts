@@ -13,18 +13,16 @@
 // the software GPU's among them, in scheduler-tick chunks larger than a sample.) tfjs submits
 // every few ops by itself; that is part of its host cost.
 import type { Gpu } from '../src/gpu/context.js';
-import { Tensor, tensor, tidy } from '../src/engine/tensor.js';
-import { Adam } from '../src/engine/adam.js';
+import { Tensor, tensor } from '../src/engine/tensor.js';
 import { add } from '../src/ops/elementwise.js';
 import { matmul } from '../src/ops/matmul.js';
 import { layerNorm } from '../src/ops/layernorm.js';
 import { gatherRows } from '../src/ops/gather.js';
 import { attention } from '../src/ops/attention.js';
 import { GPT2_EOS_ID } from '../src/gpt2/tokenizer.js';
-import { PromptClassifier, initialParams, type Task } from '../src/prompt/classifier.js';
-import { encode, disposePast, batchLoss, type Example } from '../src/prompt/train.js';
+import { encode, disposePast } from '../src/prompt/train.js';
 import { seededRandom } from '../src/util/random.js';
-import type { BenchModel } from './pipeline.js';
+import { promptTrainer, type BenchModel } from './pipeline.js';
 
 export interface OverheadOptions {
   /** Ops per sample for cheap kernels (below 512, the engine's dispatches per command buffer); ops with long kernels get a quarter. */
@@ -188,8 +186,6 @@ export async function engineOps(gpu: Gpu, opts: { reps: number; samples: number 
   return results;
 }
 
-const TASKS: Task[] = [{ name: 'bench', kind: 'single', labelNames: ['negative', 'positive'], start: 0 }];
-
 /**
  * One prompt + head training step (forward over a cached past, backward, Adam), as train()
  * takes it: its dispatches, the host time until all of its work is encoded (the command
@@ -202,10 +198,7 @@ export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: num
   const width = opts.past;
   const tokens = new Uint32Array(opts.batch * width).map(() => Math.floor(random() * GPT2_EOS_ID));
   const past = encode(model, { ids: tokens, lengths: new Uint32Array(opts.batch).fill(width), width });
-  const classifier = new PromptClassifier(model, initialParams(bench.promptInit, model.config.nEmbd, 2, seededRandom(9)), TASKS);
-  const optimizer = new Adam(classifier.parameters(), { lr: 1e-3 });
-  const examples: Example[] = Array.from({ length: opts.batch }, (_, b) => ({ tokens: new Uint32Array(width), task: 0, label: b % 2, targets: null }));
-  const indices = examples.map((_, i) => i);
+  const trainer = promptTrainer(bench, past);
   const host: number[] = [];
   const hostCpu: number[] = [];
   const total: number[] = [];
@@ -222,13 +215,7 @@ export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: num
     const madeBefore = groupsMade();
     const start = performance.now();
     const cpuStart = cpuMs();
-    const loss = tidy(() => {
-      const l = batchLoss(classifier.logits(model, past), examples, indices, classifier.tasks, [{}]);
-      l.backward();
-      return l;
-    });
-    optimizer.step();
-    optimizer.zeroGrad();
+    const loss = trainer.encodeStep();
     const encoded = performance.now();
     const cpu = cpuMs() - cpuStart;
     const value = (await loss.readF32())[0]!;
@@ -243,8 +230,7 @@ export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: num
     hostCpu.push(cpu);
     total.push(done - start);
   }
-  optimizer.dispose();
-  classifier.dispose();
+  trainer.dispose();
   disposePast(past);
   return { name, dispatches, bindGroupsMade: made, hostMs: median(host), hostCpuMs: median(hostCpu), hostMinMs: Math.min(...host), totalMs: median(total) };
 }

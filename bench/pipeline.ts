@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { Gpu } from '../src/gpu/context.js';
-import { tidy } from '../src/engine/tensor.js';
+import { tidy, type Tensor } from '../src/engine/tensor.js';
 import { Adam } from '../src/engine/adam.js';
 import { GPT2, type ModelPast, type TokenBatch } from '../src/gpt2/model.js';
 import type { GPT2Config } from '../src/gpt2/config.js';
@@ -153,30 +153,46 @@ async function encodeCase(gpu: Gpu, model: GPT2, name: string, batch: TokenBatch
   };
 }
 
-/** One optimizer step of the prompt and head over a cached past, as train() takes it (the loss read back included). */
-async function stepCase(bench: BenchModel, name: string, past: ModelPast, opts: PipelineOptions): Promise<StepResult> {
+/** A prompt and head over a cached past, and the synchronous part of one training step as train() takes it. */
+export function promptTrainer(bench: BenchModel, past: ModelPast): { encodeStep: () => Tensor; dispose: () => void } {
   const { model } = bench;
   const B = past.lengths.length;
   const classifier = new PromptClassifier(model, initialParams(bench.promptInit, model.config.nEmbd, 2, seededRandom(9)), TASKS);
   const optimizer = new Adam(classifier.parameters(), { lr: 1e-3 });
   const examples: Example[] = Array.from({ length: B }, (_, b) => ({ tokens: new Uint32Array(past.lengths[b]!), task: 0, label: b % 2, targets: null }));
   const indices = examples.map((_, i) => i);
+  return {
+    /** Encodes forward, backward and the Adam step; returns the loss, not yet read. */
+    encodeStep: () => {
+      const loss = tidy(() => {
+        const l = batchLoss(classifier.logits(model, past), examples, indices, classifier.tasks, [{}]);
+        l.backward();
+        return l;
+      });
+      optimizer.step();
+      optimizer.zeroGrad();
+      return loss;
+    },
+    dispose: () => {
+      optimizer.dispose();
+      classifier.dispose();
+    },
+  };
+}
+
+/** One optimizer step of the prompt and head over a cached past, as train() takes it (the loss read back included). */
+async function stepCase(bench: BenchModel, name: string, past: ModelPast, opts: PipelineOptions): Promise<StepResult> {
+  const B = past.lengths.length;
+  const trainer = promptTrainer(bench, past);
   const step = async () => {
-    const loss = tidy(() => {
-      const l = batchLoss(classifier.logits(model, past), examples, indices, classifier.tasks, [{}]);
-      l.backward();
-      return l;
-    });
-    optimizer.step();
-    optimizer.zeroGrad();
+    const loss = trainer.encodeStep();
     const value = (await loss.readF32())[0]!;
     loss.dispose();
     if (!Number.isFinite(value)) throw new Error(`${name}: loss is ${value}`);
   };
   await step();
   const t = await timeStep(step, opts.samples, opts.budgetMs);
-  optimizer.dispose();
-  classifier.dispose();
+  trainer.dispose();
   return { name, batch: B, ms: t.ms, examplesPerSec: B / (t.ms / 1000), samples: t.samples };
 }
 
