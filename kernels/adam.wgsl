@@ -1,13 +1,17 @@
-// One Adam step for one parameter tensor, in place. The bias corrections depend only on the
-// step count, so the host folds them into step_size = lr / (1 − β1^t) and
-// inv_sqrt_bc2 = 1 / √(1 − β2^t), the same arrangement as torch.optim.Adam. 1 − β is also
-// computed on the host: in f32, 1 − 0.999 would be off by 1e-5 relative.
+// One AdamW step for one parameter tensor, in place, and the partial sums of squares of a
+// gradient that global-norm clipping needs. The bias corrections depend only on the step
+// count, so the host folds them into step_size = lr / (1 − β1^t) and
+// inv_sqrt_bc2 = 1 / √(1 − β2^t), the same arrangement as torch.optim.AdamW. 1 − β is also
+// computed on the host: in f32, 1 − 0.999 would be off by 1e-5 relative. So is decay =
+// 1 − lr·weight_decay (1 for plain Adam: p·1 is exact) and grad_scale, the clipping factor
+// (1 without clipping: g·1 is exact).
 
 override WG: u32 = 256u;
 
 struct AdamParams {
   n: u32, beta1: f32, beta2: f32, eps: f32,
   one_minus_beta1: f32, one_minus_beta2: f32, step_size: f32, inv_sqrt_bc2: f32,
+  decay: f32, grad_scale: f32, _p0: u32, _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> ap: AdamParams;
@@ -16,15 +20,52 @@ struct AdamParams {
 @group(0) @binding(3) var<storage, read_write> adam_m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> adam_v: array<f32>;
 
+// torch.optim.AdamW's order: decay the parameter, then the Adam update with the (clipped) gradient.
 @compute @workgroup_size(WG)
 fn adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * WG + lid;
   if (i >= ap.n) { return; }
-  let g = adam_grad[i];
+  let g = adam_grad[i] * ap.grad_scale;
   let m = ap.beta1 * adam_m[i] + ap.one_minus_beta1 * g;
   let v = ap.beta2 * adam_v[i] + ap.one_minus_beta2 * g * g;
   adam_m[i] = m;
   adam_v[i] = v;
-  adam_param[i] -= ap.step_size * m / (sqrt(v) * ap.inv_sqrt_bc2 + ap.eps);
+  adam_param[i] = adam_param[i] * ap.decay - ap.step_size * m / (sqrt(v) * ap.inv_sqrt_bc2 + ap.eps);
+}
+
+// Workgroup w sums g² over elements [w·SUMSQ_SPAN, (w+1)·SUMSQ_SPAN) into partial[offset + w],
+// always in the same order; the host adds the partials in float64.
+const SUMSQ_PER_THREAD: u32 = 64u;
+
+struct SumSqParams { n: u32, offset: u32, _p0: u32, _p1: u32 }
+
+@group(0) @binding(0) var<uniform> sp: SumSqParams;
+@group(0) @binding(1) var<storage, read> sumsq_grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sumsq_partial: array<f32>;
+
+var<workgroup> sumsq_red: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn grad_sumsq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let group = wid.x + wid.y * nwg.x;
+  let start = group * WG * SUMSQ_PER_THREAD;
+  // A grid folded into 2-D has spare workgroups past the last span: they must write nothing.
+  if (start >= sp.n) { return; }
+  var acc = 0.0;
+  for (var k = 0u; k < SUMSQ_PER_THREAD; k++) {
+    let i = start + k * WG + lid;
+    if (i < sp.n) {
+      let g = sumsq_grad[i];
+      acc += g * g;
+    }
+  }
+  sumsq_red[lid] = acc;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { sumsq_red[lid] += sumsq_red[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { sumsq_partial[sp.offset + group] = sumsq_red[0]; }
 }

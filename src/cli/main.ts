@@ -8,6 +8,7 @@ import { evalCommand, predictCommand, correlateCommand } from './evaluate.js';
 import { weightsDownload, weightsInfo, formatWeightsInfo } from './weights.js';
 import { generateCommand } from './generate.js';
 import { reproduceCommand, type ReproduceFlags } from './reproduce.js';
+import { pretrainCommand, type PretrainFlags } from './pretrain.js';
 import { composeHeads } from '../prompt/compose.js';
 import { encodeCheckpoint, decodeCheckpoint } from '../prompt/checkpoint.js';
 import { DEFAULT_TRAINING } from '../prompt/defaults.js';
@@ -76,6 +77,34 @@ function buildCli(argv: string[]) {
     .option(...backendOption)
     .option('--quiet', 'No progress bars')
     .action((flags: TrainFlags) => trainCommand(verbatim(flags, argv)));
+
+  cli
+    .command('pretrain', 'Train a GPT-2 language model from random weights on texts (every weight, tied head); --model reads the result')
+    .option('--data <file>', 'Texts to learn from: .parquet (incl. .gz.parquet), .csv, .tsv or .jsonl')
+    .option('--text-column <name>', 'Text column (default: text)')
+    .option('--out <dir>', 'Checkpoint directory (default: pretrained)')
+    .option('--layers <n>', 'Transformer blocks (default 4)')
+    .option('--embd <n>', 'Width n_embd (default 128)')
+    .option('--heads <n>', 'Attention heads (default 4)')
+    .option('--positions <n>', 'n_positions (default: --seq-len)')
+    .option('--seq-len <n>', 'Tokens per training sequence (default 128)')
+    .option('--batch-size <n>', 'Sequences per micro-batch (default 8)')
+    .option('--accumulation <n>', 'Micro-batches per update: gradient accumulation (default 1)')
+    .option('--steps <n>', 'Updates in the run (the cosine schedule ends there)')
+    .option('--lr <x>', 'Peak learning rate (default 1e-3)')
+    .option('--min-lr <x>', 'Learning rate at the end of the cosine (default 1e-4)')
+    .option('--warmup <n>', 'Updates of linear warm-up (default 50)')
+    .option('--weight-decay <x>', 'AdamW weight decay of matrices and embeddings (default 0.1)')
+    .option('--clip <x>', 'Clip the global gradient norm to this; 0: no clipping (default 1)')
+    .option('--seed <n>', 'Seed of the initial weights and the data order (default 0)')
+    .option('--save-every <minutes>', 'Checkpoint interval (default 5)')
+    .option('--max-minutes <m>', 'Stop (and save) after this long; continue later with --resume')
+    .option('--log-every <n>', 'Progress line every n updates (default 10)')
+    .option('--resume', 'Continue the run in --out from its last checkpoint, exactly as if it had not stopped')
+    .option('--force', 'Start over, replacing a run in --out')
+    .option(...backendOption)
+    .option('--quiet', 'No progress output')
+    .action((flags: PretrainFlags) => pretrainCommand(verbatim(flags, argv)));
 
   cli
     .command('eval', 'Classification report (scikit-learn numbers) and Pearson r and p of each 0/1 predicted label (scipy numbers) on labelled data')

@@ -1,15 +1,22 @@
-// torch.optim.Adam on GPU tensors: moments live on the GPU and parameters update in place,
-// so a training step needs no readback.
+// torch.optim.Adam / AdamW on GPU tensors: moments live on the GPU and parameters update in
+// place, so a training step needs no readback. globalGradNorm serves gradient clipping.
 import { packParams, f32, grid } from '../gpu/params.js';
 import { Tensor, tensor, keep, shapeString } from './tensor.js';
 
 const WG = 256;
+// Elements one grad_sumsq workgroup sums (WG threads × SUMSQ_PER_THREAD in adam.wgsl).
+const SUMSQ_SPAN = WG * 64;
 
 export interface AdamOptions {
   lr?: number;
   beta1?: number;
   beta2?: number;
   eps?: number;
+  /**
+   * Decoupled weight decay as torch.optim.AdamW (p ← p·(1 − lr·wd) before the Adam update):
+   * one value for every parameter, or one per parameter (0 exempts one). Default 0: Adam.
+   */
+  weightDecay?: number | readonly number[];
 }
 
 export interface AdamState {
@@ -19,16 +26,18 @@ export interface AdamState {
 }
 
 /**
- * torch.optim.Adam without weight decay: m ← β1·m + (1−β1)g; v ← β2·v + (1−β2)g²;
- * p ← p − lr·m̂/(√v̂ + eps), with m̂ = m/(1−β1^t), v̂ = v/(1−β2^t). Parameters without a
- * gradient at step() are left alone, as torch does.
+ * torch.optim.AdamW (torch.optim.Adam when weightDecay is 0): p ← p·(1 − lr·wd);
+ * m ← β1·m + (1−β1)g; v ← β2·v + (1−β2)g²; p ← p − lr·m̂/(√v̂ + eps), with m̂ = m/(1−β1^t),
+ * v̂ = v/(1−β2^t). Parameters without a gradient at step() are left alone, as torch does.
+ * `lr` may change between steps (a schedule).
  */
 export class Adam {
   readonly params: readonly Tensor[];
-  readonly lr: number;
+  lr: number;
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;
+  readonly weightDecay: readonly number[];
   private t = 0;
   private readonly m: Tensor[];
   private readonly v: Tensor[];
@@ -39,6 +48,11 @@ export class Adam {
     this.beta1 = opts.beta1 ?? 0.9;
     this.beta2 = opts.beta2 ?? 0.999;
     this.eps = opts.eps ?? 1e-8;
+    const wd = opts.weightDecay ?? 0;
+    if (typeof wd !== 'number' && wd.length !== this.params.length) {
+      throw new RangeError(`Adam: ${wd.length} weight decays for ${this.params.length} parameters`);
+    }
+    this.weightDecay = this.params.map((_, k) => (typeof wd === 'number' ? wd : wd[k]!));
     for (const p of this.params) if (p.dtype !== 'f32') throw new TypeError(`Adam: parameter ${p.label ?? shapeString(p.shape)} is ${p.dtype}, not f32`);
     // The moments outlive any tidy() scope the optimizer happens to be built in.
     const zeros = (p: Tensor, which: string) => keep(tensor(p.gpu, new Float32Array(p.size), p.shape, { label: `adam ${which} of ${p.label ?? 'param'}` }));
@@ -51,11 +65,16 @@ export class Adam {
     return this.t;
   }
 
-  step(): void {
+  /**
+   * One update. gradScale multiplies every gradient first (the factor of clipping by global
+   * norm, as torch.nn.utils.clip_grad_norm_ applies it).
+   */
+  step(opts: { gradScale?: number } = {}): void {
     this.t++;
     // Bias corrections in float64 on the host; the kernel sees their f32 roundings only.
     const stepSize = this.lr / (1 - this.beta1 ** this.t);
     const invSqrtBc2 = 1 / Math.sqrt(1 - this.beta2 ** this.t);
+    const gradScale = opts.gradScale ?? 1;
     this.params.forEach((p, k) => {
       const g = p.grad;
       if (!g) return;
@@ -63,7 +82,10 @@ export class Adam {
       p.gpu.dispatch({
         kernel: 'adam',
         entry: 'adam_step',
-        params: packParams(p.size, f32(this.beta1), f32(this.beta2), f32(this.eps), f32(1 - this.beta1), f32(1 - this.beta2), f32(stepSize), f32(invSqrtBc2)),
+        params: packParams(
+          p.size, f32(this.beta1), f32(this.beta2), f32(this.eps), f32(1 - this.beta1), f32(1 - this.beta2), f32(stepSize), f32(invSqrtBc2),
+          f32(1 - this.lr * this.weightDecay[k]!), f32(gradScale), 0, 0,
+        ),
         bindings: [p.binding(), g.binding(), this.m[k]!.binding(), this.v[k]!.binding()],
         workgroups: grid(p.size, WG),
       });
@@ -107,4 +129,38 @@ export class Adam {
   dispose(): void {
     for (const t of [...this.m, ...this.v]) t.dispose();
   }
+}
+
+/**
+ * The L2 norm of all the gradients of `params` together (those without one count as zero), as
+ * torch.nn.utils.clip_grad_norm_ measures it: per-workgroup sums of squares on the GPU, added
+ * in float64 on the host in a fixed order. One readback.
+ */
+export async function globalGradNorm(params: readonly Tensor[]): Promise<number> {
+  const grads = params.flatMap((p) => (p.grad ? [p.grad] : []));
+  if (grads.length === 0) return 0;
+  const counts = grads.map((g) => Math.ceil(g.size / SUMSQ_SPAN));
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (total === 0) return 0;
+  const gpu = grads[0]!.gpu;
+  const partials = Tensor.empty(gpu, [total], 'f32', 'grad sum-of-squares partials');
+  let offset = 0;
+  grads.forEach((g, k) => {
+    if (g.dtype !== 'f32') throw new TypeError(`globalGradNorm: gradient ${g.label ?? shapeString(g.shape)} is ${g.dtype}, not f32`);
+    if (g.size > 0) {
+      gpu.dispatch({
+        kernel: 'adam',
+        entry: 'grad_sumsq',
+        params: packParams(g.size, offset, 0, 0),
+        bindings: [g.binding(), partials.binding()],
+        workgroups: grid(counts[k]!, 1),
+      });
+    }
+    offset += counts[k]!;
+  });
+  const values = await partials.readF32();
+  partials.dispose();
+  let sum = 0;
+  for (const v of values) sum += v;
+  return Math.sqrt(sum);
 }

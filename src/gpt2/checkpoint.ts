@@ -1,7 +1,7 @@
 // GPT-2 weights from a Hugging Face checkpoint (config.json + model.safetensors), as host
 // Float32Arrays. Conv1D weights keep the file's [in, out] layout.
-import { parseConfig, type GPT2Config } from './config.js';
-import { numel, SafetensorsFile, type TensorEntry } from './safetensors.js';
+import { parseConfig, hfConfig, type GPT2Config } from './config.js';
+import { numel, SafetensorsFile, encodeSafetensors, type TensorEntry, type TensorToWrite } from './safetensors.js';
 
 export interface LayerNormWeights {
   weight: Float32Array; // [C]
@@ -140,7 +140,12 @@ export function loadCheckpoint(configJson: string | object, safetensors: Uint8Ar
   const config = parseConfig(configJson, `${name}: config`);
   const file = safetensors instanceof SafetensorsFile ? safetensors : new SafetensorsFile(safetensors, name);
   const plan = planCheckpoint(config, file.entries, name);
-  const get = (t: string) => file.read(plan.keys.get(t)!);
+  const tensors = assembleWeights(config, (t) => file.read(plan.keys.get(t)!));
+  return { name, config, tensors, dtypes: plan.dtypes, ignored: plan.ignored };
+}
+
+/** GPT-2's weights from a lookup by tensor name (those of expectedTensors, no `transformer.` prefix). */
+export function assembleWeights(config: GPT2Config, get: (name: string) => Float32Array): GPT2HostWeights {
   const ln = (p: string): LayerNormWeights => ({ weight: get(`${p}.weight`), bias: get(`${p}.bias`) });
   const blocks: GPT2BlockWeights[] = [];
   for (let i = 0; i < config.nLayer; i++) {
@@ -158,8 +163,7 @@ export function loadCheckpoint(configJson: string | object, safetensors: Uint8Ar
       },
     });
   }
-  const tensors: GPT2HostWeights = { wte: get('wte.weight'), wpe: get('wpe.weight'), lnF: ln('ln_f'), blocks };
-  return { name, config, tensors, dtypes: plan.dtypes, ignored: plan.ignored };
+  return { wte: get('wte.weight'), wpe: get('wpe.weight'), lnF: ln('ln_f'), blocks };
 }
 
 /** Every weight array in a fixed order (that of expectedTensors). */
@@ -199,4 +203,22 @@ export async function fingerprint(checkpoint: { config: GPT2Config; tensors: GPT
   data.set(new Uint8Array(sample.buffer), configBytes.length);
   const digest = new Uint8Array(await globalThis.crypto.subtle.digest('SHA-256', data));
   return [...digest.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * A checkpoint's two files in the Hugging Face layout that loadCheckpoint (and transformers)
+ * read: config.json text and model.safetensors bytes, tensors in expectedTensors order, in
+ * F32 or (half the size) F16.
+ */
+export function encodeModel(config: GPT2Config, weights: GPT2HostWeights, dtype: 'F32' | 'F16' = 'F32', metadata: Record<string, string> = {}): { configJson: string; safetensors: Uint8Array } {
+  const arrays = weightArrays(weights);
+  const tensors: Record<string, TensorToWrite> = {};
+  expectedTensors(config).forEach(([name, shape], i) => {
+    if (arrays[i]!.length !== numel(shape)) throw new RangeError(`encodeModel: ${name} has ${arrays[i]!.length} values, expected [${shape.join(', ')}]`);
+    tensors[name] = { dtype, shape, data: arrays[i]! };
+  });
+  return {
+    configJson: `${JSON.stringify(hfConfig(config), null, 2)}\n`,
+    safetensors: encodeSafetensors(tensors, { format: 'pt', ...metadata }),
+  };
 }

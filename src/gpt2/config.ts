@@ -80,3 +80,22 @@ export function parseConfig(json: string | object, name = 'config.json'): GPT2Co
   if (c.scale_attn_by_inverse_layer_idx === true) throw new Error(`${name}: scale_attn_by_inverse_layer_idx true is not supported`);
   return config;
 }
+
+/** The Hugging Face config.json object of a config (GPT2LMHeadModel, readable by parseConfig and by transformers). */
+export function hfConfig(config: GPT2Config): Record<string, unknown> {
+  return {
+    model_type: 'gpt2',
+    architectures: ['GPT2LMHeadModel'],
+    vocab_size: config.vocabSize,
+    n_positions: config.nPositions,
+    n_ctx: config.nPositions,
+    n_embd: config.nEmbd,
+    n_layer: config.nLayer,
+    n_head: config.nHead,
+    n_inner: null,
+    activation_function: config.activation,
+    layer_norm_epsilon: config.layerNormEps,
+    bos_token_id: 50256,
+    eos_token_id: 50256,
+  };
+}

@@ -87,6 +87,66 @@ export class GPT2 {
     this.lnF = ln(host.lnF, 'ln_f');
   }
 
+  /**
+   * Every weight with its checkpoint name, in the order of expectedTensors; the token embedding
+   * as its row shards (`wte.weight` when there is one, else `wte.weight[shard s]`).
+   */
+  parameters(): Array<{ name: string; tensor: Tensor }> {
+    const out = this.wte.map((t, s) => ({ name: this.wte.length === 1 ? 'wte.weight' : `wte.weight[shard ${s}]`, tensor: t }));
+    out.push({ name: 'wpe.weight', tensor: this.wpe });
+    this.blocks.forEach((b, i) => {
+      const h = `h.${i}.`;
+      out.push(
+        { name: `${h}ln_1.weight`, tensor: b.ln1.weight }, { name: `${h}ln_1.bias`, tensor: b.ln1.bias },
+        { name: `${h}attn.c_attn.weight`, tensor: b.cAttnW }, { name: `${h}attn.c_attn.bias`, tensor: b.cAttnB },
+        { name: `${h}attn.c_proj.weight`, tensor: b.attnProjW }, { name: `${h}attn.c_proj.bias`, tensor: b.attnProjB },
+        { name: `${h}ln_2.weight`, tensor: b.ln2.weight }, { name: `${h}ln_2.bias`, tensor: b.ln2.bias },
+        { name: `${h}mlp.c_fc.weight`, tensor: b.cFcW }, { name: `${h}mlp.c_fc.bias`, tensor: b.cFcB },
+        { name: `${h}mlp.c_proj.weight`, tensor: b.mlpProjW }, { name: `${h}mlp.c_proj.bias`, tensor: b.mlpProjB },
+      );
+    });
+    out.push({ name: 'ln_f.weight', tensor: this.lnF.weight }, { name: 'ln_f.bias', tensor: this.lnF.bias });
+    return out;
+  }
+
+  /** The current weights on the host, wte's shards joined (e.g. to save a checkpoint after training). */
+  async hostWeights(): Promise<GPT2HostWeights> {
+    const read = (t: Tensor) => t.readF32();
+    const wte = new Float32Array(this.config.vocabSize * this.config.nEmbd);
+    let offset = 0;
+    for (const shard of this.wte) {
+      wte.set(await read(shard), offset);
+      offset += shard.size;
+    }
+    const ln = async (w: LayerNormWeights) => ({ weight: await read(w.weight), bias: await read(w.bias) });
+    const blocks = [];
+    for (const b of this.blocks) {
+      blocks.push({
+        ln1: await ln(b.ln1),
+        attn: { cAttnW: await read(b.cAttnW), cAttnB: await read(b.cAttnB), cProjW: await read(b.attnProjW), cProjB: await read(b.attnProjB) },
+        ln2: await ln(b.ln2),
+        mlp: { cFcW: await read(b.cFcW), cFcB: await read(b.cFcB), cProjW: await read(b.mlpProjW), cProjB: await read(b.mlpProjB) },
+      });
+    }
+    return { wte, wpe: await read(this.wpe), lnF: await ln(this.lnF), blocks };
+  }
+
+  /**
+   * The language model's final hidden states [B, T, C] of full sequences ids [B·T] (every
+   * position real, each attending to itself and the ones before): what next-token training
+   * reads through the tied head. Unlike encodePast it keeps no past.
+   */
+  hiddenStates(ids: Uint32Array, T: number): Tensor {
+    const B = ids.length / T;
+    if (!Number.isInteger(B) || B < 1) throw new RangeError(`hiddenStates: ${ids.length} ids do not make whole sequences of ${T}`);
+    this.checkPositions(new Uint32Array(0), 0, T);
+    const positions = new Uint32Array(B * T);
+    for (let i = 0; i < positions.length; i++) positions[i] = i % T;
+    let x = add(gatherRows(this.wte, ids), gatherRows(this.wpe, positions)).reshape([B, T, this.config.nEmbd]);
+    for (const block of this.blocks) x = this.block(block, x, {}).out;
+    return this.finalNorm(x);
+  }
+
   /** Bytes of GPU memory a past of this many examples × positions takes (keys and values, every layer). */
   pastBytes(examples: number, positions: number, opts: PastOptions = {}): number {
     return this.config.nLayer * 2 * examples * positions * this.config.nEmbd * BYTES_PER_ELEMENT[opts.pastF16 ? 'f16' : 'f32'];

@@ -171,6 +171,58 @@ describe('gpt2-prompt train / eval / predict', () => {
   });
 });
 
+describe('gpt2-prompt pretrain', () => {
+  const texts = () => Array.from({ length: 30 }, (_, i) => JSON.stringify({ text: `Review ${i}: the film was ${i % 2 ? 'great fun' : 'a dull mess'}, ${'and so on '.repeat(i % 5)}.` })).join('\n') + '\n';
+  const shape = ['--layers', '2', '--embd', '16', '--heads', '2', '--seq-len', '16', '--batch-size', '2', '--accumulation', '2', '--lr', '0.01'];
+  // Warm-up past the end keeps the learning rate of each update independent of --steps.
+  const run = (out: string, ...more: string[]) => cli('pretrain', '--data', p('lm.jsonl'), '--out', p(out), ...shape, '--warmup', '10', ...more);
+
+  it('writes a checkpoint that --model reads, a log row per update, and refuses to overwrite without --force', async () => {
+    writeFileSync(p('lm.jsonl'), texts());
+    const r = await run('lm-a', '--steps', '4');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const log = readFileSync(p('lm-a/log.csv'), 'utf8').trim().split('\n');
+    expect(log[0]).toBe('step,tokens,loss,lr,grad_norm,tokens_per_s,elapsed_s');
+    expect(log.slice(1).map((l) => Number(l.split(',')[0]))).toEqual([1, 2, 3, 4]);
+    expect(Number(log[1]!.split(',')[2])).toBeCloseTo(Math.log(50257), 0);
+    expect(JSON.parse(readFileSync(p('lm-a/pretrain.json'), 'utf8'))).toMatchObject({ step: 4, tokensSeen: 4 * 2 * 2 * 16, data: { texts: 30 } });
+    const g = await cli('generate', 'The film was', '--model', p('lm-a'), '--tokens', '3');
+    expect(g.code).toBe(0);
+    expect(g.stdout.startsWith('The film was')).toBe(true);
+    const again = await run('lm-a', '--steps', '4');
+    expect(again.stderr).toMatch(/lm-a\/config\.json already exists; pass --resume to continue that run or --force to start over/);
+    expect(again.code).not.toBe(0);
+  });
+
+  it('--resume continues exactly: 2 updates, then the same command with --resume and --steps 4, equals 4 straight', async () => {
+    expect((await run('lm-b', '--steps', '2')).code).toBe(0);
+    const r = await run('lm-b', '--steps', '4', '--resume');
+    expect(r.stderr).toBe('');
+    expect(readFileSync(p('lm-b/model.safetensors')).equals(readFileSync(p('lm-a/model.safetensors')))).toBe(true);
+    expect(readFileSync(p('lm-b/optimizer.safetensors')).equals(readFileSync(p('lm-a/optimizer.safetensors')))).toBe(true);
+    const losses = (dir: string) => readFileSync(p(`${dir}/log.csv`), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').slice(0, 4).join());
+    expect(losses('lm-b')).toEqual(losses('lm-a'));
+  });
+
+  it('a resumed run keeps its settings and data', async () => {
+    const expectFail = async (pattern: RegExp, r: Promise<Result>) => {
+      const { stderr, code } = await r;
+      expect(stderr).toMatch(pattern);
+      expect(stderr.trim().split('\n')).toHaveLength(1);
+      expect(code).not.toBe(0);
+    };
+    await expectFail(/lr 0\.02 differs from the run's 0\.01/, cli('pretrain', '--out', p('lm-b'), '--steps', '6', '--lr', '0.02', '--resume'));
+    await expectFail(/--embd 32: the run's model has 16/, cli('pretrain', '--out', p('lm-b'), '--steps', '6', '--embd', '32', '--resume'));
+    await expectFail(/already taken 4 updates/, cli('pretrain', '--out', p('lm-b'), '--steps', '4', '--resume'));
+    await expectFail(/nothing to resume/, cli('pretrain', '--out', p('lm-none'), '--steps', '4', '--resume'));
+    writeFileSync(p('lm2.jsonl'), texts() + '{"text": "one more"}\n');
+    await expectFail(/is not the run's/, cli('pretrain', '--data', p('lm2.jsonl'), '--out', p('lm-b'), '--steps', '6', '--resume'));
+    await expectFail(/--steps N is required/, cli('pretrain', '--data', p('lm.jsonl'), '--out', p('lm-c')));
+    expect(JSON.parse(readFileSync(p('lm-b/pretrain.json'), 'utf8')).step).toBe(4);
+  });
+});
+
 describe('bad input: one clear message, non-zero exit, nothing damaged', () => {
   const expectError = async (pattern: RegExp, ...args: string[]) => {
     const r = await cli(...args);

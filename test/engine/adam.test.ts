@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose } from '../helpers.js';
 import { tensor, tidy, type Tensor } from '../../src/engine/tensor.js';
-import { Adam } from '../../src/engine/adam.js';
+import { Adam, globalGradNorm } from '../../src/engine/adam.js';
 import type { Gpu } from '../../src/gpu/context.js';
 
 let gpu: Gpu;
@@ -154,5 +154,51 @@ describe('Adam', () => {
     for (const t of [p1, p2]) t.dispose();
     a1.dispose();
     a2.dispose();
+  });
+
+  it('AdamW: decoupled weight decay per parameter and a gradient scale match float64 torch.optim.AdamW', async () => {
+    // torch.optim.AdamW: p ← p·(1 − lr·wd), then the Adam update with the scaled gradient s·g.
+    const lrs = [0.02, 0.05, 0.01];
+    const decays = [0.1, 0];
+    const init = [asF32(randn(70, 3)), asF32(randn(33, 4))];
+    const params = init.map((x) => tensor(gpu, x, [x.length], { requiresGrad: true }));
+    const ref = init.map((x) => ({ p: Float64Array.from(x), m: new Float64Array(x.length), v: new Float64Array(x.length) }));
+    const [beta1, beta2, eps] = [0.9, 0.95, 1e-8];
+    const adam = new Adam(params, { beta1, beta2, eps, weightDecay: decays });
+    for (let t = 1; t <= 3; t++) {
+      const scale = t === 2 ? 0.25 : 1;
+      adam.lr = lrs[t - 1]!;
+      params.forEach((p, k) => {
+        const g = asF32(randn(p.size, 20 * t + k));
+        setGrad(p, g);
+        const r = ref[k]!;
+        for (let i = 0; i < p.size; i++) {
+          const gi = g[i]! * scale;
+          r.p[i]! *= 1 - adam.lr * decays[k]!;
+          r.m[i] = beta1 * r.m[i]! + (1 - beta1) * gi;
+          r.v[i] = beta2 * r.v[i]! + (1 - beta2) * gi * gi;
+          r.p[i]! -= (adam.lr * (r.m[i]! / (1 - beta1 ** t))) / (Math.sqrt(r.v[i]! / (1 - beta2 ** t)) + eps);
+        }
+      });
+      adam.step({ gradScale: scale });
+      adam.zeroGrad();
+    }
+    for (let k = 0; k < params.length; k++) expectClose(`adamw param ${k}`, await params[k]!.readF32(), ref[k]!.p, { atol: 2e-6, rtol: 1e-6 });
+    expect(() => new Adam(params, { weightDecay: [0.1] })).toThrow(/1 weight decays for 2 parameters/);
+    adam.dispose();
+    params.forEach((p) => p.dispose());
+  });
+
+  it('globalGradNorm: the L2 norm over every gradient, as clip_grad_norm_ measures it (sizes past one workgroup span)', async () => {
+    const sizes = [1, 16385, 40000, 7];
+    const grads = sizes.map((n, k) => asF32(randn(n, 90 + k, k + 1)));
+    const params = sizes.map((n) => tensor(gpu, new Float32Array(n), [n], { requiresGrad: true }));
+    // The third parameter has no gradient: it counts as zero.
+    params.forEach((p, k) => k !== 2 && setGrad(p, grads[k]!));
+    let sum = 0;
+    grads.forEach((g, k) => k !== 2 && g.forEach((x) => (sum += x * x)));
+    expectClose('global grad norm', [await globalGradNorm(params)], [Math.sqrt(sum)], { atol: 0, rtol: 1e-6 });
+    expect(await globalGradNorm([])).toBe(0);
+    params.forEach((p) => p.dispose());
   });
 });
