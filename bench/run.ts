@@ -1,8 +1,8 @@
 // The benchmark suite: kernel throughput at GPT-2 small's shapes against the adapter's measured
 // peaks, TensorFlow.js's WebGPU backend as a peer for matmul, the method's pipeline, and the
 // epoch time saved by caching pasts, and the host cost of launching work (per op against
-// Dawn's own floor and tfjs, per training step). Prints tables and writes bench/results/<adapter>.json.
-//   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,peer,peak,overhead] [-- --imdb PATH]
+// Dawn's own floor and tfjs, per training step), and pretraining updates (tokens/s). Prints tables and writes bench/results/<adapter>.json.
+//   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,pretrain,peer,peak,overhead] [-- --imdb PATH]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -13,10 +13,11 @@ import { attentionBench, normsBench, type KernelResult } from './kernels.js';
 import { tfjsMatmul, tfjsHostCost, closeTfjs, type PeerShape } from './peers/tfjs.js';
 import { dawnFloor, engineOps, promptStep, type OverheadOptions } from './overhead.js';
 import { randomModel, pipelineBench, epochBench, imdbLengths, type BenchModel, type EpochOptions } from './pipeline.js';
+import { pretrainBench, type PretrainShape } from './pretrain.js';
 import type { TimingOptions } from './timing.js';
 import type { MatmulResult } from './matmul.js';
 
-const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'features', 'overhead', 'pipeline', 'epoch'] as const;
+const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'features', 'overhead', 'pipeline', 'epoch', 'pretrain'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -122,7 +123,12 @@ interface Settings {
   pipeline: { samples: number; budgetMs: number; maxLength: number };
   epoch: EpochOptions;
   overhead: OverheadOptions & { layers: number };
+  pretrain: { shapes: PretrainShape[]; samples: number };
 }
+
+// The shipped weights/imdb-gpt2 shape, and the 4 × 256 one issue 13 suggests.
+const PRETRAIN_SHIPPED: PretrainShape = { name: '4 layers × 128, T 128, batch 4 (weights/imdb-gpt2)', nLayer: 4, nEmbd: 128, nHead: 4, seqLen: 128, batchSize: 4 };
+const PRETRAIN_WIDER: PretrainShape = { name: '4 layers × 256, T 256, batch 2', nLayer: 4, nEmbd: 256, nHead: 4, seqLen: 256, batchSize: 2 };
 
 const FULL: Settings = {
   timing: { targetMs: 300, samples: 5 },
@@ -132,6 +138,7 @@ const FULL: Settings = {
   layers: 12,
   pipeline: { samples: 1, budgetMs: 10000, maxLength: 1019 },
   epoch: { examples: 64, tokens: 128, batchSize: 8, epochs: 3 },
+  pretrain: { shapes: [PRETRAIN_SHIPPED, PRETRAIN_WIDER], samples: 3 },
   overhead: { reps: 128, samples: 21, steps: 3, layers: 12 },
 };
 
@@ -143,6 +150,7 @@ const QUICK: Settings = {
   layers: 2,
   pipeline: { samples: 1, budgetMs: 0, maxLength: 256 },
   epoch: { examples: 24, tokens: 128, batchSize: 8, epochs: 3 },
+  pretrain: { shapes: [PRETRAIN_SHIPPED], samples: 1 },
   overhead: { reps: 64, samples: 9, steps: 3, layers: 2 },
 };
 
@@ -382,6 +390,19 @@ if (bench && args.only.has('epoch')) {
   );
 }
 bench?.model.dispose();
+
+if (args.only.has('pretrain')) {
+  await section(
+    'pretrain',
+    async () => ({ results: await pretrainBench(gpu, settings.pretrain.shapes, settings.pretrain.samples) }),
+    ({ results }) =>
+      printTable(
+        'Pretraining update (forward + backward of every weight, tied head over 50,257 tokens, clipping, AdamW; random tokens)',
+        ['model', 'parameters', 'tokens/update', 'ms/update', 'tokens/s', 'samples'],
+        results.map((r) => [r.name, r.parameters, r.tokensPerStep, r.msPerStep, r.tokensPerSec, r.samples]),
+      ),
+  );
+}
 
 await closeTfjs();
 
