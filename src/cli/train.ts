@@ -186,6 +186,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
       onStart: ({ examples, stepsPerEpoch, startEpoch }) => {
         log(`training ${taskList.map((t) => `${t.name} (${t.kind}-label, ${t.labelNames.length} labels)`).join(' + ')} on ${examples} examples; ${session.gpu.adapterName}`);
         if (startEpoch >= epochs) log(`${out} already completed ${startEpoch} epochs; raise --epochs to train further`);
+        else log('compiling kernels as the first batches use them (about a minute on a software adapter the first time on a machine; cached after that)');
         if (!flags.quiet) runBar = new ProgressBar({ label: 'run', total: Math.max(1, stepsPerEpoch * (epochs - startEpoch)) });
       },
       onStep: ({ epoch, step, steps: perEpoch, loss }) => {
