@@ -2,8 +2,9 @@
 // getting a device lives here; the engine core only ever sees the GPUDevice.
 import type { Gpu } from '../gpu/context.js';
 import { KERNEL_FEATURES, type KernelFeature } from '../gpu/features.js';
-import { KERNEL_CLASSES, type KernelClass } from '../gpu/kernel-class.js';
+import { KERNEL_CLASSES, kernelClassOf, type KernelClass } from '../gpu/kernel-class.js';
 import { describeAdapter as describe, gpuOnAdapter } from '../gpu/open.js';
+import { relaxDawnPolling } from './polling.js';
 
 export type Backend = 'auto' | 'vulkan' | 'opengles' | 'metal' | 'd3d12';
 
@@ -22,7 +23,16 @@ export interface OpenOptions {
    * tiles); default by adapter. Env: GPT2_PROMPT_KERNELS.
    */
   kernelClass?: KernelClass;
+  /**
+   * How a wait polls Dawn: 'spin' (the binding's own: a core busy until the GPU is done) or
+   * 'relaxed' (spin 2 ms, then poll once a millisecond; see polling.ts). Default: relaxed on a
+   * software adapter, whose kernels need that core, spin on a GPU. Env: GPT2_PROMPT_POLL.
+   */
+  polling?: Polling;
 }
+
+export type Polling = 'spin' | 'relaxed';
+const POLLINGS: readonly Polling[] = ['spin', 'relaxed'];
 
 // Mesa's EGL must not look for a display server; it reads this when Dawn first opens EGL.
 process.env.EGL_PLATFORM ??= 'surfaceless';
@@ -53,6 +63,10 @@ export async function openGpu(options: OpenOptions = {}): Promise<Gpu> {
   const kernelClass = (process.env.GPT2_PROMPT_KERNELS || options.kernelClass) as KernelClass | undefined;
   if (kernelClass !== undefined && !KERNEL_CLASSES.includes(kernelClass)) {
     throw new Error(`unknown kernel class '${kernelClass}' in GPT2_PROMPT_KERNELS: expected ${KERNEL_CLASSES.join(' or ')}`);
+  }
+  const polling = (process.env.GPT2_PROMPT_POLL || options.polling) as Polling | undefined;
+  if (polling !== undefined && !POLLINGS.includes(polling)) {
+    throw new Error(`unknown polling '${polling}' in GPT2_PROMPT_POLL: expected ${POLLINGS.join(' or ')}`);
   }
   const { create, globals } = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU; globals: object };
   // The engine core uses the standard globals (GPUBufferUsage, GPUMapMode, ...), as in a browser.
@@ -90,7 +104,9 @@ export async function openGpu(options: OpenOptions = {}): Promise<Gpu> {
     );
   }
 
-  const gpu = await gpuOnAdapter(found.gpu, found.adapter, describe(found.adapter, found.featureLevel, backendName), { kernelFeatures, kernelClass });
+  const adapterName = describe(found.adapter, found.featureLevel, backendName);
+  if ((polling ?? (kernelClassOf(adapterName) === 'cpu' ? 'relaxed' : 'spin')) === 'relaxed') relaxDawnPolling();
+  const gpu = await gpuOnAdapter(found.gpu, found.adapter, adapterName, { kernelFeatures, kernelClass });
   // Dropping the last reference to a Dawn instance while its device is in use is not safe.
   liveInstances.push(found.gpu);
   return gpu;
