@@ -16,6 +16,17 @@ export interface Binding {
   label?: string;
 }
 
+/** What the engine keeps per bound buffer. */
+interface BufferRecord {
+  /** Names the buffer in bind group keys. */
+  id: number;
+  /** The batch that last bound or copied it: an upload into a buffer this batch has not touched can go straight to the queue. */
+  lastUse: number;
+  /** The key part of its last whole-buffer range (offset 0), kept so that ops on pooled buffers build no strings. */
+  wholeSize: number;
+  wholeKey: string;
+}
+
 export interface Dispatch {
   kernel: KernelName;
   entry: string;
@@ -23,8 +34,8 @@ export interface Dispatch {
   constants?: Record<string, number>;
   /** The op's own variant flags for the kernel's `//#if` blocks (device features are added by the engine). */
   flags?: readonly string[];
-  /** Bytes of the kernel's `Params` uniform struct at binding 0, or none. */
-  params?: ArrayBuffer;
+  /** The kernel's `Params` uniform struct at binding 0 as words (packParams), or none. */
+  params?: Uint32Array<ArrayBuffer>;
   /** Storage bindings 1..n, in order. */
   bindings: Binding[];
   workgroups: readonly [number, number?, number?];
@@ -105,10 +116,7 @@ export class Gpu {
   private readonly uploadRing: GPUBuffer;
   private readonly uploadMirror: Uint8Array;
   private uploadUsed = 0;
-  /** The batch that last bound or copied each buffer: an upload into a buffer this batch has not touched can go straight to the queue. */
-  private readonly lastUse = new WeakMap<GPUBuffer, number>();
-  /** Ids of bound buffers, for bind group keys. */
-  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private readonly buffers = new WeakMap<GPUBuffer, BufferRecord>();
   private nextBufferId = 1;
   /** Counts submits: a cached group's uniforms may be rewritten only outside the batch that used them. */
   private batch = 0;
@@ -257,8 +265,13 @@ export class Gpu {
     }
     if (x === 0 || y === 0 || z === 0) return;
     const entry = this.pipelineEntry(d.kernel, d.entry, d.constants, d.flags);
-    for (const b of d.bindings) this.lastUse.set(b.buffer, this.batch);
-    const group = (this.fastLaunch && this.cachedGroup(entry, d)) || this.newGroup(entry, d);
+    let rangesKey = '';
+    for (const b of d.bindings) {
+      const record = this.bufferRecord(b.buffer);
+      record.lastUse = this.batch;
+      rangesKey += this.rangeKey(record, b);
+    }
+    const group = (this.fastLaunch && this.cachedGroup(entry, d, rangesKey)) || this.newGroup(entry, d);
     const pass = this.computePass();
     if (this.passPipeline !== entry.pipeline) pass.setPipeline((this.passPipeline = entry.pipeline));
     if (this.passGroup !== group) pass.setBindGroup(0, (this.passGroup = group));
@@ -272,11 +285,10 @@ export class Gpu {
    * The cached bind group of this dispatch's pipeline and buffer ranges, with its uniform slot
    * holding d.params; null where its slot holds other values this batch still uses.
    */
-  private cachedGroup(entry: PipelineEntry, d: Dispatch): GPUBindGroup | null {
+  private cachedGroup(entry: PipelineEntry, d: Dispatch, rangesKey: string): GPUBindGroup | null {
     const params = d.params;
     if (params && params.byteLength > PARAM_SLOT_BYTES) return null;
-    let key = params ? `${params.byteLength}` : '-';
-    for (const b of d.bindings) key += `|${this.bufferId(b.buffer)}:${b.offset ?? 0}:${b.size}`;
+    const key = params ? params.length + rangesKey : rangesKey;
     let cached = entry.groups.get(key);
     if (!cached) {
       this.checkBindings(d);
@@ -308,7 +320,7 @@ export class Gpu {
     if (d.params) {
       if (this.uniformUsed + d.params.byteLength > UNIFORM_ARENA_BYTES) this.flush();
       uniforms = { buffer: this.uniformArena, offset: this.uniformUsed };
-      this.uniformStaging.set(new Uint8Array(d.params), this.uniformUsed);
+      this.uniformStaging.set(new Uint8Array(d.params.buffer, d.params.byteOffset, d.params.byteLength), this.uniformUsed);
       this.uniformUsed += Math.ceil(d.params.byteLength / this.uniformAlign) * this.uniformAlign;
     }
     this.bindGroupsMade++;
@@ -336,21 +348,36 @@ export class Gpu {
     }
   }
 
-  private bufferId(buffer: GPUBuffer): number {
-    let id = this.bufferIds.get(buffer);
-    if (id === undefined) this.bufferIds.set(buffer, (id = this.nextBufferId++));
-    return id;
+  private bufferRecord(buffer: GPUBuffer): BufferRecord {
+    let record = this.buffers.get(buffer);
+    if (record === undefined) this.buffers.set(buffer, (record = { id: this.nextBufferId++, lastUse: -1, wholeSize: -1, wholeKey: '' }));
+    return record;
   }
 
-  private slotHolds(slot: number, params: ArrayBuffer): boolean {
-    const words = new Uint32Array(params);
+  /** The bound range's part of a bind group key. */
+  private rangeKey(record: BufferRecord, b: Binding): string {
+    const offset = b.offset ?? 0;
+    if (offset === 0 && b.size === record.wholeSize) return record.wholeKey;
+    const key = `|${record.id}:${offset}:${b.size}`;
+    if (offset === 0) {
+      record.wholeSize = b.size;
+      record.wholeKey = key;
+    }
+    return key;
+  }
+
+  private touch(buffer: GPUBuffer): void {
+    this.bufferRecord(buffer).lastUse = this.batch;
+  }
+
+  private slotHolds(slot: number, params: Uint32Array): boolean {
     const base = slot >> 2;
-    for (let i = 0; i < words.length; i++) if (this.paramWords[base + i] !== words[i]) return false;
+    for (let i = 0; i < params.length; i++) if (this.paramWords[base + i] !== params[i]) return false;
     return true;
   }
 
-  private writeSlot(slot: number, params: ArrayBuffer): void {
-    this.paramMirror.set(new Uint8Array(params), slot);
+  private writeSlot(slot: number, params: Uint32Array): void {
+    this.paramWords.set(params, slot >> 2);
     this.dirtySlots.push(slot);
   }
 
@@ -375,8 +402,8 @@ export class Gpu {
   copy(src: Binding, dst: Binding): void {
     this.throwIfFailed();
     this.endPass();
-    this.lastUse.set(src.buffer, this.batch);
-    this.lastUse.set(dst.buffer, this.batch);
+    this.touch(src.buffer);
+    this.touch(dst.buffer);
     this.commandEncoder().copyBufferToBuffer(src.buffer, src.offset ?? 0, dst.buffer, dst.offset ?? 0, src.size);
   }
 
@@ -389,7 +416,7 @@ export class Gpu {
     this.throwIfFailed();
     const size = Math.ceil(data.byteLength / 4) * 4;
     if (size === 0) return;
-    if (this.fastLaunch && size <= RING_UPLOAD_MAX && size === data.byteLength && this.lastUse.get(dst.buffer) !== this.batch) {
+    if (this.fastLaunch && size <= RING_UPLOAD_MAX && size === data.byteLength && this.bufferRecord(dst.buffer).lastUse !== this.batch) {
       this.device.queue.writeBuffer(dst.buffer, dst.offset ?? 0, data.buffer, data.byteOffset, size);
       return;
     }

@@ -10,19 +10,27 @@ export function f32(value: number): F32 {
   return { f32: value };
 }
 
-export function packParams(...fields: (number | F32)[]): ArrayBuffer {
+const f32Bits = new Float32Array(1);
+const f32Word = new Uint32Array(f32Bits.buffer);
+
+/**
+ * The Params struct as words. A small typed array of its own (V8 keeps it on the heap, no
+ * separate backing store): packed once per dispatch, it is the launch path's commonest allocation.
+ */
+export function packParams(...fields: (number | F32)[]): Uint32Array<ArrayBuffer> {
   // Uniform structs are sized in multiples of 16 bytes.
-  const bytes = Math.max(16, Math.ceil((fields.length * 4) / 16) * 16);
-  const view = new DataView(new ArrayBuffer(bytes));
-  fields.forEach((field, i) => {
+  const words = new Uint32Array(Math.max(4, Math.ceil(fields.length / 4) * 4));
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i]!;
     if (typeof field === 'number') {
       if (!Number.isInteger(field) || field < 0 || field > 0xffffffff) throw new RangeError(`u32 kernel parameter ${i} is ${field}`);
-      view.setUint32(i * 4, field, true);
+      words[i] = field;
     } else {
-      view.setFloat32(i * 4, field.f32, true);
+      f32Bits[0] = field.f32;
+      words[i] = f32Word[0]!;
     }
-  });
-  return view.buffer;
+  }
+  return words;
 }
 
 /** Workgroups covering `count` invocations of `perGroup` each, folded into 2-D past the per-dimension limit. */
