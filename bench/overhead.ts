@@ -23,6 +23,7 @@ import { GPT2_EOS_ID } from '../src/gpt2/tokenizer.js';
 import { encode, disposePast } from '../src/prompt/train.js';
 import { seededRandom } from '../src/util/random.js';
 import { promptTrainer, type BenchModel } from './pipeline.js';
+import { recordReplay, encodeReplay } from './timing.js';
 
 export interface OverheadOptions {
   /** Ops per sample for cheap kernels (below 512, the engine's dispatches per command buffer); ops with long kernels get a quarter. */
@@ -64,6 +65,14 @@ export const median = (xs: readonly number[]): number => {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 
+/**
+ * A pause after the queue reports its work done: a software adapter's worker threads are still
+ * winding down on the same cores then, and a sample started at once is partly theirs.
+ */
+const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
+
+const WARM_OPS = 8;
+
 /** Host (encoding) and total µs per op of `encodeOne`, over `samples` samples of `reps` ops. */
 export async function hostCost(
   name: string,
@@ -74,8 +83,18 @@ export async function hostCost(
 ): Promise<HostCost> {
   const host: number[] = [];
   const total: number[] = [];
+  // Starts with no garbage left by earlier work (the setup's large host arrays among it), whose
+  // collection would otherwise fall into this op's samples. Needs node --expose-gc (npm run bench has it).
+  (globalThis as { gc?: () => void }).gc?.();
   for (let s = 0; s <= opts.samples; s++) {
     await wait();
+    await settle();
+    // The first few ops after the wait find the host thread cold (its caches refilled by the
+    // software GPU's threads, its core clocked down): 200-400 µs for the first add, measured.
+    // A training step's hundreds of back-to-back dispatches are past that, so a sample times
+    // the ops after WARM_OPS untimed ones, the same for the engine and for Dawn alone.
+    const begin = performance.now();
+    for (let i = 0; i < WARM_OPS; i++) encodeOne();
     const start = performance.now();
     for (let i = 0; i < opts.reps; i++) encodeOne();
     const encoded = performance.now();
@@ -85,7 +104,7 @@ export async function hostCost(
     // The first sample compiles pipelines and fills caches.
     if (s === 0) continue;
     host.push(((encoded - start) * 1000) / opts.reps);
-    total.push(((done - start) * 1000) / opts.reps);
+    total.push(((done - begin) * 1000) / (opts.reps + WARM_OPS));
   }
   return { name, hostUs: median(host), hostMinUs: Math.min(...host), totalUs: median(total) };
 }
@@ -93,6 +112,26 @@ export async function hostCost(
 const TRIVIAL_KERNEL = /* wgsl */ `
 @group(0) @binding(0) var<storage, read_write> counter: array<u32>;
 @compute @workgroup_size(1) fn main() { counter[0] = counter[0] + 1u; }`;
+
+/** Encoding straight into Dawn on the engine's device: one compute pass open at a time, submitted and waited for by hostCost. */
+function rawPass(device: GPUDevice) {
+  let encoder: GPUCommandEncoder | null = null;
+  let pass: GPUComputePassEncoder | null = null;
+  return {
+    open: () => {
+      encoder ??= device.createCommandEncoder();
+      pass ??= encoder.beginComputePass();
+      return pass;
+    },
+    submit: () => {
+      pass!.end();
+      device.queue.submit([encoder!.finish()]);
+      encoder = null;
+      pass = null;
+    },
+    wait: () => device.queue.onSubmittedWorkDone(),
+  };
+}
 
 /** Dawn alone on the engine's device: setPipeline + setBindGroup + dispatch of a trivial kernel, with one bind group reused and with a new one per dispatch. */
 export async function dawnFloor(gpu: Gpu, opts: { reps: number; samples: number }): Promise<{ reused: HostCost; fresh: HostCost }> {
@@ -104,46 +143,52 @@ export async function dawnFloor(gpu: Gpu, opts: { reps: number; samples: number 
   const buffer = device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE });
   const entries = [{ binding: 0, resource: { buffer, offset: 0, size: 256 } }];
   const group = device.createBindGroup({ layout, entries });
-  let encoder: GPUCommandEncoder | null = null;
-  let pass: GPUComputePassEncoder | null = null;
-  const open = () => {
-    encoder ??= device.createCommandEncoder();
-    pass ??= encoder.beginComputePass();
-    return pass;
-  };
-  const submit = () => {
-    pass!.end();
-    device.queue.submit([encoder!.finish()]);
-    encoder = null;
-    pass = null;
-  };
-  const wait = () => device.queue.onSubmittedWorkDone();
+  const raw = rawPass(device);
   const reused = await hostCost(
     'Dawn alone, bind group reused',
     () => {
-      const p = open();
+      const p = raw.open();
       p.setPipeline(pipeline);
       p.setBindGroup(0, group);
       p.dispatchWorkgroups(1);
     },
-    submit,
-    wait,
+    raw.submit,
+    raw.wait,
     opts,
   );
   const fresh = await hostCost(
     'Dawn alone, new bind group per dispatch',
     () => {
-      const p = open();
+      const p = raw.open();
       p.setPipeline(pipeline);
       p.setBindGroup(0, device.createBindGroup({ layout, entries }));
       p.dispatchWorkgroups(1);
     },
-    submit,
-    wait,
+    raw.submit,
+    raw.wait,
     opts,
   );
   buffer.destroy();
   return { reused, fresh };
+}
+
+/**
+ * Dawn alone doing what one call of `op` dispatches: its pipelines and bind groups (made once),
+ * setPipeline + setBindGroup + dispatch each. Dawn's cost grows with the bindings it tracks per
+ * dispatch, so this is the floor of that op, where the trivial kernel's is the floor of any.
+ */
+async function dawnReplayCost(gpu: Gpu, name: string, op: () => Tensor, opts: { reps: number; samples: number }): Promise<HostCost> {
+  let out: Tensor | null = null;
+  const { steps, uniforms } = recordReplay(gpu, () => {
+    out = op();
+  });
+  const raw = rawPass(gpu.device);
+  try {
+    return await hostCost(name, () => encodeReplay(raw.open(), steps), raw.submit, raw.wait, opts);
+  } finally {
+    (out as Tensor | null)?.dispose();
+    uniforms.destroy();
+  }
 }
 
 function randomTensor(gpu: Gpu, shape: number[], seed: number, label?: string): Tensor {
@@ -152,8 +197,14 @@ function randomTensor(gpu: Gpu, shape: number[], seed: number, label?: string): 
   return tensor(gpu, Float32Array.from({ length: n }, () => 2 * random() - 1), shape, { label });
 }
 
-/** The engine's per-op host cost for each op of the table (inputs made once; each output disposed at once). */
-export async function engineOps(gpu: Gpu, opts: { reps: number; samples: number }): Promise<HostCost[]> {
+export interface OpCost {
+  engine: HostCost;
+  /** Dawn alone doing the op's own dispatches (dawnReplayCost). */
+  dawn: HostCost;
+}
+
+/** The engine's per-op host cost for each op of the table (inputs made once; each output disposed at once), and Dawn's for the same dispatches. */
+export async function engineOps(gpu: Gpu, opts: { reps: number; samples: number }): Promise<OpCost[]> {
   const long = { reps: Math.max(1, opts.reps >> 2), samples: opts.samples };
   const submit = () => gpu.flush();
   const wait = () => gpu.sync();
@@ -175,13 +226,20 @@ export async function engineOps(gpu: Gpu, opts: { reps: number; samples: number 
   // One attention call of the prompt step: batch 8, 5 new positions over a 128-position past, 12 heads of 64.
   const qkv = make([8, 5, 3 * 768], 9);
   const past = { k: make([8, 12, 128, 64], 10), v: make([8, 12, 128, 64], 11), lengths: new Uint32Array(8).fill(128) };
-  const results = [
-    await hostCost('add [64] + [64]', () => add(a64, b64).dispose(), submit, wait, opts),
-    await hostCost('matmul [40,768]×[768,768] + bias', () => matmul(x, w, { bias }).dispose(), submit, wait, long),
-    await hostCost('layerNorm [40,768]', () => layerNorm(x, gamma, beta).dispose(), submit, wait, opts),
-    await hostCost('gather 40 rows of [1024,768]', () => gatherRows(table, ids).dispose(), submit, wait, opts),
-    await hostCost('attention B8 P5 over past 128', () => attention(qkv, 12, { past }).dispose(), submit, wait, long),
+  const cases: { name: string; op: () => Tensor; long?: boolean }[] = [
+    { name: 'add [64] + [64]', op: () => add(a64, b64) },
+    { name: 'matmul [40,768]×[768,768] + bias', op: () => matmul(x, w, { bias }), long: true },
+    { name: 'layerNorm [40,768]', op: () => layerNorm(x, gamma, beta) },
+    { name: 'gather 40 rows of [1024,768]', op: () => gatherRows(table, ids) },
+    { name: 'attention B8 P5 over past 128', op: () => attention(qkv, 12, { past }), long: true },
   ];
+  const results: OpCost[] = [];
+  for (const c of cases) {
+    const o = c.long ? long : opts;
+    const engine = await hostCost(c.name, () => c.op().dispose(), submit, wait, o);
+    const dawn = await dawnReplayCost(gpu, `Dawn alone, ${c.name}'s dispatches`, c.op, o);
+    results.push({ engine, dawn });
+  }
   for (const t of made) t.dispose();
   return results;
 }

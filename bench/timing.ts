@@ -68,6 +68,58 @@ export async function timeStep(step: () => Promise<void>, samples: number, budge
 
 const KERNEL_REPLAYS = 100;
 
+/** One dispatch ready for Dawn alone: its pipeline, a bind group of its own, its grid. */
+export interface ReplayStep {
+  pipeline: GPUComputePipeline;
+  group: GPUBindGroup;
+  workgroups: Dispatch['workgroups'];
+}
+
+/**
+ * Runs `run` once through the engine, recording its dispatches, and returns them as raw
+ * Dawn steps with their uniforms in one buffer of their own. Call inside tidy(), so that the
+ * op's tensors (which the steps bind) live until the replay is submitted.
+ */
+export function recordReplay(gpu: Gpu, run: () => void): { steps: ReplayStep[]; uniforms: GPUBuffer } {
+  const device = gpu.device;
+  const recorded: Dispatch[] = [];
+  const dispatch = gpu.dispatch;
+  gpu.dispatch = (d) => {
+    recorded.push(d);
+    dispatch.call(gpu, d);
+  };
+  try {
+    run();
+  } finally {
+    gpu.dispatch = dispatch;
+  }
+  gpu.flush();
+  // Each dispatch's uniforms at its own aligned offset (a struct may be larger than the alignment).
+  const align = gpu.limits.minUniformBufferOffsetAlignment;
+  const largest = Math.max(4, ...recorded.map((d) => d.params?.byteLength ?? 0));
+  const stride = Math.ceil(largest / align) * align;
+  const uniforms = device.createBuffer({ size: Math.max(1, recorded.length) * stride, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  const steps = recorded.map((d, i) => {
+    const pipeline = gpu.pipeline(d.kernel, d.entry, d.constants, d.flags);
+    const entries: GPUBindGroupEntry[] = d.bindings.map((b, k) => ({ binding: k + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } }));
+    if (d.params) {
+      device.queue.writeBuffer(uniforms, i * stride, d.params);
+      entries.unshift({ binding: 0, resource: { buffer: uniforms, offset: i * stride, size: d.params.byteLength } });
+    }
+    return { pipeline, group: device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), workgroups: d.workgroups };
+  });
+  return { steps, uniforms };
+}
+
+/** Encodes the steps into a pass: setPipeline + setBindGroup + dispatch each, as Dawn alone would. */
+export function encodeReplay(pass: GPUComputePassEncoder, steps: readonly ReplayStep[]): void {
+  for (const { pipeline, group, workgroups } of steps) {
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(...workgroups);
+  }
+}
+
 /**
  * GPU time in ms of the kernels that one call of `run` dispatches, measured with timestamp
  * queries around KERNEL_REPLAYS back-to-back replays of them in one compute pass; null where
@@ -81,51 +133,19 @@ export async function kernelMs(gpu: Gpu, run: () => void): Promise<number | null
   // With no encoder open, the engine's own error scopes open and close inside this one.
   gpu.flush();
   device.pushErrorScope('validation');
-  const recorded: Dispatch[] = [];
   const querySet = device.createQuerySet({ type: 'timestamp', count: 2 });
   const resolved = device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
   const readback = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  // The op's tensors must outlive the replay's submission: tidy frees them after it.
   const uniforms = tidy(() => {
-    const dispatch = gpu.dispatch;
-    gpu.dispatch = (d) => {
-      recorded.push(d);
-      dispatch.call(gpu, d);
-    };
-    try {
-      run();
-    } finally {
-      gpu.dispatch = dispatch;
-    }
-    gpu.flush();
-    // Each dispatch's uniforms at its own aligned offset (a struct may be larger than the alignment).
-    const align = gpu.limits.minUniformBufferOffsetAlignment;
-    const largest = Math.max(4, ...recorded.map((d) => d.params?.byteLength ?? 0));
-    const stride = Math.ceil(largest / align) * align;
-    const params = device.createBuffer({ size: Math.max(1, recorded.length) * stride, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    const steps = recorded.map((d, i) => {
-      const pipeline = gpu.pipeline(d.kernel, d.entry, d.constants, d.flags);
-      const entries: GPUBindGroupEntry[] = d.bindings.map((b, k) => ({ binding: k + 1, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: Math.max(4, b.size) } }));
-      if (d.params) {
-        device.queue.writeBuffer(params, i * stride, d.params);
-        entries.unshift({ binding: 0, resource: { buffer: params, offset: i * stride, size: d.params.byteLength } });
-      }
-      return { pipeline, group: device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), workgroups: d.workgroups };
-    });
+    const { steps, uniforms } = recordReplay(gpu, run);
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
-    for (let r = 0; r < KERNEL_REPLAYS; r++) {
-      for (const { pipeline, group, workgroups } of steps) {
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, group);
-        pass.dispatchWorkgroups(...workgroups);
-      }
-    }
+    for (let r = 0; r < KERNEL_REPLAYS; r++) encodeReplay(pass, steps);
     pass.end();
     encoder.resolveQuerySet(querySet, 0, 2, resolved, 0);
     encoder.copyBufferToBuffer(resolved, 0, readback, 0, 16);
     device.queue.submit([encoder.finish()]);
-    return params;
+    return uniforms;
   });
   const error = await device.popErrorScope();
   if (error) {

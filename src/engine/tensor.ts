@@ -43,6 +43,18 @@ class Storage {
   }
 }
 
+/** A tensor's whole buffer range; its label, read only by error messages, is made when asked for. */
+class TensorBinding implements Binding {
+  constructor(
+    readonly buffer: GPUBuffer,
+    readonly size: number,
+    private readonly tensor: Tensor,
+  ) {}
+  get label(): string {
+    return `${this.tensor.label ?? 'tensor'} ${shapeString(this.tensor.shape)}`;
+  }
+}
+
 /** Computes the gradients of a node's inputs from the gradient of its output; null where not needed. */
 export type BackwardFn = (gradOutput: Tensor, needsGrad: readonly boolean[]) => (Tensor | null)[];
 
@@ -101,18 +113,8 @@ export class Tensor {
   /** The tensor's buffer range, for binding to a kernel (made once: ops bind tensors on every launch). */
   binding(): Binding {
     const s = this.live();
-    if (!this.bound) {
-      const tensor = this;
-      this.bound = {
-        buffer: s.buffer,
-        // Storage bindings come in whole 4-byte words; an odd count of halves has its buffer's padding in the last.
-        size: Math.ceil(this.byteLength / 4) * 4,
-        // Read only by error messages.
-        get label() {
-          return `${tensor.label ?? 'tensor'} ${shapeString(tensor.shape)}`;
-        },
-      };
-    }
+    // Storage bindings come in whole 4-byte words; an odd count of halves has its buffer's padding in the last.
+    this.bound ??= new TensorBinding(s.buffer, Math.ceil(this.byteLength / 4) * 4, this);
     return this.bound;
   }
 

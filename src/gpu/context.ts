@@ -101,6 +101,8 @@ export class Gpu {
 
   private readonly modules = new Map<string, GPUShaderModule>();
   private readonly pipelines = new Map<string, PipelineEntry>();
+  /** The same pipelines by kernel, entry and (frozen) constants object, for lookups that build no key. */
+  private readonly quickPipelines = new Map<KernelName, Map<string, { plain: PipelineEntry | null; byConstants: WeakMap<object, PipelineEntry> }>>();
   /** Per kernel, the device-feature flags it tests and their part of a pipeline key (cleared when the features change). */
   private readonly variants = new Map<KernelName, { tested: Set<string>; flags: string[]; key: string }>();
   private readonly uniformAlign: number;
@@ -207,6 +209,7 @@ export class Gpu {
   useKernelFeatures(features: readonly KernelFeature[]): ReadonlySet<KernelFeature> {
     this.activeFeatures = new Set(features.filter((f) => this.offeredKernelFeatures.has(f)));
     this.variants.clear();
+    this.quickPipelines.clear();
     return this.activeFeatures;
   }
 
@@ -215,8 +218,27 @@ export class Gpu {
     return this.pipelineEntry(kernel, entry, constants, opFlags).pipeline;
   }
 
-  /** The pipeline, its layout and its bind groups; looked up per dispatch, so its key is built without sorting or JSON. */
+  /**
+   * The pipeline, its layout and its bind groups; looked up per dispatch. Without op flags, and
+   * with no constants or frozen ones (the ops' own tables), it is found by identity, building no
+   * key at all; otherwise by a key built without sorting or JSON.
+   */
   private pipelineEntry(kernel: KernelName, entry: string, constants: Record<string, number> | undefined, opFlags: readonly string[] | undefined): PipelineEntry {
+    if (opFlags && opFlags.length > 0) return this.keyedPipelineEntry(kernel, entry, constants, opFlags);
+    let byEntry = this.quickPipelines.get(kernel);
+    if (!byEntry) this.quickPipelines.set(kernel, (byEntry = new Map()));
+    let quick = byEntry.get(entry);
+    if (!quick) byEntry.set(entry, (quick = { plain: null, byConstants: new WeakMap() }));
+    let found = constants ? quick.byConstants.get(constants) : quick.plain;
+    if (!found) {
+      found = this.keyedPipelineEntry(kernel, entry, constants, opFlags);
+      if (!constants) quick.plain = found;
+      else if (Object.isFrozen(constants)) quick.byConstants.set(constants, found);
+    }
+    return found;
+  }
+
+  private keyedPipelineEntry(kernel: KernelName, entry: string, constants: Record<string, number> | undefined, opFlags: readonly string[] | undefined): PipelineEntry {
     let variant = this.variants.get(kernel);
     if (!variant) {
       const tested = kernelFlags(KERNELS[kernel]);

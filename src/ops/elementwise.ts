@@ -31,25 +31,33 @@ function pad4(shape: Shape): number[] {
   return [...Array(MAX_RANK - shape.length).fill(1), ...shape];
 }
 
-/** Row-major strides of `input` within the 4-dim `out` shape, 0 on broadcast dims. */
-function broadcastStrides(input: Shape, out4: number[]): number[] {
-  const in4 = pad4(input);
-  const strides = [0, 0, 0, 0];
-  let stride = 1;
+/**
+ * The binary kernel's Params: size, op, the output's 4-dim shape, then a's and b's strides
+ * within it (0 on broadcast dims). Written straight into the words: this runs on every add.
+ */
+function binaryParams(size: number, op: BinaryOp, a: Shape, b: Shape, out: Shape): Uint32Array<ArrayBuffer> {
+  const words = packParams(size, op, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  let strideA = 1;
+  let strideB = 1;
   for (let d = MAX_RANK - 1; d >= 0; d--) {
-    strides[d] = in4[d] === 1 && out4[d] !== 1 ? 0 : stride;
-    stride *= in4[d]!;
+    const o = out[out.length - MAX_RANK + d] ?? 1;
+    const da = a[a.length - MAX_RANK + d] ?? 1;
+    const db = b[b.length - MAX_RANK + d] ?? 1;
+    words[4 + d] = o;
+    words[8 + d] = da === 1 && o !== 1 ? 0 : strideA;
+    words[12 + d] = db === 1 && o !== 1 ? 0 : strideB;
+    strideA *= da;
+    strideB *= db;
   }
-  return strides;
+  return words;
 }
 
-function binaryRaw(a: Tensor, b: Tensor, op: BinaryOp, shape = broadcastShape(a.shape, b.shape)): Tensor {
+function binaryRaw(a: Tensor, b: Tensor, op: BinaryOp, shape: Shape = broadcastShape(a.shape, b.shape)): Tensor {
   const out = Tensor.empty(a.gpu, shape);
-  const out4 = pad4(shape);
   a.gpu.dispatch({
     kernel: 'elementwise',
     entry: 'binary',
-    params: packParams(out.size, op, 0, 0, ...out4, ...broadcastStrides(a.shape, out4), ...broadcastStrides(b.shape, out4)),
+    params: binaryParams(out.size, op, a.shape, b.shape, shape),
     bindings: [a.binding(), b.binding(), out.binding()],
     workgroups: grid(out.size, WG),
   });

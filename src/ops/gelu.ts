@@ -4,20 +4,21 @@ import { packParams, grid } from '../gpu/params.js';
 import { Tensor, record } from '../engine/tensor.js';
 
 const WG = 256;
+const CONSTANTS = Object.freeze({ GELU_WG: WG });
 
 /** The vec4 kernels need the length to be a multiple of 4; others take the scalar ones. */
-function launch(n: number): { suffix: '4' | '1'; count: number } {
-  return n % 4 === 0 ? { suffix: '4', count: n / 4 } : { suffix: '1', count: n };
+function launch(n: number): { forward: string; backward: string; count: number } {
+  return n % 4 === 0 ? { forward: 'gelu_forward4', backward: 'gelu_backward4', count: n / 4 } : { forward: 'gelu_forward1', backward: 'gelu_backward1', count: n };
 }
 
 export function gelu(x: Tensor): Tensor {
   const gpu = x.gpu;
-  const { suffix, count } = launch(x.size);
+  const { forward, backward, count } = launch(x.size);
   const y = Tensor.empty(gpu, x.shape, 'f32', 'gelu');
   gpu.dispatch({
     kernel: 'gelu',
-    entry: `gelu_forward${suffix}`,
-    constants: { GELU_WG: WG },
+    entry: forward,
+    constants: CONSTANTS,
     params: packParams(count),
     bindings: [x.binding(), y.binding()],
     workgroups: grid(count, WG),
@@ -26,8 +27,8 @@ export function gelu(x: Tensor): Tensor {
     const dx = Tensor.empty(gpu, x.shape, 'f32', 'gelu dx');
     gpu.dispatch({
       kernel: 'gelu',
-      entry: `gelu_backward${suffix}`,
-      constants: { GELU_WG: WG },
+      entry: backward,
+      constants: CONSTANTS,
       params: packParams(count),
       bindings: [x.binding(), dy.binding(), dx.binding()],
       workgroups: grid(count, WG),

@@ -16,6 +16,9 @@ const PARAM_WG = 256;
 const MAX_CHUNKS = 256;
 const MIN_ROWS_PER_CHUNK = 16;
 
+const ROW_CONSTANTS = Object.freeze({ LN_WG: ROW_WG });
+const PARAM_CONSTANTS = Object.freeze({ LN_WG: PARAM_WG });
+
 /** x [..., C] normalized over C, scaled by gamma [C] and shifted by beta [C]. */
 export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): Tensor {
   const c = x.shape.at(-1) ?? 0;
@@ -27,14 +30,13 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
   const rows = x.size / c;
   // vec4 kernels where rows are whole vec4s (GPT-2's 768), scalar ones otherwise.
   const vec4 = c % 4 === 0;
-  const suffix = vec4 ? '4' : '';
-  const constants = { LN_WG: ROW_WG };
+  const constants = ROW_CONSTANTS;
   const out = Tensor.empty(gpu, x.shape, 'f32', 'layerNorm');
   const mean = Tensor.empty(gpu, [rows], 'f32', 'layerNorm mean');
   const rstd = Tensor.empty(gpu, [rows], 'f32', 'layerNorm rstd');
   gpu.dispatch({
     kernel: 'layernorm',
-    entry: `ln_forward${suffix}`,
+    entry: vec4 ? 'ln_forward4' : 'ln_forward',
     constants,
     params: packParams(rows, c, f32(eps)),
     bindings: [x.binding(), gamma.binding(), beta.binding(), out.binding(), mean.binding(), rstd.binding()],
@@ -45,7 +47,7 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
     if (dx) {
       gpu.dispatch({
         kernel: 'layernorm',
-        entry: `ln_backward${suffix}`,
+        entry: vec4 ? 'ln_backward4' : 'ln_backward',
         constants,
         params: packParams(rows, c),
         bindings: [x.binding(), gamma.binding(), dy.binding(), mean.binding(), rstd.binding(), dx.binding()],
@@ -76,7 +78,7 @@ function paramGrads(x: Tensor, dy: Tensor, mean: Tensor, rstd: Tensor, rows: num
   gpu.dispatch({
     kernel: 'layernorm',
     entry: 'ln_param_partial',
-    constants: { LN_WG: PARAM_WG },
+    constants: PARAM_CONSTANTS,
     params: packParams(rows, c, rowsPerChunk),
     bindings: [x.binding(), dy.binding(), mean.binding(), rstd.binding(), partial.binding()],
     workgroups: [Math.ceil(c / PARAM_WG), chunks],
@@ -84,7 +86,7 @@ function paramGrads(x: Tensor, dy: Tensor, mean: Tensor, rstd: Tensor, rows: num
   gpu.dispatch({
     kernel: 'layernorm',
     entry: 'ln_param_final',
-    constants: { LN_WG: PARAM_WG },
+    constants: PARAM_CONSTANTS,
     params: packParams(c, chunks),
     bindings: [partial.binding(), dgamma.binding(), dbeta.binding()],
     workgroups: [Math.ceil(c / PARAM_WG)],

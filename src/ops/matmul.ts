@@ -50,6 +50,10 @@ function noBias(gpu: Gpu): Binding {
   return { buffer, size: 16 };
 }
 
+function describeMatmul(a: Tensor, b: Tensor, transA: boolean, transB: boolean, bias: Tensor | undefined): string {
+  return `matmul: a ${shapeString(a.shape)}${transA ? 'ᵀ' : ''} and b ${shapeString(b.shape)}${transB ? 'ᵀ' : ''}` + (bias ? ` with bias ${shapeString(bias.shape)}` : '');
+}
+
 function sameShape(x: Shape, y: Shape): boolean {
   return x.length === y.length && x.every((d, i) => d === y[i]);
 }
@@ -64,23 +68,20 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
   const bias = opts.bias;
-  const describe = () =>
-    `matmul: a ${shapeString(a.shape)}${transA ? 'ᵀ' : ''} and b ${shapeString(b.shape)}${transB ? 'ᵀ' : ''}` +
-    (bias ? ` with bias ${shapeString(bias.shape)}` : '');
-  if (a.shape.length < 2 || b.shape.length < 2) throw new RangeError(`${describe()}: both operands need at least 2 dims`);
-  if (a.dtype !== 'f32' || b.dtype !== 'f32' || (bias && bias.dtype !== 'f32')) throw new TypeError(`${describe()}: operands must be f32`);
+  if (a.shape.length < 2 || b.shape.length < 2) throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: both operands need at least 2 dims`);
+  if (a.dtype !== 'f32' || b.dtype !== 'f32' || (bias && bias.dtype !== 'f32')) throw new TypeError(`${describeMatmul(a, b, transA, transB, bias)}: operands must be f32`);
   const [ar, ac] = a.shape.slice(-2) as [number, number];
   const [br, bc] = b.shape.slice(-2) as [number, number];
   const [M, K] = transA ? [ac, ar] : [ar, ac];
   const [Kb, N] = transB ? [bc, br] : [br, bc];
-  if (K !== Kb) throw new RangeError(`${describe()}: inner dimensions ${K} and ${Kb} differ`);
+  if (K !== Kb) throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: inner dimensions ${K} and ${Kb} differ`);
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
   let batchShape: Shape;
   if (sameShape(aBatch, bBatch) || bBatch.length === 0) batchShape = aBatch;
   else if (aBatch.length === 0) batchShape = bBatch;
-  else throw new RangeError(`${describe()}: batch dims ${shapeString(aBatch)} and ${shapeString(bBatch)} differ`);
-  if (bias && !(bias.shape.length === 1 && bias.shape[0] === N)) throw new RangeError(`${describe()}: bias must be [${N}]`);
+  else throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: batch dims ${shapeString(aBatch)} and ${shapeString(bBatch)} differ`);
+  if (bias && !(bias.shape.length === 1 && bias.shape[0] === N)) throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: bias must be [${N}]`);
 
   const batch = numel(batchShape);
   const out = Tensor.empty(a.gpu, [...batchShape, M, N], 'f32', 'matmul');
@@ -164,13 +165,30 @@ interface Dims {
   bBatch: number;
 }
 
+/** The register-blocked kernels by layout and block size, made once: a dispatch builds no names. */
+const REGISTER_KERNELS = Object.fromEntries(
+  (['general', 'nt', 'nn'] as const).map((layout) => [layout, { 8: registerKernel(layout, 8), 16: registerKernel(layout, 16) }]),
+) as Record<'general' | 'nt' | 'nn', Record<8 | 16, Kernel>>;
+
+function registerKernel(layout: string, size: number): Kernel {
+  return { entry: `mm_${layout}_${size}x${size}`, tm: size, tn: size };
+}
+
+/** The workgroup-shape constants, one object per shape, so pipeline lookups see the same object each time. */
+const workgroupConstants = new Map<number, Readonly<{ MM_WX: number; MM_WY: number }>>();
+function constantsFor(wx: number, wy: number): Readonly<{ MM_WX: number; MM_WY: number }> {
+  let c = workgroupConstants.get(wx * 1024 + wy);
+  if (!c) workgroupConstants.set(wx * 1024 + wy, (c = Object.freeze({ MM_WX: wx, MM_WY: wy })));
+  return c;
+}
+
 function chooseKernel(d: Dims, cpu: boolean): Kernel {
   // Whole 16-byte rows throughout: every row and batch offset is then a multiple of 4 elements.
   const vec4Rows = !d.transA && d.k > 0 && d.k % 4 === 0 && d.n % 4 === 0;
   const layout = !vec4Rows ? 'general' : d.transB ? 'nt' : 'nn';
   // Large blocks would mostly compute clamped duplicates on small matrices.
   const size = cpu && d.m >= 32 && d.n >= 64 ? 16 : 8;
-  return { entry: `mm_${layout}_${size}x${size}`, tm: size, tn: size };
+  return REGISTER_KERNELS[layout][size];
 }
 
 /**
@@ -308,7 +326,7 @@ function dispatchRegister(a: Tensor, b: Tensor, bias: Tensor | undefined, out: T
   a.gpu.dispatch({
     kernel: 'matmul',
     entry: kernel.entry,
-    constants: { MM_WX: wx, MM_WY: wy },
+    constants: constantsFor(wx, wy),
     params: packParams(m, n, k, bias ? 1 : 0, d.aBatch, d.bBatch, m * n, 0, aRs, aCs, bRs, bCs),
     bindings: [a.binding(), b.binding(), bias ? bias.binding() : noBias(a.gpu), out.binding()],
     workgroups: [Math.ceil(n / (wx * kernel.tn)), Math.ceil(m / (wy * kernel.tm)), d.batch],

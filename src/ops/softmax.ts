@@ -8,13 +8,14 @@ import { Tensor, record, shapeString } from '../engine/tensor.js';
  * invocations with several loads each still keep thousands of rows in flight.
  */
 const ROW_WG = 32;
+const CONSTANTS = Object.freeze({ SM_WG: ROW_WG });
 
 export function softmax(x: Tensor): Tensor {
   const n = x.shape.at(-1) ?? 0;
   if (n === 0) throw new RangeError(`softmax needs a non-empty last dim, got ${shapeString(x.shape)}`);
   const gpu = x.gpu;
   const rows = x.size / n;
-  const constants = { SM_WG: ROW_WG };
+  const constants = CONSTANTS;
   const y = Tensor.empty(gpu, x.shape, 'f32', 'softmax');
   gpu.dispatch({
     kernel: 'softmax',
