@@ -132,7 +132,7 @@ export function attention(qkv: Tensor, nHead: number, opts: { past?: Past; newLe
     });
   }
 
-  return record(out, [qkv], (gradOut, needsGrad) => {
+  const y = record(out, [qkv], (gradOut, needsGrad) => {
     if (!needsGrad[0]) return [null];
     const grad = Tensor.empty(gpu, [B, T, 3 * C], 'f32', 'attention dqkv');
     const delta = Tensor.empty(gpu, [B, nHead, T], 'f32', 'attention delta');
@@ -157,6 +157,13 @@ export function attention(qkv: Tensor, nHead: number, opts: { past?: Past; newLe
     delta.dispose();
     return [grad];
   });
+  // Nothing will run backward: the lengths and the row statistics are not needed past the kernel
+  // (outside tidy() they would otherwise hold their buffers until the process ends).
+  if (!y.node) {
+    lensT.dispose();
+    lse.dispose();
+  }
+  return y;
 }
 
 /**

@@ -543,3 +543,19 @@ describe('attention with the past split across workgroups (GPU kernel class)', (
       }),
     ));
 });
+
+describe('attention memory', () => {
+  it('frees its lengths and row statistics when nothing will run backward', async () => {
+    const c: Case = { B: 2, H: 2, D: 8, T: 3, Tp: 5 };
+    const qkv = tensor(gpu, randn(c.B * c.T * 3 * c.H * c.D, 71), [c.B, c.T, 3 * c.H * c.D]);
+    const past: Past = {
+      k: tensor(gpu, randn(c.B * c.H * c.Tp * c.D, 72), [c.B, c.H, c.Tp, c.D]),
+      v: tensor(gpu, randn(c.B * c.H * c.Tp * c.D, 73), [c.B, c.H, c.Tp, c.D]),
+      lengths: new Uint32Array([5, 2]),
+    };
+    const before = gpu.memory().inUse;
+    attention(qkv, c.H, { past }).dispose();
+    expect(gpu.memory().inUse).toBe(before);
+    for (const t of [qkv, past.k, past.v]) t.dispose();
+  });
+});
