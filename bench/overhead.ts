@@ -13,7 +13,7 @@
 // the software GPU's among them, in scheduler-tick chunks larger than a sample.) tfjs submits
 // every few ops by itself; that is part of its host cost.
 import type { Gpu } from '../src/gpu/context.js';
-import { Tensor, tensor } from '../src/engine/tensor.js';
+import { Tensor, tensor, tidy } from '../src/engine/tensor.js';
 import { add } from '../src/ops/elementwise.js';
 import { matmul } from '../src/ops/matmul.js';
 import { layerNorm } from '../src/ops/layernorm.js';
@@ -57,6 +57,8 @@ export interface StepCost {
   hostCpuMs: number;
   hostMinMs: number;
   totalMs: number;
+  /** Median ms for Dawn alone to encode the same dispatches (replayed, not submitted). */
+  dawnMs: number;
 }
 
 export const median = (xs: readonly number[]): number => {
@@ -173,20 +175,40 @@ export async function dawnFloor(gpu: Gpu, opts: { reps: number; samples: number 
 }
 
 /**
+ * Encoding a recorded replay straight into Dawn, each sample's command buffer finished and
+ * dropped, never submitted: the tensors it binds may be freed and reused by then, and what
+ * counts here is the encoding alone.
+ */
+function unsubmittedPass(device: GPUDevice) {
+  let encoder: GPUCommandEncoder | null = null;
+  let pass: GPUComputePassEncoder | null = null;
+  return {
+    open: () => {
+      encoder ??= device.createCommandEncoder();
+      pass ??= encoder.beginComputePass();
+      return pass;
+    },
+    drop: () => {
+      pass!.end();
+      encoder!.finish();
+      encoder = null;
+      pass = null;
+    },
+  };
+}
+
+/**
  * Dawn alone doing what one call of `op` dispatches: its pipelines and bind groups (made once),
- * setPipeline + setBindGroup + dispatch each. Dawn's cost grows with the bindings it tracks per
- * dispatch, so this is the floor of that op, where the trivial kernel's is the floor of any.
+ * setPipeline + setBindGroup + dispatch each, encoded and not submitted. Dawn's cost grows with
+ * the bindings it tracks per dispatch, so this is the floor of that op, where the trivial
+ * kernel's is the floor of any. Its total is its host time (nothing runs).
  */
 async function dawnReplayCost(gpu: Gpu, name: string, op: () => Tensor, opts: { reps: number; samples: number }): Promise<HostCost> {
-  let out: Tensor | null = null;
-  const { steps, uniforms } = recordReplay(gpu, () => {
-    out = op();
-  });
-  const raw = rawPass(gpu.device);
+  const { steps, uniforms } = tidy(() => recordReplay(gpu, op));
+  const raw = unsubmittedPass(gpu.device);
   try {
-    return await hostCost(name, () => encodeReplay(raw.open(), steps), raw.submit, raw.wait, opts);
+    return await hostCost(name, () => encodeReplay(raw.open(), steps), raw.drop, () => gpu.sync(), opts);
   } finally {
-    (out as Tensor | null)?.dispose();
     uniforms.destroy();
   }
 }
@@ -288,7 +310,25 @@ export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: num
     hostCpu.push(cpu);
     total.push(done - start);
   }
+  // Dawn alone encoding one step's dispatches (recorded from a further step), not submitted,
+  // each time just after a real step has run, as the engine's own step starts.
+  const { steps: replay, uniforms } = tidy(() => recordReplay(gpu, () => trainer.encodeStep()));
+  const raw = unsubmittedPass(gpu.device);
+  const dawn: number[] = [];
+  for (let s = 0; s < opts.steps + 2; s++) {
+    const loss = trainer.encodeStep();
+    await loss.readF32();
+    loss.dispose();
+    const start = performance.now();
+    encodeReplay(raw.open(), replay);
+    const encoded = performance.now();
+    raw.drop();
+    if (s >= 2) dawn.push(encoded - start);
+  }
+  uniforms.destroy();
   trainer.dispose();
   disposePast(past);
-  return { name, dispatches, bindGroupsMade: made, hostMs: median(host), hostCpuMs: median(hostCpu), hostMinMs: Math.min(...host), totalMs: median(total) };
+  return {
+    name, dispatches, bindGroupsMade: made, hostMs: median(host), hostCpuMs: median(hostCpu), hostMinMs: Math.min(...host), totalMs: median(total), dawnMs: median(dawn),
+  };
 }
