@@ -115,22 +115,29 @@ const TRIVIAL_KERNEL = /* wgsl */ `
 @group(0) @binding(0) var<storage, read_write> counter: array<u32>;
 @compute @workgroup_size(1) fn main() { counter[0] = counter[0] + 1u; }`;
 
-/** Encoding straight into Dawn on the engine's device: one compute pass open at a time, submitted and waited for by hostCost. */
+/**
+ * Encoding straight into Dawn on the engine's device: one compute pass open at a time, then
+ * submitted, or finished and dropped without running. Replays of recorded work are dropped:
+ * the tensors they bind may be freed and reused by then, and their encoding is what counts.
+ */
 function rawPass(device: GPUDevice) {
   let encoder: GPUCommandEncoder | null = null;
   let pass: GPUComputePassEncoder | null = null;
+  const finish = () => {
+    pass!.end();
+    const commands = encoder!.finish();
+    encoder = null;
+    pass = null;
+    return commands;
+  };
   return {
     open: () => {
       encoder ??= device.createCommandEncoder();
       pass ??= encoder.beginComputePass();
       return pass;
     },
-    submit: () => {
-      pass!.end();
-      device.queue.submit([encoder!.finish()]);
-      encoder = null;
-      pass = null;
-    },
+    submit: () => device.queue.submit([finish()]),
+    drop: () => void finish(),
     wait: () => device.queue.onSubmittedWorkDone(),
   };
 }
@@ -175,29 +182,6 @@ export async function dawnFloor(gpu: Gpu, opts: { reps: number; samples: number 
 }
 
 /**
- * Encoding a recorded replay straight into Dawn, each sample's command buffer finished and
- * dropped, never submitted: the tensors it binds may be freed and reused by then, and what
- * counts here is the encoding alone.
- */
-function unsubmittedPass(device: GPUDevice) {
-  let encoder: GPUCommandEncoder | null = null;
-  let pass: GPUComputePassEncoder | null = null;
-  return {
-    open: () => {
-      encoder ??= device.createCommandEncoder();
-      pass ??= encoder.beginComputePass();
-      return pass;
-    },
-    drop: () => {
-      pass!.end();
-      encoder!.finish();
-      encoder = null;
-      pass = null;
-    },
-  };
-}
-
-/**
  * Dawn alone doing what one call of `op` dispatches: its pipelines and bind groups (made once),
  * setPipeline + setBindGroup + dispatch each, encoded and not submitted. Dawn's cost grows with
  * the bindings it tracks per dispatch, so this is the floor of that op, where the trivial
@@ -205,7 +189,7 @@ function unsubmittedPass(device: GPUDevice) {
  */
 async function dawnReplayCost(gpu: Gpu, name: string, op: () => Tensor, opts: { reps: number; samples: number }): Promise<HostCost> {
   const { steps, uniforms } = tidy(() => recordReplay(gpu, op));
-  const raw = unsubmittedPass(gpu.device);
+  const raw = rawPass(gpu.device);
   try {
     return await hostCost(name, () => encodeReplay(raw.open(), steps), raw.drop, () => gpu.sync(), opts);
   } finally {
@@ -313,7 +297,7 @@ export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: num
   // Dawn alone encoding one step's dispatches (recorded from a further step), not submitted,
   // each time just after a real step has run, as the engine's own step starts.
   const { steps: replay, uniforms } = tidy(() => recordReplay(gpu, () => trainer.encodeStep()));
-  const raw = unsubmittedPass(gpu.device);
+  const raw = rawPass(gpu.device);
   const dawn: number[] = [];
   for (let s = 0; s < opts.steps + 2; s++) {
     const loss = trainer.encodeStep();
