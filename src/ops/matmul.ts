@@ -70,10 +70,14 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const bias = opts.bias;
   if (a.shape.length < 2 || b.shape.length < 2) throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: both operands need at least 2 dims`);
   if (a.dtype !== 'f32' || b.dtype !== 'f32' || (bias && bias.dtype !== 'f32')) throw new TypeError(`${describeMatmul(a, b, transA, transB, bias)}: operands must be f32`);
-  const [ar, ac] = a.shape.slice(-2) as [number, number];
-  const [br, bc] = b.shape.slice(-2) as [number, number];
-  const [M, K] = transA ? [ac, ar] : [ar, ac];
-  const [Kb, N] = transB ? [bc, br] : [br, bc];
+  const ar = a.shape[a.shape.length - 2]!;
+  const ac = a.shape[a.shape.length - 1]!;
+  const br = b.shape[b.shape.length - 2]!;
+  const bc = b.shape[b.shape.length - 1]!;
+  const M = transA ? ac : ar;
+  const K = transA ? ar : ac;
+  const Kb = transB ? bc : br;
+  const N = transB ? br : bc;
   if (K !== Kb) throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: inner dimensions ${K} and ${Kb} differ`);
   const aBatch = a.shape.slice(0, -2);
   const bBatch = b.shape.slice(0, -2);
@@ -191,13 +195,22 @@ function chooseKernel(d: Dims, cpu: boolean): Kernel {
   return REGISTER_KERNELS[layout][size];
 }
 
+/** The workgroup constants of bestCpuWorkgroup, found once per grid of blocks (training repeats its shapes every step). */
+const cpuWorkgroups = new Map<number, Readonly<{ MM_WX: number; MM_WY: number }>>();
+function cpuWorkgroup(rowBlocks: number, colBlocks: number): Readonly<{ MM_WX: number; MM_WY: number }> {
+  const key = rowBlocks * 65536 + colBlocks;
+  let found = cpuWorkgroups.get(key);
+  if (!found) cpuWorkgroups.set(key, (found = constantsFor(...bestCpuWorkgroup(rowBlocks, colBlocks))));
+  return found;
+}
+
 /**
  * A CPU adapter's workgroup shape (invocations across × down) for a C of rowBlocks × colBlocks
  * register blocks: up to 16 invocations, shaped so the fewest blocks past C's edge are
  * computed (they only recompute clamped duplicates). For the 40-row matmuls of a prompt
  * step (B 8 × P 5) a 16×1 shape computes 48 rows where 8×2 computed 64: 1.2-1.8× faster.
  */
-function cpuWorkgroup(rowBlocks: number, colBlocks: number): [number, number] {
+function bestCpuWorkgroup(rowBlocks: number, colBlocks: number): [number, number] {
   let best: [number, number] = [1, 1];
   let bestBlocks = Infinity;
   for (let wy = 1; wy <= 16; wy *= 2) {
@@ -320,13 +333,15 @@ function dispatchTiled(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Tens
 function dispatchRegister(a: Tensor, b: Tensor, bias: Tensor | undefined, out: Tensor, d: Dims, cpu: boolean): void {
   const { m, n, k } = d;
   const kernel = chooseKernel(d, cpu);
-  const [wx, wy] = cpu ? cpuWorkgroup(Math.ceil(m / kernel.tm), Math.ceil(n / kernel.tn)) : [8, 8];
+  const constants = cpu ? cpuWorkgroup(Math.ceil(m / kernel.tm), Math.ceil(n / kernel.tn)) : constantsFor(8, 8);
+  const wx = constants.MM_WX;
+  const wy = constants.MM_WY;
   const [aRs, aCs] = d.transA ? [1, m] : [k, 1];
   const [bRs, bCs] = d.transB ? [1, k] : [n, 1];
   a.gpu.dispatch({
     kernel: 'matmul',
     entry: kernel.entry,
-    constants: constantsFor(wx, wy),
+    constants,
     params: packParams(m, n, k, bias ? 1 : 0, d.aBatch, d.bBatch, m * n, 0, aRs, aCs, bRs, bCs),
     bindings: [a.binding(), b.binding(), bias ? bias.binding() : noBias(a.gpu), out.binding()],
     workgroups: [Math.ceil(n / (wx * kernel.tn)), Math.ceil(m / (wy * kernel.tm)), d.batch],
