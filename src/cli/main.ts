@@ -31,8 +31,14 @@ function rawValues(argv: string[], flag: string): string[] {
 /** Flags whose values are names, paths or texts: taken verbatim from argv. */
 const STRING_FLAGS = ['model', 'data', 'val', 'tasks', 'name', 'textColumn', 'labelColumn', 'labelColumns', 'labels', 'predicted', 'against', 'imdb', 'semeval', 'work', 'out', 'task', 'format', 'backend', 'repo'];
 
+/** Flags that may be given more than once, each time adding a value. */
+const REPEATABLE_FLAGS = new Set(['prompt', 'text']);
+
 function verbatim<T extends object>(flags: T, argv: string[]): T {
   const out = { ...flags } as Record<string, unknown>;
+  // A flag given twice counts once, its last value (as for the string flags below), rather
+  // than as the two values joined by a comma.
+  for (const [key, value] of Object.entries(out)) if (Array.isArray(value) && !REPEATABLE_FLAGS.has(key)) out[key] = value.at(-1);
   for (const key of STRING_FLAGS) {
     if (out[key] === undefined || typeof out[key] === 'boolean') continue;
     const values = rawValues(argv, `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);

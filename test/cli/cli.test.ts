@@ -256,6 +256,8 @@ describe('bad input: one clear message, non-zero exit, nothing damaged', () => {
     expect(readFileSync(p('cut.gpt2p')).equals(bytes.subarray(0, bytes.length - 100))).toBe(true);
   });
   it('bad option values', () => expectError(/--batch-size must be a positive integer, got '0'/, 'train', '--data', p('train.csv'), '--batch-size', '0', '--out', p('x.gpt2p')));
+  it('a flag given twice counts with its last value, not the two joined', () =>
+    expectError(/--batch-size must be a positive integer, got '0'/, 'train', '--data', p('train.csv'), '--batch-size', '4', '--batch-size', '0', '--out', p('x.gpt2p')));
   it('a negative option value reaches its own check', () => expectError(/--lr must be a positive number, got '-1'/, 'train', '--data', p('train.csv'), '--lr', '-1', '--out', p('x.gpt2p')));
   it('parser errors: unknown option, missing value, missing argument', async () => {
     await expectError(/Unknown option `--learning-rate` \(see gpt2-prompt train --help\)/, 'train', '--learning-rate', '0.1');
