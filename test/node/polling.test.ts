@@ -17,17 +17,17 @@ globalThis.setImmediate = Object.assign(function (this: unknown, callback: (...a
   return immediate(callback, ...args);
 }, immediate) as typeof setImmediate;
 
-/** Polls at full speed and wall ms during one wait for about a second of lavapipe's work. */
-async function longWait(gpu: Gpu): Promise<{ polls: number; ms: number }> {
+/** Polls at full speed and wall ms during one wait for `count` matmuls of 1.2 GFLOP each. */
+async function longWait(gpu: Gpu, count: number): Promise<{ polls: number; ms: number }> {
   const x = tensor(gpu, new Float32Array(256 * 768).fill(0.5), [256, 768]);
   const w = tensor(gpu, new Float32Array(768 * 3072).fill(0.25), [768, 3072]);
-  const outputs = Array.from({ length: 6 }, () => matmul(x, w));
+  const outputs = Array.from({ length: count }, () => matmul(x, w));
   gpu.flush();
   const polls = fullSpeedPolls;
   const start = performance.now();
   await gpu.sync();
   const result = { polls: fullSpeedPolls - polls, ms: performance.now() - start };
-  expect((await outputs[5]!.read())[3071]).toBe(768 * 0.125);
+  expect((await outputs[count - 1]!.read())[3071]).toBe(768 * 0.125);
   for (const t of [x, w, ...outputs]) t.dispose();
   return result;
 }
@@ -36,12 +36,15 @@ describe('relaxed polling of Dawn', () => {
   it('spins a core for a whole wait with the binding’s own polling, and only for its first milliseconds relaxed', async (ctx) => {
     const spinning = await openGpu({ backend: 'vulkan', quiet: true, polling: 'spin' }).catch(() => null);
     if (!spinning || spinning.kernelClass !== 'cpu') return ctx.skip('needs lavapipe (scripts/software-vulkan.sh installs it)');
-    const spin = await longWait(spinning);
+    // Enough work for a wait far longer than the 2 ms spin, however fast this machine's cores are.
+    let count = 6;
+    let spin = await longWait(spinning, count);
+    while (spin.ms < 200 && count < 192) spin = await longWait(spinning, (count *= 2));
     // The binding's poll is recognised: a spinning wait polls many times per millisecond.
     expect(spin.polls).toBeGreaterThan(10 * spin.ms);
 
     const relaxedGpu = await openGpu({ backend: 'vulkan', quiet: true, polling: 'relaxed' });
-    const relaxed = await longWait(relaxedGpu);
+    const relaxed = await longWait(relaxedGpu, count);
     expect(relaxed.ms).toBeGreaterThan(50);
     // Full speed for about 2 ms, then once a millisecond through setTimeout (not counted here).
     expect(relaxed.polls).toBeLessThan(spin.polls / 5);
