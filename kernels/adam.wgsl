@@ -5,20 +5,29 @@
 // computed on the host: in f32, 1 − 0.999 would be off by 1e-5 relative. So is decay =
 // 1 − lr·weight_decay (1 for plain Adam: p·1 is exact) and grad_scale, the clipping factor
 // (1 without clipping: g·1 is exact).
+//
+// What changes from step to step (step_size, inv_sqrt_bc2, decay, grad_scale) is read from a
+// storage array the host writes before the step, not from the uniforms: a step's launches are
+// then the same every time, so a captured step (src/engine/capture.ts) can replay them.
 
 override WG: u32 = 256u;
 
 struct AdamParams {
   n: u32, beta1: f32, beta2: f32, eps: f32,
-  one_minus_beta1: f32, one_minus_beta2: f32, step_size: f32, inv_sqrt_bc2: f32,
-  decay: f32, grad_scale: f32, _p0: u32, _p1: u32,
+  one_minus_beta1: f32, one_minus_beta2: f32,
+  // This parameter's entry of adam_scalars.
+  slot: u32, _p0: u32,
 }
+
+// Per parameter: step_size, inv_sqrt_bc2, decay, grad_scale.
+struct AdamScalars { step_size: f32, inv_sqrt_bc2: f32, decay: f32, grad_scale: f32 }
 
 @group(0) @binding(0) var<uniform> ap: AdamParams;
 @group(0) @binding(1) var<storage, read_write> adam_param: array<f32>;
 @group(0) @binding(2) var<storage, read> adam_grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> adam_m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> adam_v: array<f32>;
+@group(0) @binding(5) var<storage, read> adam_scalars: array<AdamScalars>;
 
 // torch.optim.AdamW's order: decay the parameter, then the Adam update with the (clipped) gradient.
 @compute @workgroup_size(WG)
@@ -26,12 +35,13 @@ fn adam_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
              @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * WG + lid;
   if (i >= ap.n) { return; }
-  let g = adam_grad[i] * ap.grad_scale;
+  let k = adam_scalars[ap.slot];
+  let g = adam_grad[i] * k.grad_scale;
   let m = ap.beta1 * adam_m[i] + ap.one_minus_beta1 * g;
   let v = ap.beta2 * adam_v[i] + ap.one_minus_beta2 * g * g;
   adam_m[i] = m;
   adam_v[i] = v;
-  adam_param[i] = adam_param[i] * ap.decay - ap.step_size * m / (sqrt(v) * ap.inv_sqrt_bc2 + ap.eps);
+  adam_param[i] = adam_param[i] * k.decay - k.step_size * m / (sqrt(v) * k.inv_sqrt_bc2 + ap.eps);
 }
 
 // Workgroup w sums g² over elements [w·SUMSQ_SPAN, (w+1)·SUMSQ_SPAN) into partial[offset + w],

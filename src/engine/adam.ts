@@ -41,6 +41,9 @@ export class Adam {
   private t = 0;
   private readonly m: Tensor[];
   private readonly v: Tensor[];
+  /** Per parameter the step's step_size, inv_sqrt_bc2, decay and grad_scale (see adam.wgsl), written by prepare(). */
+  private readonly scalars: Tensor | null;
+  private readonly scalarValues: Float32Array;
 
   constructor(params: Tensor[], opts: AdamOptions = {}) {
     this.params = [...params];
@@ -58,6 +61,9 @@ export class Adam {
     const zeros = (p: Tensor, which: string) => keep(tensor(p.gpu, new Float32Array(p.size), p.shape, { label: `adam ${which} of ${p.label ?? 'param'}` }));
     this.m = this.params.map((p) => zeros(p, 'm'));
     this.v = this.params.map((p) => zeros(p, 'v'));
+    this.scalarValues = new Float32Array(4 * Math.max(1, this.params.length));
+    const gpu = this.params[0]?.gpu;
+    this.scalars = gpu ? keep(Tensor.empty(gpu, [this.scalarValues.length], 'f32', 'adam step scalars')) : null;
   }
 
   /** Number of steps taken. */
@@ -66,15 +72,40 @@ export class Adam {
   }
 
   /**
-   * One update. gradScale multiplies every gradient first (the factor of clipping by global
-   * norm, as torch.nn.utils.clip_grad_norm_ applies it).
+   * One update: prepare() then update(). gradScale multiplies every gradient first (the
+   * factor of clipping by global norm, as torch.nn.utils.clip_grad_norm_ applies it).
    */
   step(opts: { gradScale?: number } = {}): void {
+    this.prepare(opts);
+    this.update();
+  }
+
+  /**
+   * The host half of a step: counts it and writes what it changes (the bias corrections, the
+   * learning rate's decay factor, gradScale) to the GPU, so that update() launches the same
+   * kernels with the same uniforms every step, as a captured step needs.
+   */
+  prepare(opts: { gradScale?: number } = {}): void {
     this.t++;
+    if (!this.scalars) return;
     // Bias corrections in float64 on the host; the kernel sees their f32 roundings only.
     const stepSize = this.lr / (1 - this.beta1 ** this.t);
     const invSqrtBc2 = 1 / Math.sqrt(1 - this.beta2 ** this.t);
     const gradScale = opts.gradScale ?? 1;
+    const values = this.scalarValues;
+    this.params.forEach((_, k) => {
+      values[4 * k] = stepSize;
+      values[4 * k + 1] = invSqrtBc2;
+      values[4 * k + 2] = 1 - this.lr * this.weightDecay[k]!;
+      values[4 * k + 3] = gradScale;
+    });
+    this.scalars.write(values);
+  }
+
+  /** The GPU half of a step, with the values the last prepare() wrote: every parameter with a gradient updated in place. */
+  update(): void {
+    const scalars = this.scalars;
+    if (!scalars) return;
     this.params.forEach((p, k) => {
       const g = p.grad;
       if (!g) return;
@@ -82,11 +113,8 @@ export class Adam {
       p.gpu.dispatch({
         kernel: 'adam',
         entry: 'adam_step',
-        params: packParams(
-          p.size, f32(this.beta1), f32(this.beta2), f32(this.eps), f32(1 - this.beta1), f32(1 - this.beta2), f32(stepSize), f32(invSqrtBc2),
-          f32(1 - this.lr * this.weightDecay[k]!), f32(gradScale), 0, 0,
-        ),
-        bindings: [p.binding(), g.binding(), this.m[k]!.binding(), this.v[k]!.binding()],
+        params: packParams(p.size, f32(this.beta1), f32(this.beta2), f32(this.eps), f32(1 - this.beta1), f32(1 - this.beta2), k, 0),
+        bindings: [p.binding(), g.binding(), this.m[k]!.binding(), this.v[k]!.binding(), scalars.binding()],
         workgroups: grid(p.size, WG),
       });
     });
@@ -128,6 +156,7 @@ export class Adam {
   /** Frees the moment buffers; the optimizer is unusable afterwards. */
   dispose(): void {
     for (const t of [...this.m, ...this.v]) t.dispose();
+    this.scalars?.dispose();
   }
 }
 
