@@ -6,6 +6,7 @@
 // except the ones it returns or keep()s; leaf gradients belong to their leaf.
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
 import type { Gpu, Binding } from '../gpu/context.js';
+import type { BufferPool } from '../gpu/pool.js';
 
 /** f16: IEEE half precision, for data kept compactly (e.g. cached keys/values); kernels compute in f32. */
 export type DType = 'f32' | 'u32' | 'f16';
@@ -30,16 +31,17 @@ export function f16Values(bits: Uint16Array): Float32Array {
   return Float32Array.from({ length: bits.length }, (_, i) => getFloat16(view, 2 * i, true));
 }
 
-/** The GPU memory behind one or more tensors (reshape shares it). */
+/** The GPU memory behind one or more tensors (reshape shares it), and the pool it returns to. */
 class Storage {
   refs = 1;
   constructor(
     readonly gpu: Gpu,
+    readonly pool: BufferPool,
     readonly buffer: GPUBuffer,
     readonly byteLength: number,
   ) {}
   release(): void {
-    if (--this.refs === 0) this.gpu.pool.release(this.buffer);
+    if (--this.refs === 0) this.pool.release(this.buffer);
   }
 }
 
@@ -174,10 +176,11 @@ export class Tensor {
     return this.storage;
   }
 
-  /** @internal Allocates an uninitialised tensor. */
+  /** @internal Allocates an uninitialised tensor (from the pool the device allocates from now: see capture.ts). */
   static empty(gpu: Gpu, shape: Shape, dtype: DType = 'f32', label?: string): Tensor {
     const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
-    const t = new Tensor(new Storage(gpu, gpu.pool.acquire(bytes, label), bytes), shape, dtype);
+    const pool = gpu.allocator;
+    const t = new Tensor(new Storage(gpu, pool, pool.acquire(bytes, label), bytes), shape, dtype);
     t.label = label;
     if (gpu.poison && t.size > 0) t.write(new RAW_ARRAY[dtype](t.size).fill(POISON[dtype]));
     return t;

@@ -64,6 +64,63 @@ interface CachedGroup {
   batch: number;
 }
 
+/** One command of a recording, as replay() encodes it again. */
+type RecordedCommand =
+  | { kind: 'dispatch'; pipeline: GPUComputePipeline; cached: CachedGroup; params: Uint32Array | undefined; x: number; y: number; z: number }
+  | { kind: 'copy'; src: Binding; dst: Binding }
+  | { kind: 'write'; dst: Binding; data: Uint8Array }
+  | { kind: 'flush' };
+
+/**
+ * The commands some synchronous work encoded (Gpu.startRecording .. stopRecording), kept so the
+ * same work can be encoded again without running the code that made it (Gpu.replay). Only
+ * work whose every dispatch found or made a cached bind group can be replayed: those groups
+ * stay valid (and their uniform slots theirs) until the engine drops its bind groups.
+ */
+export class GpuRecording {
+  readonly commands: RecordedCommand[] = [];
+  /** Every buffer the commands bind, copy or write. */
+  readonly buffers = new Set<GPUBuffer>();
+  /** Why the work cannot be replayed; null where it can. */
+  unreplayable: string | null = null;
+  dispatches = 0;
+
+  constructor(
+    /** The bind group generation it was made in (see Gpu.dropBindGroups). */
+    readonly generation: number,
+  ) {}
+
+  /** Whether another recording encoded exactly the same commands on the same buffers with the same data. */
+  sameAs(other: GpuRecording): boolean {
+    if (other.commands.length !== this.commands.length) return false;
+    return this.commands.every((c, i) => sameCommand(c, other.commands[i]!));
+  }
+}
+
+function sameCommand(a: RecordedCommand, b: RecordedCommand): boolean {
+  switch (a.kind) {
+    case 'dispatch':
+      return b.kind === 'dispatch' && a.pipeline === b.pipeline && a.cached === b.cached && a.x === b.x && a.y === b.y && a.z === b.z && sameWords(a.params, b.params);
+    case 'copy':
+      return b.kind === 'copy' && sameRange(a.src, b.src) && sameRange(a.dst, b.dst);
+    case 'write':
+      return b.kind === 'write' && sameRange(a.dst, b.dst) && sameWords(a.data, b.data);
+    case 'flush':
+      return b.kind === 'flush';
+  }
+}
+
+function sameRange(a: Binding, b: Binding): boolean {
+  return a.buffer === b.buffer && (a.offset ?? 0) === (b.offset ?? 0) && a.size === b.size;
+}
+
+function sameWords(a: ArrayLike<number> | undefined, b: ArrayLike<number> | undefined): boolean {
+  if (!a || !b) return a === b;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 interface PipelineEntry {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
@@ -128,6 +185,10 @@ export class Gpu {
   private passGroup: GPUBindGroup | null = null;
   private dispatchesInBatch = 0;
   private stagingToDestroy: GPUBuffer[] = [];
+  /** Counts dropBindGroups(): a recording replays only in the generation it was made in. */
+  private groupGeneration = 0;
+  private recording: GpuRecording | null = null;
+  private activePool: BufferPool;
   private stagingBytes = 0;
   private pendingErrors: Promise<GPUError | null>[] = [];
   private failure: Error | null = null;
@@ -165,13 +226,8 @@ export class Gpu {
     this.kernelClass = options.kernelClass ?? kernelClassOf(adapterName);
     if (options.kernelFeatures) this.useKernelFeatures(options.kernelFeatures);
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
-    this.pool = new BufferPool(device, (scope, bytes, label, inUse) =>
-      this.track(
-        scope,
-        `allocating ${bytes} bytes for ${label ?? 'a tensor'} with ${inUse} bytes already in use ` +
-          '(the work does not fit in GPU memory: lower the batch size or the max length)',
-      ),
-    );
+    this.pool = this.createPool();
+    this.activePool = this.pool;
     this.uniformArena = device.createBuffer({
       label: 'uniform arena',
       size: UNIFORM_ARENA_BYTES,
@@ -197,6 +253,83 @@ export class Gpu {
     });
   }
 
+  /** A buffer pool whose allocations report running out of GPU memory as one clear error (the device's own pool, or a captured step's). */
+  createPool(): BufferPool {
+    return new BufferPool(this.device, (scope, bytes, label, inUse) =>
+      this.track(
+        scope,
+        `allocating ${bytes} bytes for ${label ?? 'a tensor'} with ${inUse} bytes already in use ` +
+          '(the work does not fit in GPU memory: lower the batch size or the max length)',
+      ),
+    );
+  }
+
+  /** The pool new tensors come from: the device's own, or a captured step's while it records. */
+  get allocator(): BufferPool {
+    return this.activePool;
+  }
+
+  /**
+   * Starts keeping every command encoded from now on, with new tensors taken from `pool`, until
+   * stopRecording(). Work encoded before is submitted first, so the recording starts a command
+   * buffer of its own, as its replays will.
+   */
+  startRecording(pool: BufferPool): void {
+    if (this.recording) throw new GpuError('startRecording: already recording');
+    this.flush();
+    this.recording = new GpuRecording(this.groupGeneration);
+    this.activePool = pool;
+  }
+
+  stopRecording(): GpuRecording {
+    const recording = this.recording;
+    if (!recording) throw new GpuError('stopRecording: not recording');
+    this.recording = null;
+    this.activePool = this.pool;
+    return recording;
+  }
+
+  /** Whether replay() can still encode the recording: it can be replayed and its bind groups were not dropped since. */
+  canReplay(recording: GpuRecording): boolean {
+    return recording.unreplayable === null && recording.generation === this.groupGeneration;
+  }
+
+  /**
+   * Encodes a recording's commands again, as the work that made it did, without that work's
+   * JavaScript: its bind groups, uniform values, copies and uploads. The buffers it uses must
+   * still exist and hold what that work would find (capture.ts checks this for the engine).
+   */
+  replay(recording: GpuRecording): void {
+    this.throwIfFailed();
+    if (this.recording) throw new GpuError('replay: cannot replay while recording');
+    if (!this.canReplay(recording)) throw new GpuError(`replay: ${recording.unreplayable ?? 'its bind groups were dropped since it was recorded'}`);
+    this.flush();
+    // Marked used by the whole batch at once (again after each submit): an upload into any of them then stays in order with the batch.
+    for (const b of recording.buffers) this.touch(b);
+    for (const c of recording.commands) {
+      if (c.kind === 'dispatch') {
+        const cached = c.cached;
+        // Within its recording a group's slot held one set of values per batch (else the group would not be cached), so rewriting it here is as safe as it was there.
+        if (c.params && !this.slotHolds(cached.slot, c.params)) this.writeSlot(cached.slot, c.params);
+        cached.batch = this.batch;
+        const pass = this.computePass();
+        if (this.passPipeline !== c.pipeline) pass.setPipeline((this.passPipeline = c.pipeline));
+        if (this.passGroup !== cached.group) pass.setBindGroup(0, (this.passGroup = cached.group));
+        pass.dispatchWorkgroups(c.x, c.y, c.z);
+        this.dispatchesInBatch++;
+      } else if (c.kind === 'copy') {
+        this.encodeCopy(c.src, c.dst);
+      } else if (c.kind === 'write') {
+        this.encodeWrite(c.dst, c.data);
+      } else {
+        this.flush();
+        for (const b of recording.buffers) this.touch(b);
+      }
+    }
+    this.dispatches += recording.dispatches;
+    this.bindGroupHits += recording.dispatches;
+  }
+
   /** Kernel features in use: offered by the device and not turned off. */
   get kernelFeatures(): ReadonlySet<KernelFeature> {
     return this.activeFeatures;
@@ -210,6 +343,8 @@ export class Gpu {
     this.activeFeatures = new Set(features.filter((f) => this.offeredKernelFeatures.has(f)));
     this.variants.clear();
     this.quickPipelines.clear();
+    // Recordings hold the old variants' pipelines.
+    this.groupGeneration++;
     return this.activeFeatures;
   }
 
@@ -293,7 +428,15 @@ export class Gpu {
       record.lastUse = this.batch;
       rangesKey += this.rangeKey(record, b);
     }
-    const group = (this.fastLaunch && this.cachedGroup(entry, d, rangesKey)) || this.newGroup(entry, d);
+    const cached = this.fastLaunch ? this.cachedGroup(entry, d, rangesKey) : null;
+    const group = cached ? cached.group : this.newGroup(entry, d);
+    const recording = this.recording;
+    if (recording) {
+      if (cached) recording.commands.push({ kind: 'dispatch', pipeline: entry.pipeline, cached, params: d.params, x, y, z });
+      else recording.unreplayable ??= `${d.kernel}.${d.entry} made a bind group for itself alone (fast launch off, or its cached group's uniforms were in use)`;
+      for (const b of d.bindings) recording.buffers.add(b.buffer);
+      recording.dispatches++;
+    }
     const pass = this.computePass();
     if (this.passPipeline !== entry.pipeline) pass.setPipeline((this.passPipeline = entry.pipeline));
     if (this.passGroup !== group) pass.setBindGroup(0, (this.passGroup = group));
@@ -307,7 +450,7 @@ export class Gpu {
    * The cached bind group of this dispatch's pipeline and buffer ranges, with its uniform slot
    * holding d.params; null where its slot holds other values this batch still uses.
    */
-  private cachedGroup(entry: PipelineEntry, d: Dispatch, rangesKey: string): GPUBindGroup | null {
+  private cachedGroup(entry: PipelineEntry, d: Dispatch, rangesKey: string): CachedGroup | null {
     const params = d.params;
     if (params && params.byteLength > PARAM_SLOT_BYTES) return null;
     const key = params ? params.length + rangesKey : rangesKey;
@@ -324,7 +467,7 @@ export class Gpu {
       this.bindGroupsMade++;
       cached = { group, slot, batch: this.batch };
       entry.groups.set(key, cached);
-      return group;
+      return cached;
     }
     if (params && !this.slotHolds(cached.slot, params)) {
       if (cached.batch === this.batch) return null;
@@ -332,7 +475,7 @@ export class Gpu {
     }
     cached.batch = this.batch;
     this.bindGroupHits++;
-    return cached.group;
+    return cached;
   }
 
   /** A bind group for this dispatch alone, its uniforms in the per-submit arena. */
@@ -388,6 +531,12 @@ export class Gpu {
     return key;
   }
 
+  private record(command: RecordedCommand, buffers: GPUBuffer[]): void {
+    const recording = this.recording!;
+    recording.commands.push(command);
+    for (const b of buffers) recording.buffers.add(b);
+  }
+
   private touch(buffer: GPUBuffer): void {
     this.bufferRecord(buffer).lastUse = this.batch;
   }
@@ -409,6 +558,7 @@ export class Gpu {
    */
   dropBindGroups(): void {
     this.flush();
+    this.groupGeneration++;
     for (const entry of this.pipelines.values()) entry.groups.clear();
     this.paramSlotsUsed = 0;
   }
@@ -423,6 +573,11 @@ export class Gpu {
   /** Copies between buffers, in order with the dispatches around it. */
   copy(src: Binding, dst: Binding): void {
     this.throwIfFailed();
+    if (this.recording) this.record({ kind: 'copy', src: { ...src }, dst: { ...dst } }, [src.buffer, dst.buffer]);
+    this.encodeCopy(src, dst);
+  }
+
+  private encodeCopy(src: Binding, dst: Binding): void {
     this.endPass();
     this.touch(src.buffer);
     this.touch(dst.buffer);
@@ -436,6 +591,13 @@ export class Gpu {
    */
   write(dst: Binding, data: ArrayBufferView): void {
     this.throwIfFailed();
+    if (this.recording && data.byteLength > 0) {
+      this.record({ kind: 'write', dst: { ...dst }, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice() }, [dst.buffer]);
+    }
+    this.encodeWrite(dst, data);
+  }
+
+  private encodeWrite(dst: Binding, data: ArrayBufferView): void {
     const size = Math.ceil(data.byteLength / 4) * 4;
     if (size === 0) return;
     if (this.fastLaunch && size <= RING_UPLOAD_MAX && size === data.byteLength && this.bufferRecord(dst.buffer).lastUse !== this.batch) {
@@ -446,14 +608,14 @@ export class Gpu {
       // The ring's contents reach the GPU at the submit, before the copies that read them.
       if (this.uploadUsed + size > UPLOAD_RING_BYTES) this.flush();
       this.uploadMirror.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), this.uploadUsed);
-      this.copy({ buffer: this.uploadRing, offset: this.uploadUsed, size }, { ...dst, size });
+      this.encodeCopy({ buffer: this.uploadRing, offset: this.uploadUsed, size }, { ...dst, size });
       this.uploadUsed += size;
       return;
     }
     const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
     new Uint8Array(staging.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     staging.unmap();
-    this.copy({ buffer: staging, size }, { ...dst, size });
+    this.encodeCopy({ buffer: staging, size }, { ...dst, size });
     this.stagingToDestroy.push(staging);
     this.stagingBytes += size;
     // Bound host-visible memory held by pending uploads.
@@ -463,6 +625,7 @@ export class Gpu {
   /** Submits all encoded work. Does not wait for it. */
   flush(): void {
     if (!this.encoder) return;
+    if (this.recording) this.recording.commands.push({ kind: 'flush' });
     this.endPass();
     const queue = this.device.queue;
     if (this.uniformUsed > 0) {
@@ -490,6 +653,7 @@ export class Gpu {
 
   /** Reads a buffer range back to the host: the one place the engine waits on the GPU. */
   async read(src: Binding): Promise<ArrayBuffer> {
+    if (this.recording) this.recording.unreplayable ??= 'it read data back';
     const size = Math.ceil(src.size / 4) * 4;
     const staging = this.device.createBuffer({ size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     if (size > 0) this.copy({ ...src, size }, { buffer: staging, size });
@@ -510,6 +674,7 @@ export class Gpu {
 
   /** Waits for all submitted work and throws the first WebGPU error it raised. */
   async sync(): Promise<void> {
+    if (this.recording) this.recording.unreplayable ??= 'it waited for the GPU';
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     await this.checkErrors();

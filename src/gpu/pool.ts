@@ -27,6 +27,10 @@ export function sizeClass(bytes: number): number {
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   private readonly classOf = new WeakMap<GPUBuffer, number>();
+  /** Creation order, for restack(). */
+  private readonly serialOf = new WeakMap<GPUBuffer, number>();
+  /** The buffers in `free`, for isFree(). */
+  private readonly freeSet = new Set<GPUBuffer>();
   private inUse = 0;
   private pooled = 0;
   private peak = 0;
@@ -49,6 +53,7 @@ export class BufferPool {
     }
     let buffer = this.free.get(size)?.pop();
     if (buffer) {
+      this.freeSet.delete(buffer);
       this.pooled -= size;
     } else {
       // GPUBufferUsage is read lazily: the host defines the WebGPU globals when it opens a device.
@@ -57,7 +62,7 @@ export class BufferPool {
       buffer = this.device.createBuffer({ size, usage, ...(label ? { label } : {}) });
       this.onAllocation?.(this.device.popErrorScope(), size, label, this.inUse);
       this.classOf.set(buffer, size);
-      this.created++;
+      this.serialOf.set(buffer, this.created++);
     }
     this.inUse += size;
     this.peak = Math.max(this.peak, this.inUse);
@@ -72,12 +77,33 @@ export class BufferPool {
     let list = this.free.get(size);
     if (!list) this.free.set(size, (list = []));
     list.push(buffer);
+    this.freeSet.add(buffer);
+  }
+
+  /**
+   * Orders the free buffers so each size class hands out its oldest first. Work that runs
+   * again on a pool where it released everything then gets the same buffer for the same
+   * tensor every time, whatever order it released them in (a captured step relies on this).
+   */
+  restack(): void {
+    for (const list of this.free.values()) list.sort((a, b) => this.serialOf.get(b)! - this.serialOf.get(a)!);
+  }
+
+  /** Whether this pool made the buffer. */
+  owns(buffer: GPUBuffer): boolean {
+    return this.classOf.has(buffer);
+  }
+
+  /** Whether the buffer is released and waiting to be handed out again. */
+  isFree(buffer: GPUBuffer): boolean {
+    return this.freeSet.has(buffer);
   }
 
   /** Frees pooled buffers (e.g. between phases with different shapes). */
   trim(): void {
     for (const list of this.free.values()) for (const b of list) b.destroy();
     this.free.clear();
+    this.freeSet.clear();
     this.pooled = 0;
   }
 
