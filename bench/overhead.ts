@@ -12,6 +12,7 @@
 // for a core. (Process CPU time is no better a clock here: Linux adds the other threads' time,
 // the software GPU's among them, in scheduler-tick chunks larger than a sample.) tfjs submits
 // every few ops by itself; that is part of its host cost.
+import { readFileSync } from 'node:fs';
 import type { Gpu } from '../src/gpu/context.js';
 import { Tensor, tensor, tidy } from '../src/engine/tensor.js';
 import { add } from '../src/ops/elementwise.js';
@@ -55,10 +56,27 @@ export interface StepCost {
    * idle until the step submits, so the process's CPU time is the host thread's.
    */
   hostCpuMs: number;
+  /**
+   * Median on-CPU ms of the main thread alone over the same part (Linux schedstat; null
+   * elsewhere): the process's CPU time also counts V8's own threads (concurrent marking, the
+   * optimising compiler), which run beside the step on a 2-core machine.
+   */
+  hostThreadMs: number | null;
   hostMinMs: number;
   totalMs: number;
-  /** Median ms for Dawn alone to encode the same dispatches (replayed, not submitted). */
-  dawnMs: number;
+  /** Median ms for Dawn alone to encode the same dispatches (replayed, not submitted); null for a captured step, whose dispatches are the fast path's. */
+  dawnMs: number | null;
+  /** A captured step: the steps it replayed (the timed ones, once it replays from its third). */
+  replayed: number | null;
+}
+
+/** The main thread's on-CPU nanoseconds so far, where Linux tells them. */
+function mainThreadNs(): number | null {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return null;
+  }
 }
 
 export const median = (xs: readonly number[]): number => {
@@ -256,15 +274,16 @@ export async function engineOps(gpu: Gpu, opts: { reps: number; samples: number 
  * buffers that filled up on the way submitted, the last one not), and the time until its loss
  * is back. Steps start with the GPU idle.
  */
-export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: number; past: number; steps: number }, name: string): Promise<StepCost> {
+export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: number; past: number; steps: number; capture?: boolean }, name: string): Promise<StepCost> {
   const { model } = bench;
   const random = seededRandom(1);
   const width = opts.past;
   const tokens = new Uint32Array(opts.batch * width).map(() => Math.floor(random() * GPT2_EOS_ID));
   const past = encode(model, { ids: tokens, lengths: new Uint32Array(opts.batch).fill(width), width });
-  const trainer = promptTrainer(bench, past);
+  const trainer = promptTrainer(bench, past, { capture: opts.capture ?? false });
   const host: number[] = [];
   const hostCpu: number[] = [];
+  const hostThread: number[] = [];
   const total: number[] = [];
   const cpuMs = () => {
     const { user, system } = process.cpuUsage();
@@ -279,9 +298,11 @@ export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: num
     const madeBefore = groupsMade();
     const start = performance.now();
     const cpuStart = cpuMs();
+    const threadStart = mainThreadNs();
     const loss = trainer.encodeStep();
     const encoded = performance.now();
     const cpu = cpuMs() - cpuStart;
+    const threadEnd = mainThreadNs();
     const value = (await loss.readF32())[0]!;
     const done = performance.now();
     loss.dispose();
@@ -292,15 +313,29 @@ export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: num
     if (s < 2) continue;
     host.push(encoded - start);
     hostCpu.push(cpu);
+    if (threadStart !== null && threadEnd !== null) hostThread.push((threadEnd - threadStart) / 1e6);
     total.push(done - start);
   }
-  // Dawn alone encoding one step's dispatches (recorded from a further step), not submitted,
-  // each time just after a real step has run, as the engine's own step starts.
-  const { steps: replay, uniforms } = tidy(() => recordReplay(gpu, () => trainer.encodeStep()));
+  const replayed = trainer.capture ? trainer.capture.replayed : null;
+  const dawn = trainer.capture ? null : await dawnStepCost(gpu, trainer.encodeStep, opts.steps);
+  trainer.dispose();
+  disposePast(past);
+  return {
+    name, dispatches, bindGroupsMade: made, hostMs: median(host), hostCpuMs: median(hostCpu), hostThreadMs: hostThread.length ? median(hostThread) : null,
+    hostMinMs: Math.min(...host), totalMs: median(total), dawnMs: dawn, replayed,
+  };
+}
+
+/**
+ * Dawn alone encoding one step's dispatches (recorded from a further step), not submitted,
+ * each time just after a real step has run, as the engine's own step starts. Median ms.
+ */
+async function dawnStepCost(gpu: Gpu, encodeStep: () => Tensor, steps: number): Promise<number> {
+  const { steps: replay, uniforms } = tidy(() => recordReplay(gpu, () => encodeStep()));
   const raw = rawPass(gpu.device);
   const dawn: number[] = [];
-  for (let s = 0; s < opts.steps + 2; s++) {
-    const loss = trainer.encodeStep();
+  for (let s = 0; s < steps + 2; s++) {
+    const loss = encodeStep();
     await loss.readF32();
     loss.dispose();
     const start = performance.now();
@@ -310,9 +345,5 @@ export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: num
     if (s >= 2) dawn.push(encoded - start);
   }
   uniforms.destroy();
-  trainer.dispose();
-  disposePast(past);
-  return {
-    name, dispatches, bindGroupsMade: made, hostMs: median(host), hostCpuMs: median(hostCpu), hostMinMs: Math.min(...host), totalMs: median(total), dawnMs: median(dawn),
-  };
+  return median(dawn);
 }

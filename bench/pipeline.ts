@@ -7,6 +7,7 @@ import { relative } from 'node:path';
 import type { Gpu } from '../src/gpu/context.js';
 import { tidy, type Tensor } from '../src/engine/tensor.js';
 import { Adam } from '../src/engine/adam.js';
+import { CapturedStep } from '../src/engine/capture.js';
 import { GPT2, type ModelPast, type TokenBatch } from '../src/gpt2/model.js';
 import type { GPT2Config } from '../src/gpt2/config.js';
 import { GPT2Tokenizer, GPT2_EOS_ID } from '../src/gpt2/tokenizer.js';
@@ -153,27 +154,46 @@ async function encodeCase(gpu: Gpu, model: GPT2, name: string, batch: TokenBatch
   };
 }
 
-/** A prompt and head over a cached past, and the synchronous part of one training step as train() takes it. */
-export function promptTrainer(bench: BenchModel, past: ModelPast): { encodeStep: () => Tensor; dispose: () => void } {
+/**
+ * A prompt and head over a cached past, and the synchronous part of one training step as
+ * train() takes it. With `capture`, the step is a CapturedStep: from its third run on it
+ * replays the commands it recorded instead of running the ops.
+ */
+export function promptTrainer(bench: BenchModel, past: ModelPast, opts: { capture?: boolean } = {}): { encodeStep: () => Tensor; capture: CapturedStep | null; dispose: () => void } {
   const { model } = bench;
   const B = past.lengths.length;
   const classifier = new PromptClassifier(model, initialParams(bench.promptInit, model.config.nEmbd, 2, seededRandom(9)), TASKS);
   const optimizer = new Adam(classifier.parameters(), { lr: 1e-3 });
   const examples: Example[] = Array.from({ length: B }, (_, b) => ({ tokens: new Uint32Array(past.lengths[b]!), task: 0, label: b % 2, targets: null }));
   const indices = examples.map((_, i) => i);
+  const loss = () => {
+    const l = batchLoss(classifier.logits(model, past), examples, indices, classifier.tasks, [{}]);
+    l.backward();
+    return l;
+  };
+  const capture = opts.capture
+    ? new CapturedStep(model.gpu, () => {
+        const l = loss();
+        optimizer.update();
+        optimizer.zeroGrad();
+        return l;
+      })
+    : null;
   return {
     /** Encodes forward, backward and the Adam step; returns the loss, not yet read. */
     encodeStep: () => {
-      const loss = tidy(() => {
-        const l = batchLoss(classifier.logits(model, past), examples, indices, classifier.tasks, [{}]);
-        l.backward();
-        return l;
-      });
+      if (capture) {
+        optimizer.prepare();
+        return capture.run();
+      }
+      const l = tidy(loss);
       optimizer.step();
       optimizer.zeroGrad();
-      return loss;
+      return l;
     },
+    capture,
     dispose: () => {
+      capture?.dispose();
       optimizer.dispose();
       classifier.dispose();
     },
