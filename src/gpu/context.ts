@@ -163,6 +163,8 @@ export class Gpu {
   /** Per kernel, the device-feature flags it tests and their part of a pipeline key (cleared when the features change). */
   private readonly variants = new Map<KernelName, { tested: Set<string>; flags: string[]; key: string }>();
   private readonly uniformAlign: number;
+  /** maxComputeWorkgroupsPerDimension, read once: each read of a limit is a native call in Dawn's Node binding. */
+  private readonly maxWorkgroups: number;
   private readonly uniformArena: GPUBuffer;
   private readonly uniformStaging: Uint8Array;
   private uniformUsed = 0;
@@ -226,6 +228,7 @@ export class Gpu {
     this.kernelClass = options.kernelClass ?? kernelClassOf(adapterName);
     if (options.kernelFeatures) this.useKernelFeatures(options.kernelFeatures);
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
+    this.maxWorkgroups = device.limits.maxComputeWorkgroupsPerDimension;
     this.pool = this.createPool();
     this.activePool = this.pool;
     this.uniformArena = device.createBuffer({
@@ -416,7 +419,7 @@ export class Gpu {
   dispatch(d: Dispatch): void {
     this.throwIfFailed();
     const [x, y = 1, z = 1] = d.workgroups;
-    const maxGroups = this.limits.maxComputeWorkgroupsPerDimension;
+    const maxGroups = this.maxWorkgroups;
     if (x > maxGroups || y > maxGroups || z > maxGroups) {
       throw new GpuError(`${d.kernel}.${d.entry}: ${x}×${y}×${z} workgroups exceed the limit of ${maxGroups} per dimension`);
     }

@@ -36,13 +36,17 @@ function pad4(shape: Shape): number[] {
  * within it (0 on broadcast dims). Written straight into the words: this runs on every add.
  */
 function binaryParams(size: number, op: BinaryOp, a: Shape, b: Shape, out: Shape): Uint32Array<ArrayBuffer> {
-  const words = packParams(size, op, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  // The BinaryParams struct, written directly: size, op, then per dim the output size and both strides.
+  const words = new Uint32Array(16);
+  words[0] = size;
+  words[1] = op;
   let strideA = 1;
   let strideB = 1;
   for (let d = MAX_RANK - 1; d >= 0; d--) {
-    const o = out[out.length - MAX_RANK + d] ?? 1;
-    const da = a[a.length - MAX_RANK + d] ?? 1;
-    const db = b[b.length - MAX_RANK + d] ?? 1;
+    // Right-aligned dims; a missing leading dim is 1 (never read at a negative index: that is a slow property lookup).
+    const o = dimFromRight(out, MAX_RANK - d);
+    const da = dimFromRight(a, MAX_RANK - d);
+    const db = dimFromRight(b, MAX_RANK - d);
     words[4 + d] = o;
     words[8 + d] = da === 1 && o !== 1 ? 0 : strideA;
     words[12 + d] = db === 1 && o !== 1 ? 0 : strideB;
@@ -50,6 +54,12 @@ function binaryParams(size: number, op: BinaryOp, a: Shape, b: Shape, out: Shape
     strideB *= db;
   }
   return words;
+}
+
+/** The k-th dim from the right (k ≥ 1), 1 where the shape has fewer dims. */
+function dimFromRight(shape: Shape, k: number): number {
+  const i = shape.length - k;
+  return i >= 0 ? shape[i]! : 1;
 }
 
 function binaryRaw(a: Tensor, b: Tensor, op: BinaryOp, shape: Shape = broadcastShape(a.shape, b.shape)): Tensor {
