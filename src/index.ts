@@ -3,6 +3,7 @@
 export { Gpu, GpuError, type Binding, type Dispatch } from './gpu/context.js';
 export { Tensor, tensor, rawTensor, tidy, keep, noGrad, record, type Shape, type DType, type RawData } from './engine/tensor.js';
 export { Adam } from './engine/adam.js';
+export { CapturedStep, type CaptureState } from './engine/capture.js';
 export { add, sub, mul, div, scale, broadcastTo, sumToShape } from './ops/elementwise.js';
 export { matmul } from './ops/matmul.js';
 export { layerNorm } from './ops/layernorm.js';
