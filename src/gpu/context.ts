@@ -18,13 +18,10 @@ export interface Binding {
 
 /** What the engine keeps per bound buffer. */
 interface BufferRecord {
-  /** Names the buffer in bind group keys. */
+  /** Enters the hash that finds a cached bind group. */
   id: number;
   /** The batch that last bound or copied it: an upload into a buffer this batch has not touched can go straight to the queue. */
   lastUse: number;
-  /** The key part of its last whole-buffer range (offset 0), kept so that ops on pooled buffers build no strings. */
-  wholeSize: number;
-  wholeKey: string;
 }
 
 export interface Dispatch {
@@ -58,6 +55,11 @@ const DISPATCHES_PER_SUBMIT = 512;
  */
 interface CachedGroup {
   group: GPUBindGroup;
+  /** What it binds (storage bindings in order) and its uniform words: groups of one hash are told apart by these. */
+  buffers: GPUBuffer[];
+  offsets: number[];
+  sizes: number[];
+  paramWords: number;
   /** Byte offset of its uniform slot, or -1 without uniforms. */
   slot: number;
   /** The batch that last used the slot's contents. */
@@ -97,6 +99,21 @@ export class GpuRecording {
   }
 }
 
+/** The group among those of one hash that binds exactly d's ranges with uniforms of d's size. */
+function findGroup(candidates: CachedGroup[], d: Dispatch): CachedGroup | undefined {
+  const { bindings } = d;
+  const words = d.params?.length ?? 0;
+  search: for (const c of candidates) {
+    if (c.paramWords !== words || c.buffers.length !== bindings.length) continue;
+    for (let i = 0; i < bindings.length; i++) {
+      const b = bindings[i]!;
+      if (c.buffers[i] !== b.buffer || c.offsets[i] !== (b.offset ?? 0) || c.sizes[i] !== b.size) continue search;
+    }
+    return c;
+  }
+  return undefined;
+}
+
 function sameCommand(a: RecordedCommand, b: RecordedCommand): boolean {
   switch (a.kind) {
     case 'dispatch':
@@ -124,7 +141,13 @@ function sameWords(a: ArrayLike<number> | undefined, b: ArrayLike<number> | unde
 interface PipelineEntry {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
-  groups: Map<string, CachedGroup>;
+  /** Cached groups by a hash of their bound ranges and uniform size (bindingsHash); a hash may be shared. */
+  groups: Map<number, CachedGroup[]>;
+}
+
+/** Mixes one number into a hash kept within V8's small integers, so Map lookups allocate nothing. */
+function mix(hash: number, value: number): number {
+  return Math.imul(hash ^ value, 0x9e3779b1) >>> 2;
 }
 
 export interface GpuOptions {
@@ -425,13 +448,13 @@ export class Gpu {
     }
     if (x === 0 || y === 0 || z === 0) return;
     const entry = this.pipelineEntry(d.kernel, d.entry, d.constants, d.flags);
-    let rangesKey = '';
+    let hash = d.params ? d.params.length : 0;
     for (const b of d.bindings) {
       const record = this.bufferRecord(b.buffer);
       record.lastUse = this.batch;
-      rangesKey += this.rangeKey(record, b);
+      hash = mix(mix(mix(hash, record.id), b.offset ?? 0), b.size);
     }
-    const cached = this.fastLaunch ? this.cachedGroup(entry, d, rangesKey) : null;
+    const cached = this.fastLaunch ? this.cachedGroup(entry, d, hash) : null;
     const group = cached ? cached.group : this.newGroup(entry, d);
     const recording = this.recording;
     if (recording) {
@@ -453,11 +476,11 @@ export class Gpu {
    * The cached bind group of this dispatch's pipeline and buffer ranges, with its uniform slot
    * holding d.params; null where its slot holds other values this batch still uses.
    */
-  private cachedGroup(entry: PipelineEntry, d: Dispatch, rangesKey: string): CachedGroup | null {
+  private cachedGroup(entry: PipelineEntry, d: Dispatch, hash: number): CachedGroup | null {
     const params = d.params;
     if (params && params.byteLength > PARAM_SLOT_BYTES) return null;
-    const key = params ? params.length + rangesKey : rangesKey;
-    let cached = entry.groups.get(key);
+    let candidates = entry.groups.get(hash);
+    let cached = candidates && findGroup(candidates, d);
     if (!cached) {
       this.checkBindings(d);
       if (params && this.paramSlotsUsed === PARAM_SLOTS) {
@@ -468,8 +491,12 @@ export class Gpu {
       if (params) this.writeSlot(slot, params);
       const group = this.device.createBindGroup({ layout: entry.layout, entries: this.groupEntries(d, params ? { buffer: this.paramHeap, offset: slot } : null) });
       this.bindGroupsMade++;
-      cached = { group, slot, batch: this.batch };
-      entry.groups.set(key, cached);
+      const { bindings } = d;
+      cached = { group, buffers: bindings.map((b) => b.buffer), offsets: bindings.map((b) => b.offset ?? 0), sizes: bindings.map((b) => b.size), paramWords: params?.length ?? 0, slot, batch: this.batch };
+      // dropBindGroups() above may have emptied the map.
+      candidates = entry.groups.get(hash);
+      if (candidates) candidates.push(cached);
+      else entry.groups.set(hash, [cached]);
       return cached;
     }
     if (params && !this.slotHolds(cached.slot, params)) {
@@ -518,20 +545,8 @@ export class Gpu {
 
   private bufferRecord(buffer: GPUBuffer): BufferRecord {
     let record = this.buffers.get(buffer);
-    if (record === undefined) this.buffers.set(buffer, (record = { id: this.nextBufferId++, lastUse: -1, wholeSize: -1, wholeKey: '' }));
+    if (record === undefined) this.buffers.set(buffer, (record = { id: this.nextBufferId++, lastUse: -1 }));
     return record;
-  }
-
-  /** The bound range's part of a bind group key. */
-  private rangeKey(record: BufferRecord, b: Binding): string {
-    const offset = b.offset ?? 0;
-    if (offset === 0 && b.size === record.wholeSize) return record.wholeKey;
-    const key = `|${record.id}:${offset}:${b.size}`;
-    if (offset === 0) {
-      record.wholeSize = b.size;
-      record.wholeKey = key;
-    }
-    return key;
   }
 
   private record(command: RecordedCommand, buffers: GPUBuffer[]): void {
@@ -569,7 +584,7 @@ export class Gpu {
   /** Bind groups held for reuse. */
   get cachedBindGroups(): number {
     let n = 0;
-    for (const entry of this.pipelines.values()) n += entry.groups.size;
+    for (const entry of this.pipelines.values()) for (const candidates of entry.groups.values()) n += candidates.length;
     return n;
   }
 
