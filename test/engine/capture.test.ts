@@ -38,7 +38,14 @@ function regression(seed: number) {
     optimizer.zeroGrad();
     return l;
   };
-  return { w, x, optimizer, loss, step, dispose: () => [w, x].forEach((t) => t.dispose()) };
+  return {
+    w, x, optimizer, loss, step,
+    dispose: () => {
+      optimizer.dispose();
+      w.dispose();
+      x.dispose();
+    },
+  };
 }
 
 async function plainLosses(steps: number, seed: number): Promise<{ losses: number[]; w: Float32Array }> {
@@ -85,7 +92,6 @@ describe('CapturedStep', () => {
     tidy(r.step).dispose();
     expect(replayed).toBe(gpu.dispatches - plain);
     capture.dispose();
-    r.optimizer.dispose();
     r.dispose();
   });
 
@@ -102,7 +108,6 @@ describe('CapturedStep', () => {
     expect(losses).toEqual(expected.losses);
     held.forEach((l) => l.dispose());
     capture.dispose();
-    r.optimizer.dispose();
     r.dispose();
   });
 
@@ -172,7 +177,6 @@ describe('CapturedStep', () => {
     expect([capture.recorded, capture.replayed]).toEqual([4, 2]);
     expect(losses).toEqual(expected.losses);
     capture.dispose();
-    r.optimizer.dispose();
     r.dispose();
   });
 
@@ -201,7 +205,6 @@ describe('CapturedStep', () => {
     }
     expect(capture.memory().pooled).toBeGreaterThan(0);
     capture.dispose();
-    r.optimizer.dispose();
     r.dispose();
     expect(gpu.memory().inUse).toBe(before);
   });
