@@ -18,10 +18,13 @@ export interface Binding {
 
 /** What the engine keeps per bound buffer. */
 interface BufferRecord {
-  /** Enters the hash that finds a cached bind group. */
+  /** Names the buffer in bind group keys. */
   id: number;
   /** The batch that last bound or copied it: an upload into a buffer this batch has not touched can go straight to the queue. */
   lastUse: number;
+  /** The key part of its last whole-buffer range (offset 0), kept so that ops on pooled buffers build no strings. */
+  wholeSize: number;
+  wholeKey: string;
 }
 
 export interface Dispatch {
@@ -55,11 +58,6 @@ const DISPATCHES_PER_SUBMIT = 512;
  */
 interface CachedGroup {
   group: GPUBindGroup;
-  /** What it binds (storage bindings in order) and its uniform words: groups of one hash are told apart by these. */
-  buffers: GPUBuffer[];
-  offsets: number[];
-  sizes: number[];
-  paramWords: number;
   /** Byte offset of its uniform slot, or -1 without uniforms. */
   slot: number;
   /** The batch that last used the slot's contents. */
@@ -99,21 +97,6 @@ export class GpuRecording {
   }
 }
 
-/** The group among those of one hash that binds exactly d's ranges with uniforms of d's size. */
-function findGroup(candidates: CachedGroup[], d: Dispatch): CachedGroup | undefined {
-  const { bindings } = d;
-  const words = d.params?.length ?? 0;
-  search: for (const c of candidates) {
-    if (c.paramWords !== words || c.buffers.length !== bindings.length) continue;
-    for (let i = 0; i < bindings.length; i++) {
-      const b = bindings[i]!;
-      if (c.buffers[i] !== b.buffer || c.offsets[i] !== (b.offset ?? 0) || c.sizes[i] !== b.size) continue search;
-    }
-    return c;
-  }
-  return undefined;
-}
-
 function sameCommand(a: RecordedCommand, b: RecordedCommand): boolean {
   switch (a.kind) {
     case 'dispatch':
@@ -141,13 +124,7 @@ function sameWords(a: ArrayLike<number> | undefined, b: ArrayLike<number> | unde
 interface PipelineEntry {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
-  /** Cached groups by a hash of their bound ranges and uniform size (bindingsHash); a hash may be shared. */
-  groups: Map<number, CachedGroup[]>;
-}
-
-/** Mixes one number into a hash kept within V8's small integers, so Map lookups allocate nothing. */
-function mix(hash: number, value: number): number {
-  return Math.imul(hash ^ value, 0x9e3779b1) >>> 2;
+  groups: Map<string, CachedGroup>;
 }
 
 export interface GpuOptions {
@@ -448,13 +425,13 @@ export class Gpu {
     }
     if (x === 0 || y === 0 || z === 0) return;
     const entry = this.pipelineEntry(d.kernel, d.entry, d.constants, d.flags);
-    let hash = d.params ? d.params.length : 0;
+    let rangesKey = '';
     for (const b of d.bindings) {
       const record = this.bufferRecord(b.buffer);
       record.lastUse = this.batch;
-      hash = mix(mix(mix(hash, record.id), b.offset ?? 0), b.size);
+      rangesKey += this.rangeKey(record, b);
     }
-    const cached = this.fastLaunch ? this.cachedGroup(entry, d, hash) : null;
+    const cached = this.fastLaunch ? this.cachedGroup(entry, d, rangesKey) : null;
     const group = cached ? cached.group : this.newGroup(entry, d);
     const recording = this.recording;
     if (recording) {
@@ -476,11 +453,11 @@ export class Gpu {
    * The cached bind group of this dispatch's pipeline and buffer ranges, with its uniform slot
    * holding d.params; null where its slot holds other values this batch still uses.
    */
-  private cachedGroup(entry: PipelineEntry, d: Dispatch, hash: number): CachedGroup | null {
+  private cachedGroup(entry: PipelineEntry, d: Dispatch, rangesKey: string): CachedGroup | null {
     const params = d.params;
     if (params && params.byteLength > PARAM_SLOT_BYTES) return null;
-    let candidates = entry.groups.get(hash);
-    let cached = candidates && findGroup(candidates, d);
+    const key = params ? params.length + rangesKey : rangesKey;
+    let cached = entry.groups.get(key);
     if (!cached) {
       this.checkBindings(d);
       if (params && this.paramSlotsUsed === PARAM_SLOTS) {
@@ -491,12 +468,8 @@ export class Gpu {
       if (params) this.writeSlot(slot, params);
       const group = this.device.createBindGroup({ layout: entry.layout, entries: this.groupEntries(d, params ? { buffer: this.paramHeap, offset: slot } : null) });
       this.bindGroupsMade++;
-      const { bindings } = d;
-      cached = { group, buffers: bindings.map((b) => b.buffer), offsets: bindings.map((b) => b.offset ?? 0), sizes: bindings.map((b) => b.size), paramWords: params?.length ?? 0, slot, batch: this.batch };
-      // dropBindGroups() above may have emptied the map.
-      candidates = entry.groups.get(hash);
-      if (candidates) candidates.push(cached);
-      else entry.groups.set(hash, [cached]);
+      cached = { group, slot, batch: this.batch };
+      entry.groups.set(key, cached);
       return cached;
     }
     if (params && !this.slotHolds(cached.slot, params)) {
@@ -545,8 +518,20 @@ export class Gpu {
 
   private bufferRecord(buffer: GPUBuffer): BufferRecord {
     let record = this.buffers.get(buffer);
-    if (record === undefined) this.buffers.set(buffer, (record = { id: this.nextBufferId++, lastUse: -1 }));
+    if (record === undefined) this.buffers.set(buffer, (record = { id: this.nextBufferId++, lastUse: -1, wholeSize: -1, wholeKey: '' }));
     return record;
+  }
+
+  /** The bound range's part of a bind group key. */
+  private rangeKey(record: BufferRecord, b: Binding): string {
+    const offset = b.offset ?? 0;
+    if (offset === 0 && b.size === record.wholeSize) return record.wholeKey;
+    const key = `|${record.id}:${offset}:${b.size}`;
+    if (offset === 0) {
+      record.wholeSize = b.size;
+      record.wholeKey = key;
+    }
+    return key;
   }
 
   private record(command: RecordedCommand, buffers: GPUBuffer[]): void {
@@ -584,7 +569,7 @@ export class Gpu {
   /** Bind groups held for reuse. */
   get cachedBindGroups(): number {
     let n = 0;
-    for (const entry of this.pipelines.values()) for (const candidates of entry.groups.values()) n += candidates.length;
+    for (const entry of this.pipelines.values()) n += entry.groups.size;
     return n;
   }
 
