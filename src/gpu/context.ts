@@ -435,7 +435,8 @@ export class Gpu {
     const group = cached ? cached.group : this.newGroup(entry, d);
     const recording = this.recording;
     if (recording) {
-      if (cached) recording.commands.push({ kind: 'dispatch', pipeline: entry.pipeline, cached, params: d.params, x, y, z });
+      // A copy of the uniforms: a caller may reuse its array.
+      if (cached) recording.commands.push({ kind: 'dispatch', pipeline: entry.pipeline, cached, params: d.params?.slice(), x, y, z });
       else recording.unreplayable ??= `${d.kernel}.${d.entry} made a bind group for itself alone (fast launch off, or its cached group's uniforms were in use)`;
       for (const b of d.bindings) recording.buffers.add(b.buffer);
       recording.dispatches++;
