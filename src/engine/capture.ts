@@ -16,7 +16,7 @@
 // run finds any of them disposed and records again instead of replaying.
 import type { Gpu, Binding, GpuRecording } from '../gpu/context.js';
 import type { BufferPool, MemoryStats } from '../gpu/pool.js';
-import { Tensor, tidy, type DType, type Shape } from './tensor.js';
+import { Tensor, tidy, sameShape, type DType, type Shape } from './tensor.js';
 
 interface Captured {
   recording: GpuRecording;
@@ -101,7 +101,7 @@ export class CapturedStep {
     const run: Captured = { recording, output, shape: out.shape, dtype: out.dtype, inputs: [...recording.buffers].filter((b) => !this.pool.owns(b)) };
     const previous = this.previous;
     this.previous = run;
-    if (!this.reason && previous && sameShape(previous, run) && previous.output.buffer === output.buffer && previous.recording.sameAs(recording)) this.captured = run;
+    if (!this.reason && previous && previous.dtype === run.dtype && sameShape(previous.shape, run.shape) && previous.output.buffer === output.buffer && previous.recording.sameAs(recording)) this.captured = run;
     return result;
   }
 
@@ -118,8 +118,4 @@ export class CapturedStep {
     if (result.size > 0) this.gpu.copy(output, result.binding());
     return result;
   }
-}
-
-function sameShape(a: Captured, b: Captured): boolean {
-  return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
 }

@@ -69,6 +69,10 @@ export function numel(shape: Shape): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+export function sameShape(x: Shape, y: Shape): boolean {
+  return x.length === y.length && x.every((d, i) => d === y[i]);
+}
+
 export function shapeString(shape: Shape): string {
   return `[${shape.join(', ')}]`;
 }

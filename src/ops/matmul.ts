@@ -1,7 +1,7 @@
 // Batched matrix multiply with optional transposes and a fused bias, and its backward.
 import { grid, packParams } from '../gpu/params.js';
 import type { Binding, Dispatch, Gpu } from '../gpu/context.js';
-import { Tensor, record, shapeString, numel, type Shape } from '../engine/tensor.js';
+import { Tensor, record, shapeString, numel, sameShape, type Shape } from '../engine/tensor.js';
 import { sumToShape } from './elementwise.js';
 
 export interface MatmulOptions {
@@ -52,10 +52,6 @@ function noBias(gpu: Gpu): Binding {
 
 function describeMatmul(a: Tensor, b: Tensor, transA: boolean, transB: boolean, bias: Tensor | undefined): string {
   return `matmul: a ${shapeString(a.shape)}${transA ? 'ᵀ' : ''} and b ${shapeString(b.shape)}${transB ? 'ᵀ' : ''}` + (bias ? ` with bias ${shapeString(bias.shape)}` : '');
-}
-
-function sameShape(x: Shape, y: Shape): boolean {
-  return x.length === y.length && x.every((d, i) => d === y[i]);
 }
 
 /**
