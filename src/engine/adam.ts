@@ -61,7 +61,7 @@ export class Adam {
     const zeros = (p: Tensor, which: string) => keep(tensor(p.gpu, new Float32Array(p.size), p.shape, { label: `adam ${which} of ${p.label ?? 'param'}` }));
     this.m = this.params.map((p) => zeros(p, 'm'));
     this.v = this.params.map((p) => zeros(p, 'v'));
-    this.scalarValues = new Float32Array(4 * Math.max(1, this.params.length));
+    this.scalarValues = new Float32Array(4 * this.params.length);
     const gpu = this.params[0]?.gpu;
     this.scalars = gpu ? keep(Tensor.empty(gpu, [this.scalarValues.length], 'f32', 'adam step scalars')) : null;
   }
