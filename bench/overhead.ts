@@ -93,40 +93,74 @@ const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
 
 const WARM_OPS = 8;
 
-/** Host (encoding) and total µs per op of `encodeOne`, over `samples` samples of `reps` ops. */
-export async function hostCost(
-  name: string,
-  encodeOne: () => void,
-  submit: () => void,
-  wait: () => Promise<void>,
-  opts: { reps: number; samples: number },
-): Promise<HostCost> {
-  const host: number[] = [];
-  const total: number[] = [];
-  // Starts with no garbage left by earlier work (the setup's large host arrays among it), whose
-  // collection would otherwise fall into this op's samples. Needs node --expose-gc (npm run bench has it).
-  (globalThis as { gc?: () => void }).gc?.();
-  for (let s = 0; s <= opts.samples; s++) {
-    await wait();
-    await settle();
-    // The first few ops after the wait find the host thread cold (its caches refilled by the
-    // software GPU's threads, its core clocked down): 200-400 µs for the first add, measured.
-    // A training step's hundreds of back-to-back dispatches are past that, so a sample times
-    // the ops after WARM_OPS untimed ones, the same for the engine and for Dawn alone.
-    const begin = performance.now();
-    for (let i = 0; i < WARM_OPS; i++) encodeOne();
-    const start = performance.now();
-    for (let i = 0; i < opts.reps; i++) encodeOne();
-    const encoded = performance.now();
-    submit();
-    await wait();
-    const done = performance.now();
-    // The first sample compiles pipelines and fills caches.
-    if (s === 0) continue;
-    host.push(((encoded - start) * 1000) / opts.reps);
-    total.push(((done - begin) * 1000) / (opts.reps + WARM_OPS));
+/**
+ * Rounds of samples measured before the timed ones and dropped: the first compiles pipelines
+ * and fills caches, and a fresh process's first few thousand ops run slower while V8 settles on
+ * optimised code (measured: matmul's median 2-3× in a process's first round what it was a
+ * round later). A training loop runs its ops for thousands of steps, past that.
+ */
+const WARM_ROUNDS = 10;
+
+/** One op whose host cost is measured: encode it once, submit what was encoded, wait for the queue. */
+export interface CostCase {
+  name: string;
+  encodeOne: () => void;
+  submit: () => void;
+  wait: () => Promise<void>;
+  /** Ops per sample. */
+  reps: number;
+}
+
+/** Cases to measure together, and what frees what they use once measured. */
+export interface CostSet {
+  cases: CostCase[];
+  dispose: () => void | Promise<void>;
+}
+
+/**
+ * Host (encoding) and total µs per op of every case, over `samples` samples of each, taken in
+ * turn: sample 1 of every case, then sample 2 of every case, and so on. A shared machine's
+ * slow minutes then fall on every case alike, so their ratios (the engine's op against Dawn's
+ * floor) hold within one run, where one case's samples after another's drifted by 30% between
+ * runs. Cases that leave the process much garbage or the device much cleanup (tfjs's ops) are
+ * measured in a call of their own, not in turn with the cases they would slow.
+ */
+export async function measureInTurn(cases: readonly CostCase[], samples: number): Promise<HostCost[]> {
+  const host = cases.map((): number[] => []);
+  const total = cases.map((): number[] => []);
+  for (let round = 0; round < WARM_ROUNDS + samples; round++) {
+    if (round === WARM_ROUNDS) {
+      // The timed rounds start with no garbage left by earlier work (the setup's large host
+      // arrays among it). Only here: the sample right after a collection runs up to 2× slower
+      // (measured on Dawn's floor), and the garbage the ops make themselves is part of their
+      // cost. Needs node --expose-gc (npm run bench has it).
+      (globalThis as { gc?: () => void }).gc?.();
+      await new Promise<void>((resolve) => setTimeout(resolve, 50));
+    }
+    // Rounds rotate which case comes first, so none always follows the same neighbour.
+    for (let i = 0; i < cases.length; i++) {
+      const c = (round + i) % cases.length;
+      const { encodeOne, submit, wait, reps } = cases[c]!;
+      await wait();
+      await settle();
+      // The first few ops after the wait find the host thread cold (its caches refilled by the
+      // software GPU's threads, its core clocked down): 200-400 µs for the first add, measured.
+      // A training step's hundreds of back-to-back dispatches are past that, so a sample times
+      // the ops after WARM_OPS untimed ones, the same for every case.
+      const begin = performance.now();
+      for (let i = 0; i < WARM_OPS; i++) encodeOne();
+      const start = performance.now();
+      for (let i = 0; i < reps; i++) encodeOne();
+      const encoded = performance.now();
+      submit();
+      await wait();
+      const done = performance.now();
+      if (round < WARM_ROUNDS) continue;
+      host[c]!.push(((encoded - start) * 1000) / reps);
+      total[c]!.push(((done - begin) * 1000) / (reps + WARM_OPS));
+    }
   }
-  return { name, hostUs: median(host), hostMinUs: Math.min(...host), totalUs: median(total) };
+  return cases.map(({ name }, c) => ({ name, hostUs: median(host[c]!), hostMinUs: Math.min(...host[c]!), totalUs: median(total[c]!) }));
 }
 
 const TRIVIAL_KERNEL = /* wgsl */ `
@@ -160,8 +194,11 @@ function rawPass(device: GPUDevice) {
   };
 }
 
+export const DAWN_REUSED = 'Dawn alone, bind group reused';
+export const DAWN_FRESH = 'Dawn alone, new bind group per dispatch';
+
 /** Dawn alone on the engine's device: setPipeline + setBindGroup + dispatch of a trivial kernel, with one bind group reused and with a new one per dispatch. */
-export async function dawnFloor(gpu: Gpu, opts: { reps: number; samples: number }): Promise<{ reused: HostCost; fresh: HostCost }> {
+export function dawnFloor(gpu: Gpu, reps: number): CostSet {
   gpu.flush();
   const device = gpu.device;
   const module = device.createShaderModule({ code: TRIVIAL_KERNEL });
@@ -171,32 +208,19 @@ export async function dawnFloor(gpu: Gpu, opts: { reps: number; samples: number 
   const entries = [{ binding: 0, resource: { buffer, offset: 0, size: 256 } }];
   const group = device.createBindGroup({ layout, entries });
   const raw = rawPass(device);
-  const reused = await hostCost(
-    'Dawn alone, bind group reused',
-    () => {
-      const p = raw.open();
-      p.setPipeline(pipeline);
-      p.setBindGroup(0, group);
-      p.dispatchWorkgroups(1);
-    },
-    raw.submit,
-    raw.wait,
-    opts,
-  );
-  const fresh = await hostCost(
-    'Dawn alone, new bind group per dispatch',
-    () => {
-      const p = raw.open();
-      p.setPipeline(pipeline);
-      p.setBindGroup(0, device.createBindGroup({ layout, entries }));
-      p.dispatchWorkgroups(1);
-    },
-    raw.submit,
-    raw.wait,
-    opts,
-  );
-  buffer.destroy();
-  return { reused, fresh };
+  const dispatchWith = (makeGroup: () => GPUBindGroup) => () => {
+    const p = raw.open();
+    p.setPipeline(pipeline);
+    p.setBindGroup(0, makeGroup());
+    p.dispatchWorkgroups(1);
+  };
+  return {
+    cases: [
+      { name: DAWN_REUSED, encodeOne: dispatchWith(() => group), submit: raw.submit, wait: raw.wait, reps },
+      { name: DAWN_FRESH, encodeOne: dispatchWith(() => device.createBindGroup({ layout, entries })), submit: raw.submit, wait: raw.wait, reps },
+    ],
+    dispose: () => buffer.destroy(),
+  };
 }
 
 /**
@@ -205,14 +229,10 @@ export async function dawnFloor(gpu: Gpu, opts: { reps: number; samples: number 
  * the bindings it tracks per dispatch, so this is the floor of that op, where the trivial
  * kernel's is the floor of any. Its total is its host time (nothing runs).
  */
-async function dawnReplayCost(gpu: Gpu, name: string, op: () => Tensor, opts: { reps: number; samples: number }): Promise<HostCost> {
+function dawnReplayCase(gpu: Gpu, name: string, op: () => Tensor, reps: number): { case: CostCase; uniforms: GPUBuffer } {
   const { steps, uniforms } = tidy(() => recordReplay(gpu, op));
   const raw = rawPass(gpu.device);
-  try {
-    return await hostCost(name, () => encodeReplay(raw.open(), steps), raw.drop, () => gpu.sync(), opts);
-  } finally {
-    uniforms.destroy();
-  }
+  return { case: { name, encodeOne: () => encodeReplay(raw.open(), steps), submit: raw.drop, wait: () => gpu.sync(), reps }, uniforms };
 }
 
 function randomTensor(gpu: Gpu, shape: number[], seed: number, label?: string): Tensor {
@@ -221,15 +241,15 @@ function randomTensor(gpu: Gpu, shape: number[], seed: number, label?: string): 
   return tensor(gpu, Float32Array.from({ length: n }, () => 2 * random() - 1), shape, { label });
 }
 
-export interface OpCost {
-  engine: HostCost;
-  /** Dawn alone doing the op's own dispatches (dawnReplayCost). */
-  dawn: HostCost;
-}
+/** The name of Dawn's case for an engine op's own dispatches. */
+export const dawnOf = (op: string): string => `Dawn alone, ${op}'s dispatches`;
 
-/** The engine's per-op host cost for each op of the table (inputs made once; each output disposed at once), and Dawn's for the same dispatches. */
-export async function engineOps(gpu: Gpu, opts: { reps: number; samples: number }): Promise<OpCost[]> {
-  const long = { reps: Math.max(1, opts.reps >> 2), samples: opts.samples };
+/**
+ * The engine's ops of the table (inputs made once; each output disposed at once), and Dawn
+ * alone doing each op's dispatches. Ops with long kernels take a quarter of `reps` per sample.
+ */
+export function engineOps(gpu: Gpu, reps: number): CostSet & { names: string[] } {
+  const long = Math.max(1, reps >> 2);
   const submit = () => gpu.flush();
   const wait = () => gpu.sync();
   const made: Tensor[] = [];
@@ -250,22 +270,30 @@ export async function engineOps(gpu: Gpu, opts: { reps: number; samples: number 
   // One attention call of the prompt step: batch 8, 5 new positions over a 128-position past, 12 heads of 64.
   const qkv = make([8, 5, 3 * 768], 9);
   const past = { k: make([8, 12, 128, 64], 10), v: make([8, 12, 128, 64], 11), lengths: new Uint32Array(8).fill(128) };
-  const cases: { name: string; op: () => Tensor; long?: boolean }[] = [
+  const ops: { name: string; op: () => Tensor; long?: boolean }[] = [
     { name: 'add [64] + [64]', op: () => add(a64, b64) },
     { name: 'matmul [40,768]×[768,768] + bias', op: () => matmul(x, w, { bias }), long: true },
     { name: 'layerNorm [40,768]', op: () => layerNorm(x, gamma, beta) },
     { name: 'gather 40 rows of [1024,768]', op: () => gatherRows(table, ids) },
     { name: 'attention B8 P5 over past 128', op: () => attention(qkv, 12, { past }), long: true },
   ];
-  const results: OpCost[] = [];
-  for (const c of cases) {
-    const o = c.long ? long : opts;
-    const engine = await hostCost(c.name, () => c.op().dispose(), submit, wait, o);
-    const dawn = await dawnReplayCost(gpu, `Dawn alone, ${c.name}'s dispatches`, c.op, o);
-    results.push({ engine, dawn });
+  const cases: CostCase[] = [];
+  const uniforms: GPUBuffer[] = [];
+  for (const { name, op, long: isLong } of ops) {
+    const n = isLong ? long : reps;
+    cases.push({ name, encodeOne: () => op().dispose(), submit, wait, reps: n });
+    const dawn = dawnReplayCase(gpu, dawnOf(name), op, n);
+    cases.push(dawn.case);
+    uniforms.push(dawn.uniforms);
   }
-  for (const t of made) t.dispose();
-  return results;
+  return {
+    names: ops.map((o) => o.name),
+    cases,
+    dispose: () => {
+      for (const t of made) t.dispose();
+      for (const u of uniforms) u.destroy();
+    },
+  };
 }
 
 /**

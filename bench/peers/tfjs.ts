@@ -7,7 +7,10 @@
 // reps of tf.matMul, then tfjs's queue submitted and awaited.
 import { seededRandom } from '../../src/util/random.js';
 import { timeOp, type TimingOptions } from '../timing.js';
-import { hostCost, type HostCost } from '../overhead.js';
+import type { CostSet } from '../overhead.js';
+
+export const TFJS_ADD = 'tfjs add [64] + [64]';
+export const TFJS_HOST_ADD = 'tfjs add [64] + [64], inputs on the host (added on the CPU)';
 
 export interface PeerShape {
   name: string;
@@ -34,6 +37,7 @@ export interface PeerResult {
 /** The backend members used here (they are public in tfjs's WebGPUBackend, but not typed from the core's view). */
 interface WebGPUBackendLike {
   device: GPUDevice;
+  shouldExecuteOnCPU(inputs: unknown[]): boolean;
   commandEncoder: GPUCommandEncoder | null;
   endComputePassEncoder(): void;
   submitQueue(): void;
@@ -160,21 +164,41 @@ export async function tfjsMatmul(engineAdapter: string, shapes: readonly PeerSha
 }
 
 /**
- * tfjs's per-op host cost, timed as the engine's (bench/overhead.ts): add of two [64] tensors
- * and a [40,768]×[768,768] matmul with bias, each output disposed at once.
+ * tfjs's per-op host cost, measured as the engine's (bench/overhead.ts): add of two [64]
+ * tensors and a [40,768]×[768,768] matmul with bias, each output disposed at once.
+ *
+ * tfjs runs an op on the CPU instead of dispatching it when every input is under 1,000
+ * elements and still only on the host (WEBGPU_CPU_FORWARD, on by default). In a training step
+ * the inputs are earlier kernels' outputs on the GPU, so the add the engine's is compared with
+ * takes inputs that tfjs itself computed on the GPU, and dispatches; the add of host tensors,
+ * which tfjs does in JavaScript, is measured beside it.
  */
-export async function tfjsHostCost(engineAdapter: string, opts: { reps: number; samples: number }): Promise<{ adapter: string; version: string; results: HostCost[] }> {
+export async function tfjsHostCost(engineAdapter: string, reps: number): Promise<CostSet & { adapter: string; version: string }> {
   const { tf, adapter, sync, submit } = await tfjsSession(engineAdapter);
-  const a = tf.tensor1d(hostMatrix(64, 1));
-  const b = tf.tensor1d(hostMatrix(64, 2));
+  const backend = tf.backend() as unknown as WebGPUBackendLike;
+  const hostA = tf.tensor1d(hostMatrix(64, 1));
+  const hostB = tf.tensor1d(hostMatrix(64, 2));
+  // Computed on the GPU from copies (a kernel's use uploads its inputs, so hostA and hostB are not used).
+  const forward = tf.env().getBool('WEBGPU_CPU_FORWARD');
+  tf.env().set('WEBGPU_CPU_FORWARD', false);
+  const [a, b] = [1, 2].map((seed) => tf.tidy(() => tf.add(tf.tensor1d(hostMatrix(64, seed)), 0)));
+  tf.env().set('WEBGPU_CPU_FORWARD', forward);
+  if (backend.shouldExecuteOnCPU([a, b])) throw new Error('tfjs: the add inputs meant to live on the GPU would be added on the CPU');
+  if (forward && !backend.shouldExecuteOnCPU([hostA, hostB])) throw new Error('tfjs: the add of host tensors would dispatch');
   const x = tf.tensor2d(hostMatrix(40 * 768, 3), [40, 768]);
   const w = tf.tensor2d(hostMatrix(768 * 768, 4), [768, 768]);
   const bias = tf.tensor1d(hostMatrix(768, 5));
-  const results = [
-    await hostCost('tfjs add [64] + [64]', () => tf.add(a, b).dispose(), submit, sync, opts),
-    await hostCost('tfjs matmul [40,768]×[768,768] + bias', () => tf.fused.matMul({ a: x, b: w, bias }).dispose(), submit, sync, { ...opts, reps: Math.max(1, opts.reps >> 2) }),
-  ];
-  for (const t of [a, b, x, w, bias]) t.dispose();
-  await sync();
-  return { adapter, version: tf.version_core, results };
+  return {
+    adapter,
+    version: tf.version_core,
+    cases: [
+      { name: TFJS_ADD, encodeOne: () => tf.add(a, b).dispose(), submit, wait: sync, reps },
+      { name: TFJS_HOST_ADD, encodeOne: () => tf.add(hostA, hostB).dispose(), submit, wait: sync, reps },
+      { name: 'tfjs matmul [40,768]×[768,768] + bias', encodeOne: () => tf.fused.matMul({ a: x, b: w, bias }).dispose(), submit, wait: sync, reps: Math.max(1, reps >> 2) },
+    ],
+    dispose: async () => {
+      for (const t of [hostA, hostB, a, b, x, w, bias]) t.dispose();
+      await sync();
+    },
+  };
 }
