@@ -24,13 +24,20 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(size / step) * step;
 }
 
-export class BufferPool {
-  private readonly free = new Map<number, GPUBuffer[]>();
-  private readonly classOf = new WeakMap<GPUBuffer, number>();
+/** What the pool knows of a buffer it made. */
+interface Pooled {
+  readonly buffer: GPUBuffer;
+  readonly size: number;
   /** Creation order, for restack(). */
-  private readonly serialOf = new WeakMap<GPUBuffer, number>();
-  /** The buffers in `free`, for isFree(). */
-  private readonly freeSet = new Set<GPUBuffer>();
+  readonly serial: number;
+  free: boolean;
+}
+
+export class BufferPool {
+  /** Free buffers by size class. They hold their records, so handing one out looks nothing up. */
+  private readonly free = new Map<number, Pooled[]>();
+  /** Every buffer made and not yet destroyed (a Map, not a WeakMap: its lookups are the faster, and the pool keeps its buffers alive anyway). */
+  private readonly records = new Map<GPUBuffer, Pooled>();
   private inUse = 0;
   private pooled = 0;
   private peak = 0;
@@ -53,33 +60,34 @@ export class BufferPool {
     if (size > max) {
       throw new RangeError(`${label ?? 'a tensor'} needs a ${bytes}-byte buffer, over this adapter's maxBufferSize of ${max} bytes`);
     }
-    let buffer = this.free.get(size)?.pop();
-    if (buffer) {
-      this.freeSet.delete(buffer);
+    let record = this.free.get(size)?.pop();
+    if (record) {
+      record.free = false;
       this.pooled -= size;
     } else {
       // GPUBufferUsage is read lazily: the host defines the WebGPU globals when it opens a device.
       const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
       this.device.pushErrorScope('out-of-memory');
-      buffer = this.device.createBuffer({ size, usage, ...(label ? { label } : {}) });
+      const buffer = this.device.createBuffer({ size, usage, ...(label ? { label } : {}) });
       this.onAllocation?.(this.device.popErrorScope(), size, label, this.inUse);
-      this.classOf.set(buffer, size);
-      this.serialOf.set(buffer, this.created++);
+      record = { buffer, size, serial: this.created++, free: false };
+      this.records.set(buffer, record);
     }
     this.inUse += size;
     this.peak = Math.max(this.peak, this.inUse);
-    return buffer;
+    return record.buffer;
   }
 
   release(buffer: GPUBuffer): void {
-    const size = this.classOf.get(buffer);
-    if (size === undefined) throw new Error('released a buffer the pool did not allocate');
-    this.inUse -= size;
-    this.pooled += size;
-    let list = this.free.get(size);
-    if (!list) this.free.set(size, (list = []));
-    list.push(buffer);
-    this.freeSet.add(buffer);
+    const record = this.records.get(buffer);
+    if (record === undefined) throw new Error('released a buffer the pool did not allocate');
+    if (record.free) throw new Error('released a buffer twice');
+    record.free = true;
+    this.inUse -= record.size;
+    this.pooled += record.size;
+    let list = this.free.get(record.size);
+    if (!list) this.free.set(record.size, (list = []));
+    list.push(record);
   }
 
   /**
@@ -88,24 +96,28 @@ export class BufferPool {
    * tensor every time, whatever order it released them in (a captured step relies on this).
    */
   restack(): void {
-    for (const list of this.free.values()) list.sort((a, b) => this.serialOf.get(b)! - this.serialOf.get(a)!);
+    for (const list of this.free.values()) list.sort((a, b) => b.serial - a.serial);
   }
 
   /** Whether this pool made the buffer. */
   owns(buffer: GPUBuffer): boolean {
-    return this.classOf.has(buffer);
+    return this.records.has(buffer);
   }
 
   /** Whether the buffer is released and waiting to be handed out again. */
   isFree(buffer: GPUBuffer): boolean {
-    return this.freeSet.has(buffer);
+    return this.records.get(buffer)?.free ?? false;
   }
 
   /** Frees pooled buffers (e.g. between phases with different shapes). */
   trim(): void {
-    for (const list of this.free.values()) for (const b of list) b.destroy();
+    for (const list of this.free.values()) {
+      for (const record of list) {
+        record.buffer.destroy();
+        this.records.delete(record.buffer);
+      }
+    }
     this.free.clear();
-    this.freeSet.clear();
     this.pooled = 0;
   }
 
