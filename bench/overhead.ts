@@ -85,11 +85,13 @@ export const median = (xs: readonly number[]): number => {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 
+const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 /**
  * A pause after the queue reports its work done: a software adapter's worker threads are still
  * winding down on the same cores then, and a sample started at once is partly theirs.
  */
-const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
+const settle = () => pause(5);
 
 const WARM_OPS = 8;
 
@@ -135,7 +137,7 @@ export async function measureInTurn(cases: readonly CostCase[], samples: number)
       // (measured on Dawn's floor), and the garbage the ops make themselves is part of their
       // cost. Needs node --expose-gc (npm run bench has it).
       (globalThis as { gc?: () => void }).gc?.();
-      await new Promise<void>((resolve) => setTimeout(resolve, 50));
+      await pause(50);
     }
     // Rounds rotate which case comes first, so none always follows the same neighbour.
     for (let i = 0; i < cases.length; i++) {
