@@ -140,8 +140,8 @@ export async function measureInTurn(cases: readonly CostCase[], samples: number)
       await pause(50);
     }
     // Rounds rotate which case comes first, so none always follows the same neighbour.
-    for (let i = 0; i < cases.length; i++) {
-      const c = (round + i) % cases.length;
+    for (let turn = 0; turn < cases.length; turn++) {
+      const c = (round + turn) % cases.length;
       const { encodeOne, submit, wait, reps } = cases[c]!;
       await wait();
       await settle();
