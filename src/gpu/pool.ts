@@ -36,7 +36,7 @@ interface Pooled {
 export class BufferPool {
   /** Free buffers by size class. They hold their records, so handing one out looks nothing up. */
   private readonly free = new Map<number, Pooled[]>();
-  /** Every buffer made and not yet destroyed (a Map, not a WeakMap: its lookups are the faster, and the pool keeps its buffers alive anyway). */
+  /** Every buffer made and not yet destroyed by trim() (a Map, not a WeakMap: the pool holds these buffers until then anyway). */
   private readonly records = new Map<GPUBuffer, Pooled>();
   private inUse = 0;
   private pooled = 0;
