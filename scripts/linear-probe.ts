@@ -12,7 +12,6 @@ import { toExamples, freshParams } from '../src/prompt/fit.js';
 import { PromptClassifier } from '../src/prompt/classifier.js';
 import { tokenBatch, disposePast, lengthBuckets } from '../src/prompt/train.js';
 import { tidy, noGrad } from '../src/engine/tensor.js';
-import { gatherRows } from '../src/ops/gather.js';
 import { DEFAULT_TRAINING } from '../src/prompt/defaults.js';
 
 const [modelDir, outDir] = process.argv.slice(2);
@@ -33,9 +32,8 @@ for (const split of ['train', 'test']) {
   const pooled = new Float32Array(examples.length * C);
   for (const indices of lengthBuckets(examples.map((e) => e.tokens.length), 8)) {
     const batch = tokenBatch(examples, indices);
-    const B = indices.length;
     const { past, hidden } = noGrad(() => tidy(() => model.encodePast(batch)));
-    const last = noGrad(() => tidy(() => gatherRows(model.forwardWithPast(past, classifier.prompt).reshape([B * P, C]), Uint32Array.from({ length: B }, (_, b) => b * P + P - 1))));
+    const last = noGrad(() => tidy(() => classifier.features(model, past)));
     const [lastValues, hiddenValues] = await Promise.all([last.readF32(), hidden.readF32()]);
     indices.forEach((i, b) => {
       prompted.set(lastValues.subarray(b * C, (b + 1) * C), i * C);

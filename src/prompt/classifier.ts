@@ -92,19 +92,23 @@ export class PromptClassifier {
     return [this.prompt, this.headWeight, this.headBias];
   }
 
-  /**
-   * Logits [B, K] for a batch whose texts were encoded into `past`, through prompt `group`
-   * (only the columns of that group's tasks are meaningful).
-   */
-  logits(model: GPT2, past: ModelPast, group = 0): Tensor {
+  /** What the head reads [B, C]: the final hidden state of prompt `group`'s last position, for a batch encoded into `past`. */
+  features(model: GPT2, past: ModelPast, group = 0): Tensor {
     const B = past.lengths.length;
     const P = this.promptTokens;
     const C = model.config.nEmbd;
     const prompt = this.groups === 1 ? this.prompt : gatherRows(this.prompt, Uint32Array.from({ length: P }, (_, p) => group * P + p));
     const hidden = model.forwardWithPast(past, prompt); // [B, P, C]
     const lastRows = Uint32Array.from({ length: B }, (_, b) => b * P + P - 1);
-    const last = gatherRows(hidden.reshape([B * P, C]), lastRows); // [B, C]
-    return matmul(last, this.headWeight, { transB: true, bias: this.headBias });
+    return gatherRows(hidden.reshape([B * P, C]), lastRows);
+  }
+
+  /**
+   * Logits [B, K] for a batch whose texts were encoded into `past`, through prompt `group`
+   * (only the columns of that group's tasks are meaningful).
+   */
+  logits(model: GPT2, past: ModelPast, group = 0): Tensor {
+    return matmul(this.features(model, past, group), this.headWeight, { transB: true, bias: this.headBias });
   }
 
   async params(): Promise<ClassifierParams> {
