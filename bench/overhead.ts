@@ -93,7 +93,15 @@ const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  */
 const settle = () => pause(5);
 
-const WARM_OPS = 8;
+/**
+ * Untimed ops before a sample's timed ones. How long the host thread stays cold depends on
+ * what the software GPU did during the wait: after 32 matmuls [40,768]×[768,768] (4 ms each on
+ * lavapipe, a 2.4 MB weight streamed through both cores' caches) the next 32 matmuls were
+ * still 30-60% slower to encode after 8 untimed ones (3.6-4.4 µs per op against 2.7-2.8 in
+ * 128-op samples), 2.8-3.3 µs after 32 and 2.7-2.8 after 96, measured. A GPU leaves the
+ * host's caches alone; 64 puts every case past that.
+ */
+const WARM_OPS = 64;
 
 /**
  * Rounds of samples measured before the timed ones and dropped: the first compiles pipelines
@@ -145,7 +153,7 @@ export async function measureInTurn(cases: readonly CostCase[], samples: number)
       const { encodeOne, submit, wait, reps } = cases[c]!;
       await wait();
       await settle();
-      // The first few ops after the wait find the host thread cold (its caches refilled by the
+      // The first ops after the wait find the host thread cold (its caches refilled by the
       // software GPU's threads, its core clocked down): 200-400 µs for the first add, measured.
       // A training step's hundreds of back-to-back dispatches are past that, so a sample times
       // the ops after WARM_OPS untimed ones, the same for every case.
@@ -247,8 +255,9 @@ function randomTensor(gpu: Gpu, shape: number[], seed: number, label?: string): 
 export const dawnOf = (op: string): string => `Dawn alone, ${op}'s dispatches`;
 
 /**
- * The engine's ops of the table (inputs made once; each output disposed at once), and Dawn
- * alone doing each op's dispatches. Ops with long kernels take a quarter of `reps` per sample.
+ * The engine's ops of the table (inputs made once; each output disposed once the next call has
+ * made its own), and Dawn alone doing each op's dispatches. Ops with long kernels take a
+ * quarter of `reps` per sample.
  */
 export function engineOps(gpu: Gpu, reps: number): CostSet & { names: string[] } {
   const long = Math.max(1, reps >> 2);
@@ -281,9 +290,19 @@ export function engineOps(gpu: Gpu, reps: number): CostSet & { names: string[] }
   ];
   const cases: CostCase[] = [];
   const uniforms: GPUBuffer[] = [];
+  // The output a call made, alive until the next call has made its own. Disposed at once, the
+  // next call's output got the same buffer, so every call bound what the one before it bound
+  // and Dawn's setBindGroup was skipped: cheaper than any training step's dispatches, each of
+  // which binds other buffers than the one before it.
+  let held: Tensor | null = null;
   for (const { name, op, long: isLong } of ops) {
     const n = isLong ? long : reps;
-    cases.push({ name, encodeOne: () => op().dispose(), submit, wait, reps: n });
+    const encodeOne = () => {
+      const out = op();
+      held?.dispose();
+      held = out;
+    };
+    cases.push({ name, encodeOne, submit, wait, reps: n });
     const dawn = dawnReplayCase(gpu, dawnOf(name), op, n);
     cases.push(dawn.case);
     uniforms.push(dawn.uniforms);
@@ -292,6 +311,7 @@ export function engineOps(gpu: Gpu, reps: number): CostSet & { names: string[] }
     names: ops.map((o) => o.name),
     cases,
     dispose: () => {
+      held?.dispose();
       for (const t of made) t.dispose();
       for (const u of uniforms) u.destroy();
     },
