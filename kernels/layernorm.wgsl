@@ -68,8 +68,8 @@ struct LnForwardParams { rows: u32, c: u32, eps: f32, _p0: u32 }
 @group(0) @binding(2) var<storage, read> lnf_gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> lnf_beta: array<f32>;
 @group(0) @binding(4) var<storage, read_write> lnf_y: array<f32>;
-@group(0) @binding(5) var<storage, read_write> lnf_mean: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lnf_rstd: array<f32>;
+// Per row (mean, rstd): one binding for both, as one op's launch tracks each binding it binds.
+@group(0) @binding(5) var<storage, read_write> lnf_stats: array<vec2<f32>>;
 
 // y = (x − mean)·rstd·γ + β, saving mean and rstd = 1/√(var + eps) per row for backward.
 @compute @workgroup_size(LN_WG)
@@ -92,10 +92,7 @@ fn ln_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
   for (var i = lid; i < c; i += LN_WG) {
     lnf_y[base + i] = (lnf_x[base + i] - mean) * rstd * lnf_gamma[i] + lnf_beta[i];
   }
-  if (lid == 0u) {
-    lnf_mean[row] = mean;
-    lnf_rstd[row] = rstd;
-  }
+  if (lid == 0u) { lnf_stats[row] = vec2(mean, rstd); }
 }
 
 // The same for C a multiple of 4, with vec4 loads (GPT-2's C = 768): lnf4.c counts floats.
@@ -104,8 +101,7 @@ fn ln_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @group(0) @binding(2) var<storage, read> lnf4_gamma: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> lnf4_beta: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> lnf4_y: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> lnf4_mean: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lnf4_rstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> lnf4_stats: array<vec2<f32>>;
 
 @compute @workgroup_size(LN_WG)
 fn ln_forward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -127,10 +123,7 @@ fn ln_forward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   for (var i = lid; i < c4; i += LN_WG) {
     lnf4_y[base + i] = (lnf4_x[base + i] - mean) * rstd * lnf4_gamma[i] + lnf4_beta[i];
   }
-  if (lid == 0u) {
-    lnf4_mean[row] = mean;
-    lnf4_rstd[row] = rstd;
-  }
+  if (lid == 0u) { lnf4_stats[row] = vec2(mean, rstd); }
 }
 
 struct LnBackwardParams { rows: u32, c: u32, _p0: u32, _p1: u32 }
@@ -139,9 +132,8 @@ struct LnBackwardParams { rows: u32, c: u32, _p0: u32, _p1: u32 }
 @group(0) @binding(1) var<storage, read> lnb_x: array<f32>;
 @group(0) @binding(2) var<storage, read> lnb_gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> lnb_dy: array<f32>;
-@group(0) @binding(4) var<storage, read> lnb_mean: array<f32>;
-@group(0) @binding(5) var<storage, read> lnb_rstd: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lnb_dx: array<f32>;
+@group(0) @binding(4) var<storage, read> lnb_stats: array<vec2<f32>>;
+@group(0) @binding(5) var<storage, read_write> lnb_dx: array<f32>;
 
 // With x̂ = (x − mean)·rstd and g = dy·γ:  dx = rstd·(g − mean(g) − x̂·mean(g·x̂)).
 @compute @workgroup_size(LN_WG)
@@ -152,8 +144,8 @@ fn ln_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   if (row >= lnb.rows) { return; }
   let c = lnb.c;
   let base = row * c;
-  let mean = lnb_mean[row];
-  let rstd = lnb_rstd[row];
+  let mean = lnb_stats[row].x;
+  let rstd = lnb_stats[row].y;
   var acc = vec2(0.0, 0.0);
   for (var i = lid; i < c; i += LN_WG) {
     let xhat = (lnb_x[base + i] - mean) * rstd;
@@ -173,9 +165,8 @@ fn ln_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 @group(0) @binding(1) var<storage, read> lnb4_x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> lnb4_gamma: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> lnb4_dy: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> lnb4_mean: array<f32>;
-@group(0) @binding(5) var<storage, read> lnb4_rstd: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lnb4_dx: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> lnb4_stats: array<vec2<f32>>;
+@group(0) @binding(5) var<storage, read_write> lnb4_dx: array<vec4<f32>>;
 
 @compute @workgroup_size(LN_WG)
 fn ln_backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -185,8 +176,8 @@ fn ln_backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
   if (row >= lnb4.rows) { return; }
   let c4 = lnb4.c / 4u;
   let base = row * c4;
-  let mean = lnb4_mean[row];
-  let rstd = lnb4_rstd[row];
+  let mean = lnb4_stats[row].x;
+  let rstd = lnb4_stats[row].y;
   var acc = vec2(0.0, 0.0);
   for (var i = lid; i < c4; i += LN_WG) {
     let xhat = (lnb4_x[base + i] - mean) * rstd;
@@ -208,10 +199,9 @@ struct LnParamPartialParams { rows: u32, c: u32, rows_per_chunk: u32, _p0: u32 }
 @group(0) @binding(0) var<uniform> lnp: LnParamPartialParams;
 @group(0) @binding(1) var<storage, read> lnp_x: array<f32>;
 @group(0) @binding(2) var<storage, read> lnp_dy: array<f32>;
-@group(0) @binding(3) var<storage, read> lnp_mean: array<f32>;
-@group(0) @binding(4) var<storage, read> lnp_rstd: array<f32>;
+@group(0) @binding(3) var<storage, read> lnp_stats: array<vec2<f32>>;
 // [2, chunks, C]: dγ partials, then dβ partials.
-@group(0) @binding(5) var<storage, read_write> lnp_partial: array<f32>;
+@group(0) @binding(4) var<storage, read_write> lnp_partial: array<f32>;
 
 @compute @workgroup_size(LN_WG)
 fn ln_param_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
@@ -226,7 +216,8 @@ fn ln_param_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(work
   var dbeta = 0.0;
   for (var r = r0; r < r1; r++) {
     let dy = lnp_dy[r * c + col];
-    dgamma += dy * (lnp_x[r * c + col] - lnp_mean[r]) * lnp_rstd[r];
+    let stats = lnp_stats[r];
+    dgamma += dy * (lnp_x[r * c + col] - stats.x) * stats.y;
     dbeta += dy;
   }
   lnp_partial[chunk * c + col] = dgamma;

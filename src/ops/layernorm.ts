@@ -32,14 +32,14 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
   const vec4 = c % 4 === 0;
   const constants = ROW_CONSTANTS;
   const out = Tensor.empty(gpu, x.shape, 'f32', 'layerNorm');
-  const mean = Tensor.empty(gpu, [rows], 'f32', 'layerNorm mean');
-  const rstd = Tensor.empty(gpu, [rows], 'f32', 'layerNorm rstd');
+  // (mean, rstd) per row, for backward.
+  const stats = Tensor.empty(gpu, [rows, 2], 'f32', 'layerNorm mean and rstd');
   gpu.dispatch({
     kernel: 'layernorm',
     entry: vec4 ? 'ln_forward4' : 'ln_forward',
     constants,
     params: packParams(rows, c, f32(eps)),
-    bindings: [x.binding(), gamma.binding(), beta.binding(), out.binding(), mean.binding(), rstd.binding()],
+    bindings: [x.binding(), gamma.binding(), beta.binding(), out.binding(), stats.binding()],
     workgroups: grid(rows, 1),
   });
   const y = record(out, [x, gamma, beta], (dy, needs) => {
@@ -50,25 +50,22 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
         entry: vec4 ? 'ln_backward4' : 'ln_backward',
         constants,
         params: packParams(rows, c),
-        bindings: [x.binding(), gamma.binding(), dy.binding(), mean.binding(), rstd.binding(), dx.binding()],
+        bindings: [x.binding(), gamma.binding(), dy.binding(), stats.binding(), dx.binding()],
         workgroups: grid(rows, 1),
       });
     }
     if (!needs[1] && !needs[2]) return [dx, null, null];
-    const [dgamma, dbeta] = paramGrads(x, dy, mean, rstd, rows, c);
+    const [dgamma, dbeta] = paramGrads(x, dy, stats, rows, c);
     if (!needs[1]) dgamma.dispose();
     if (!needs[2]) dbeta.dispose();
     return [dx, needs[1] ? dgamma : null, needs[2] ? dbeta : null];
   });
   // Nothing will run backward: the statistics are not needed past the kernel.
-  if (!y.node) {
-    mean.dispose();
-    rstd.dispose();
-  }
+  if (!y.node) stats.dispose();
   return y;
 }
 
-function paramGrads(x: Tensor, dy: Tensor, mean: Tensor, rstd: Tensor, rows: number, c: number): [Tensor, Tensor] {
+function paramGrads(x: Tensor, dy: Tensor, stats: Tensor, rows: number, c: number): [Tensor, Tensor] {
   const gpu = x.gpu;
   const rowsPerChunk = Math.max(MIN_ROWS_PER_CHUNK, Math.ceil(rows / MAX_CHUNKS));
   const chunks = Math.ceil(rows / rowsPerChunk);
@@ -80,7 +77,7 @@ function paramGrads(x: Tensor, dy: Tensor, mean: Tensor, rstd: Tensor, rows: num
     entry: 'ln_param_partial',
     constants: PARAM_CONSTANTS,
     params: packParams(rows, c, rowsPerChunk),
-    bindings: [x.binding(), dy.binding(), mean.binding(), rstd.binding(), partial.binding()],
+    bindings: [x.binding(), dy.binding(), stats.binding(), partial.binding()],
     workgroups: [Math.ceil(c / PARAM_WG), chunks],
   });
   gpu.dispatch({
