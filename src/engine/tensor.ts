@@ -66,11 +66,15 @@ interface Node {
 }
 
 export function numel(shape: Shape): number {
-  return shape.reduce((a, b) => a * b, 1);
+  let n = 1;
+  for (let i = 0; i < shape.length; i++) n *= shape[i]!;
+  return n;
 }
 
 export function sameShape(x: Shape, y: Shape): boolean {
-  return x.length === y.length && x.every((d, i) => d === y[i]);
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
 
 export function shapeString(shape: Shape): string {
@@ -93,13 +97,16 @@ export class Tensor {
   private bound: Binding | null = null;
 
   constructor(storage: Storage, shape: Shape, dtype: DType, requiresGrad = false) {
-    if (numel(shape) * BYTES_PER_ELEMENT[dtype] > storage.byteLength) {
+    const size = numel(shape);
+    if (size * BYTES_PER_ELEMENT[dtype] > storage.byteLength) {
       throw new RangeError(`shape ${shapeString(shape)} does not fit a ${storage.byteLength}-byte buffer`);
     }
     this.storage = storage;
-    this.shape = Object.freeze([...shape]);
+    // Another tensor's shape is frozen already and is shared: ops make their outputs in their
+    // inputs' shapes on every launch, and a copy and freeze costs as much as the pool's acquire.
+    this.shape = Object.isFrozen(shape) ? shape : Object.freeze([...shape]);
     this.dtype = dtype;
-    this.size = numel(shape);
+    this.size = size;
     this.requiresGrad = requiresGrad;
     scopes.at(-1)?.add(this);
   }

@@ -1,6 +1,6 @@
 // Elementwise arithmetic with numpy-style broadcasting (up to 4 dims).
 import { packParams, f32, grid } from '../gpu/params.js';
-import { Tensor, record, setGradientAccumulator, shapeString, type Shape } from '../engine/tensor.js';
+import { Tensor, record, sameShape, setGradientAccumulator, shapeString, type Shape } from '../engine/tensor.js';
 
 const WG = 256;
 const MAX_RANK = 4;
@@ -13,7 +13,8 @@ const enum BinaryOp {
 }
 
 /** The shape a and b broadcast to, or a clear error. */
-export function broadcastShape(a: Shape, b: Shape): number[] {
+export function broadcastShape(a: Shape, b: Shape): Shape {
+  if (sameShape(a, b) && a.length <= MAX_RANK) return a;
   const rank = Math.max(a.length, b.length);
   if (rank > MAX_RANK) throw new RangeError(`broadcasting supports up to ${MAX_RANK} dims, got ${shapeString(a)} and ${shapeString(b)}`);
   const out: number[] = [];

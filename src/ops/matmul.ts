@@ -50,6 +50,8 @@ function noBias(gpu: Gpu): Binding {
   return { buffer, size: 16 };
 }
 
+const NO_DIMS: Shape = Object.freeze([]);
+
 function describeMatmul(a: Tensor, b: Tensor, transA: boolean, transB: boolean, bias: Tensor | undefined): string {
   return `matmul: a ${shapeString(a.shape)}${transA ? 'ᵀ' : ''} and b ${shapeString(b.shape)}${transB ? 'ᵀ' : ''}` + (bias ? ` with bias ${shapeString(bias.shape)}` : '');
 }
@@ -75,8 +77,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const Kb = transB ? bc : br;
   const N = transB ? br : bc;
   if (K !== Kb) throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: inner dimensions ${K} and ${Kb} differ`);
-  const aBatch = a.shape.slice(0, -2);
-  const bBatch = b.shape.slice(0, -2);
+  // Slicing a tensor's (frozen) shape takes V8's slow path: most matmuls are 2-D and slice nothing.
+  const aBatch = a.shape.length === 2 ? NO_DIMS : a.shape.slice(0, -2);
+  const bBatch = b.shape.length === 2 ? NO_DIMS : b.shape.slice(0, -2);
   let batchShape: Shape;
   if (sameShape(aBatch, bBatch) || bBatch.length === 0) batchShape = aBatch;
   else if (aBatch.length === 0) batchShape = bBatch;
@@ -84,7 +87,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (bias && !(bias.shape.length === 1 && bias.shape[0] === N)) throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: bias must be [${N}]`);
 
   const batch = numel(batchShape);
-  const out = Tensor.empty(a.gpu, [...batchShape, M, N], 'f32', 'matmul');
+  const out = Tensor.empty(a.gpu, batchShape.length === 0 ? [M, N] : [...batchShape, M, N], 'f32', 'matmul');
   if (out.size > 0) {
     // A batch of row-major A times a shared B is one tall matmul.
     const fold = !transA && bBatch.length === 0;
