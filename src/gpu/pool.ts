@@ -18,7 +18,8 @@ export interface MemoryStats {
 /** Size classes: powers of two up to 1 MiB, then steps of an eighth of the power of two (≤ 12.5% waste). */
 export function sizeClass(bytes: number): number {
   const size = Math.max(16, Math.ceil(bytes / 16) * 16);
-  const pow2 = 2 ** Math.ceil(Math.log2(size));
+  // Every tensor made asks this: a count of leading zeros, where Math.log2 took a tenth of a microsecond.
+  const pow2 = size <= 2 ** 31 ? 2 ** (32 - Math.clz32(size - 1)) : 2 ** Math.ceil(Math.log2(size));
   if (pow2 <= 1 << 20) return pow2;
   const step = pow2 / 16;
   return Math.ceil(size / step) * step;

@@ -19,6 +19,11 @@ describe('buffer pool', () => {
     expect([1, 16, 17, 1000, 1 << 20].map(sizeClass)).toEqual([16, 16, 32, 1024, 1 << 20]);
     // (1 MiB, 2 MiB] steps by 128 KiB.
     expect(sizeClass((1 << 20) + 1)).toBe((1 << 20) + (1 << 17));
+    expect([3000, (1 << 20) - 15].map(sizeClass)).toEqual([4096, 1 << 20]);
+    // (16 MiB, 32 MiB] steps by 2 MiB; around 2 GiB, where the power of two leaves 32-bit counting.
+    expect(sizeClass((1 << 24) + 16)).toBe(9 * (1 << 21));
+    expect(sizeClass(2 ** 31)).toBe(2 ** 31);
+    expect(sizeClass(2 ** 31 + 16)).toBe(9 * 2 ** 28);
   });
 
   it('hands a released buffer out again for any size of its class, and makes a new one otherwise', () => {
