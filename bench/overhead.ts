@@ -71,7 +71,7 @@ export interface StepCost {
 }
 
 /** The main thread's on-CPU nanoseconds so far, where Linux tells them. */
-function mainThreadNs(): number | null {
+export function mainThreadNs(): number | null {
   try {
     return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
   } catch {

@@ -1,0 +1,100 @@
+// The prompt + head training step alone, run on any checkout of this repository: how the step's
+// host time before and after a change is measured side by side (the issue's "record the before
+// figure from the parent commit in the same session"). It loads the engine from ROOT, so it
+// builds the step from the APIs every commit since the method landed has (PromptClassifier,
+// Adam, batchLoss, encode), not from bench/pipeline.ts's promptTrainer, which older trees lack.
+//
+//   ROOT=/path/to/other/checkout GPT2_PROMPT_BACKEND=vulkan node --import tsx bench/step-ab.ts [--capture]
+//
+// GPT-2 small's shape with random weights, 12 layers, batch 8, P 5, past 128; 7 timed steps after
+// 2 warm-ups, each started with the GPU idle. Prints the medians of the process's CPU time, the
+// main thread's own, and the wall time until the step's work is encoded, and the total.
+import { resolve } from 'node:path';
+import { mainThreadNs, median } from './overhead.js';
+
+const root = resolve(process.env.ROOT ?? '.');
+const capture = process.argv.includes('--capture');
+const BATCH = 8;
+const PAST = 128;
+const STEPS = 7;
+const WARM_STEPS = 2;
+
+const { openGpu } = await import(`${root}/src/node/device.js`);
+const { tidy } = await import(`${root}/src/engine/tensor.js`);
+const { Adam } = await import(`${root}/src/engine/adam.js`);
+const { PromptClassifier, initialParams } = await import(`${root}/src/prompt/classifier.js`);
+const { encode, batchLoss } = await import(`${root}/src/prompt/train.js`);
+const { seededRandom } = await import(`${root}/src/util/random.js`);
+const { GPT2_EOS_ID } = await import(`${root}/src/gpt2/tokenizer.js`);
+const { randomModel } = await import(`${root}/bench/pipeline.js`);
+
+const gpu = await openGpu();
+const bench = randomModel(gpu, 12);
+const { model } = bench;
+const random = seededRandom(1);
+const ids = new Uint32Array(BATCH * PAST).map(() => Math.floor(random() * GPT2_EOS_ID));
+const past = encode(model, { ids, lengths: new Uint32Array(BATCH).fill(PAST), width: PAST });
+const tasks = [{ name: 'bench', kind: 'single', labelNames: ['negative', 'positive'], start: 0 }];
+const classifier = new PromptClassifier(model, initialParams(bench.promptInit, model.config.nEmbd, 2, seededRandom(9)), tasks);
+const optimizer = new Adam(classifier.parameters(), { lr: 1e-3 });
+const examples = Array.from({ length: BATCH }, (_, b) => ({ tokens: new Uint32Array(PAST), task: 0, label: b % 2, targets: null }));
+const indices = examples.map((_, i) => i);
+const loss = () => {
+  const l = batchLoss(classifier.logits(model, past), examples, indices, classifier.tasks, [{}]);
+  l.backward();
+  return l;
+};
+
+let encodeStep = () => {
+  const l = tidy(loss);
+  optimizer.step();
+  optimizer.zeroGrad();
+  return l;
+};
+if (capture) {
+  const { CapturedStep } = await import(`${root}/src/engine/capture.js`);
+  const step = new CapturedStep(gpu, () => {
+    const l = loss();
+    optimizer.update();
+    optimizer.zeroGrad();
+    return l;
+  });
+  encodeStep = () => {
+    optimizer.prepare();
+    return step.run();
+  };
+}
+
+const cpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+const hostCpu: number[] = [];
+const thread: number[] = [];
+const host: number[] = [];
+const total: number[] = [];
+for (let s = 0; s < STEPS + WARM_STEPS; s++) {
+  await gpu.sync();
+  const start = performance.now();
+  const cpuStart = cpuMs();
+  const threadStart = mainThreadNs();
+  const l = encodeStep();
+  const encoded = performance.now();
+  const cpu = cpuMs() - cpuStart;
+  const threadEnd = mainThreadNs();
+  const value = (await l.readF32())[0];
+  const done = performance.now();
+  l.dispose();
+  if (!Number.isFinite(value)) throw new Error(`loss is ${value}`);
+  if (s < WARM_STEPS) continue;
+  hostCpu.push(cpu);
+  if (threadStart !== null && threadEnd !== null) thread.push((threadEnd - threadStart) / 1e6);
+  host.push(encoded - start);
+  total.push(done - start);
+}
+const ms = (xs: number[]) => (xs.length ? median(xs).toFixed(2) : '–');
+console.log(
+  `${root} ${capture ? 'captured' : 'plain'} step: host CPU ${ms(hostCpu)} ms, main thread ${ms(thread)} ms, ` +
+    `host wall ${ms(host)} ms, total ${ms(total)} ms (medians of ${STEPS})`,
+);
+process.exit(0);
