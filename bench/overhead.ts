@@ -71,7 +71,7 @@ export interface StepCost {
 }
 
 /** The main thread's on-CPU nanoseconds so far, where Linux tells them. */
-export function mainThreadNs(): number | null {
+function mainThreadNs(): number | null {
   try {
     return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
   } catch {
@@ -331,25 +331,51 @@ export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: num
   const tokens = new Uint32Array(opts.batch * width).map(() => Math.floor(random() * GPT2_EOS_ID));
   const past = encode(model, { ids: tokens, lengths: new Uint32Array(opts.batch).fill(width), width });
   const trainer = promptTrainer(bench, past, { capture: opts.capture ?? false });
-  const host: number[] = [];
-  const hostCpu: number[] = [];
-  const hostThread: number[] = [];
-  const total: number[] = [];
+  const times = await timeSteps(gpu, trainer.encodeStep, opts.steps, name);
+  const replayed = trainer.capture ? trainer.capture.replayed : null;
+  const dawn = trainer.capture ? null : await dawnStepCost(gpu, trainer.encodeStep, opts.steps);
+  trainer.dispose();
+  disposePast(past);
+  return {
+    name, dispatches: times.dispatches, bindGroupsMade: times.bindGroupsMade, hostMs: median(times.host), hostCpuMs: median(times.hostCpu),
+    hostThreadMs: times.hostThread.length ? median(times.hostThread) : null, hostMinMs: Math.min(...times.host), totalMs: median(times.total), dawnMs: dawn, replayed,
+  };
+}
+
+/** Per timed step: ms until encoded (wall, process CPU, main thread) and until its loss is back. */
+export interface StepTimes {
+  host: number[];
+  hostCpu: number[];
+  /** Empty where Linux does not tell the main thread's own time. */
+  hostThread: number[];
+  total: number[];
+  /** Of the last step. */
+  dispatches: number;
+  bindGroupsMade: number | null;
+}
+
+const WARM_STEPS = 2;
+
+/**
+ * Runs `encodeStep` WARM_STEPS untimed times and then `steps` timed ones, each started with
+ * the GPU idle, reading its loss back (which must be finite). Only the device's counters are
+ * used, so bench/step-ab.ts times other checkouts' engines with it.
+ */
+export async function timeSteps(gpu: Gpu, encodeStep: () => Tensor, steps: number, name: string): Promise<StepTimes> {
+  const times: StepTimes = { host: [], hostCpu: [], hostThread: [], total: [], dispatches: 0, bindGroupsMade: null };
   const cpuMs = () => {
     const { user, system } = process.cpuUsage();
     return (user + system) / 1000;
   };
-  let dispatches = 0;
-  let made: number | null = null;
   const groupsMade = () => (gpu as { bindGroupsMade?: number }).bindGroupsMade ?? null;
-  for (let s = 0; s < opts.steps + 2; s++) {
+  for (let s = 0; s < steps + WARM_STEPS; s++) {
     await gpu.sync();
     const before = gpu.dispatches;
     const madeBefore = groupsMade();
     const start = performance.now();
     const cpuStart = cpuMs();
     const threadStart = mainThreadNs();
-    const loss = trainer.encodeStep();
+    const loss = encodeStep();
     const encoded = performance.now();
     const cpu = cpuMs() - cpuStart;
     const threadEnd = mainThreadNs();
@@ -357,23 +383,16 @@ export async function promptStep(gpu: Gpu, bench: BenchModel, opts: { batch: num
     const done = performance.now();
     loss.dispose();
     if (!Number.isFinite(value)) throw new Error(`${name}: loss is ${value}`);
-    dispatches = gpu.dispatches - before;
-    made = madeBefore === null ? null : groupsMade()! - madeBefore;
-    if (process.env.OVERHEAD_TRACE) console.log(`step ${s}: ${dispatches} dispatches, ${made} bind groups made, host ${(encoded - start).toFixed(1)} ms, ${cpu.toFixed(1)} ms CPU`);
-    if (s < 2) continue;
-    host.push(encoded - start);
-    hostCpu.push(cpu);
-    if (threadStart !== null && threadEnd !== null) hostThread.push((threadEnd - threadStart) / 1e6);
-    total.push(done - start);
+    times.dispatches = gpu.dispatches - before;
+    times.bindGroupsMade = madeBefore === null ? null : groupsMade()! - madeBefore;
+    if (process.env.OVERHEAD_TRACE) console.log(`step ${s}: ${times.dispatches} dispatches, ${times.bindGroupsMade} bind groups made, host ${(encoded - start).toFixed(1)} ms, ${cpu.toFixed(1)} ms CPU`);
+    if (s < WARM_STEPS) continue;
+    times.host.push(encoded - start);
+    times.hostCpu.push(cpu);
+    if (threadStart !== null && threadEnd !== null) times.hostThread.push((threadEnd - threadStart) / 1e6);
+    times.total.push(done - start);
   }
-  const replayed = trainer.capture ? trainer.capture.replayed : null;
-  const dawn = trainer.capture ? null : await dawnStepCost(gpu, trainer.encodeStep, opts.steps);
-  trainer.dispose();
-  disposePast(past);
-  return {
-    name, dispatches, bindGroupsMade: made, hostMs: median(host), hostCpuMs: median(hostCpu), hostThreadMs: hostThread.length ? median(hostThread) : null,
-    hostMinMs: Math.min(...host), totalMs: median(total), dawnMs: dawn, replayed,
-  };
+  return times;
 }
 
 /**
@@ -384,7 +403,7 @@ async function dawnStepCost(gpu: Gpu, encodeStep: () => Tensor, steps: number): 
   const { steps: replay, uniforms } = tidy(() => recordReplay(gpu, () => encodeStep()));
   const raw = rawPass(gpu.device);
   const dawn: number[] = [];
-  for (let s = 0; s < steps + 2; s++) {
+  for (let s = 0; s < steps + WARM_STEPS; s++) {
     const loss = encodeStep();
     await loss.readF32();
     loss.dispose();
@@ -392,7 +411,7 @@ async function dawnStepCost(gpu: Gpu, encodeStep: () => Tensor, steps: number): 
     encodeReplay(raw.open(), replay);
     const encoded = performance.now();
     raw.drop();
-    if (s >= 2) dawn.push(encoded - start);
+    if (s >= WARM_STEPS) dawn.push(encoded - start);
   }
   uniforms.destroy();
   return median(dawn);

@@ -10,14 +10,13 @@
 // 2 warm-ups, each started with the GPU idle. Prints the medians of the process's CPU time, the
 // main thread's own, and the wall time until the step's work is encoded, and the total.
 import { resolve } from 'node:path';
-import { mainThreadNs, median } from './overhead.js';
+import { median, timeSteps } from './overhead.js';
 
 const root = resolve(process.env.ROOT ?? '.');
 const capture = process.argv.includes('--capture');
 const BATCH = 8;
 const PAST = 128;
 const STEPS = 7;
-const WARM_STEPS = 2;
 
 const { openGpu } = await import(`${root}/src/node/device.js`);
 const { tidy } = await import(`${root}/src/engine/tensor.js`);
@@ -65,36 +64,10 @@ if (capture) {
   };
 }
 
-const cpuMs = () => {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-};
-const hostCpu: number[] = [];
-const thread: number[] = [];
-const host: number[] = [];
-const total: number[] = [];
-for (let s = 0; s < STEPS + WARM_STEPS; s++) {
-  await gpu.sync();
-  const start = performance.now();
-  const cpuStart = cpuMs();
-  const threadStart = mainThreadNs();
-  const l = encodeStep();
-  const encoded = performance.now();
-  const cpu = cpuMs() - cpuStart;
-  const threadEnd = mainThreadNs();
-  const value = (await l.readF32())[0];
-  const done = performance.now();
-  l.dispose();
-  if (!Number.isFinite(value)) throw new Error(`loss is ${value}`);
-  if (s < WARM_STEPS) continue;
-  hostCpu.push(cpu);
-  if (threadStart !== null && threadEnd !== null) thread.push((threadEnd - threadStart) / 1e6);
-  host.push(encoded - start);
-  total.push(done - start);
-}
+const times = await timeSteps(gpu, encodeStep, STEPS, 'step');
 const ms = (xs: number[]) => (xs.length ? median(xs).toFixed(2) : '–');
 console.log(
-  `${root} ${capture ? 'captured' : 'plain'} step: host CPU ${ms(hostCpu)} ms, main thread ${ms(thread)} ms, ` +
-    `host wall ${ms(host)} ms, total ${ms(total)} ms (medians of ${STEPS})`,
+  `${root} ${capture ? 'captured' : 'plain'} step: host CPU ${ms(times.hostCpu)} ms, main thread ${ms(times.hostThread)} ms, ` +
+    `host wall ${ms(times.host)} ms, total ${ms(times.total)} ms (medians of ${STEPS}; ${times.dispatches} dispatches)`,
 );
 process.exit(0);
