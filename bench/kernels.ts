@@ -1,12 +1,12 @@
 // Attention (with a KV cache) and layerNorm/GELU throughput at GPT-2 small's shapes. Each case
 // is checked against a float64 reference before it is timed.
-import type { Gpu } from '../src/gpu/context.js';
-import { tensor, keep, noGrad, type Tensor } from '../src/engine/tensor.js';
-import { attention, type Past } from '../src/ops/attention.js';
-import { layerNorm } from '../src/ops/layernorm.js';
-import { gelu } from '../src/ops/gelu.js';
-import { seededRandom } from '../src/util/random.js';
-import { timeEngineOp, kernelMs, type TimingOptions } from './timing.js';
+import type { Gpu } from '../src/gpu/context.ts';
+import { tensor, keep, noGrad, type Tensor } from '../src/engine/tensor.ts';
+import { attention, type Past } from '../src/ops/attention.ts';
+import { layerNorm } from '../src/ops/layernorm.ts';
+import { gelu } from '../src/ops/gelu.ts';
+import { seededRandom } from '../src/util/random.ts';
+import { timeEngineOp, kernelMs, type TimingOptions } from './timing.ts';
 
 export interface KernelResult {
   name: string;

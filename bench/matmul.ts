@@ -4,11 +4,11 @@
 // Every variant's sampled outputs are checked against float64 before it is timed.
 //   node --import tsx bench/matmul.ts [--json] [--sweep] [--quick]
 // --quick multiplies 256 rows instead of 1024 (same K and N), with shorter samples.
-import { openGpu } from '../src/node/device.js';
-import { tensor, type Tensor } from '../src/engine/tensor.js';
-import { matmul, type MatmulKernel, type MatmulTile } from '../src/ops/matmul.js';
-import type { Gpu } from '../src/gpu/context.js';
-import { timeEngineOp, type TimingOptions } from './timing.js';
+import { openGpu } from '../src/node/device.ts';
+import { tensor, type Tensor } from '../src/engine/tensor.ts';
+import { matmul, type MatmulKernel, type MatmulTile } from '../src/ops/matmul.ts';
+import type { Gpu } from '../src/gpu/context.ts';
+import { timeEngineOp, type TimingOptions } from './timing.ts';
 
 interface Shape {
   name: string;

@@ -3,13 +3,13 @@
 // another (an encode per task). GPT-2 small-sized model with random weights.
 //   node --import tsx bench/multitask.ts [--quick] [--json]
 import { Bench } from 'tinybench';
-import { openGpu } from '../src/node/device.js';
-import { GPT2 } from '../src/gpt2/model.js';
-import type { GPT2Config } from '../src/gpt2/config.js';
-import { PromptClassifier, initialParams, type Task } from '../src/prompt/classifier.js';
-import { predictLogits, type Example } from '../src/prompt/train.js';
-import { seededRandom } from '../src/util/random.js';
-import { randomWeights } from '../test/gpt2/reference.js';
+import { openGpu } from '../src/node/device.ts';
+import { GPT2 } from '../src/gpt2/model.ts';
+import type { GPT2Config } from '../src/gpt2/config.ts';
+import { PromptClassifier, initialParams, type Task } from '../src/prompt/classifier.ts';
+import { predictLogits, type Example } from '../src/prompt/train.ts';
+import { seededRandom } from '../src/util/random.ts';
+import { randomWeights } from '../test/gpt2/reference.ts';
 
 const quick = process.argv.includes('--quick');
 const config: GPT2Config = { vocabSize: 50257, nPositions: 1024, nEmbd: 768, nLayer: quick ? 4 : 12, nHead: 12, layerNormEps: 1e-5, activation: 'gelu_new' };

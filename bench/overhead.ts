@@ -13,18 +13,18 @@
 // the software GPU's among them, in scheduler-tick chunks larger than a sample.) tfjs submits
 // every few ops by itself; that is part of its host cost.
 import { readFileSync } from 'node:fs';
-import type { Gpu } from '../src/gpu/context.js';
-import { Tensor, tensor, tidy } from '../src/engine/tensor.js';
-import { add } from '../src/ops/elementwise.js';
-import { matmul } from '../src/ops/matmul.js';
-import { layerNorm } from '../src/ops/layernorm.js';
-import { gatherRows } from '../src/ops/gather.js';
-import { attention } from '../src/ops/attention.js';
-import { GPT2_EOS_ID } from '../src/gpt2/tokenizer.js';
-import { encode, disposePast } from '../src/prompt/train.js';
-import { seededRandom } from '../src/util/random.js';
-import { promptTrainer, type BenchModel } from './pipeline.js';
-import { recordReplay, encodeReplay } from './timing.js';
+import type { Gpu } from '../src/gpu/context.ts';
+import { Tensor, tensor, tidy } from '../src/engine/tensor.ts';
+import { add } from '../src/ops/elementwise.ts';
+import { matmul } from '../src/ops/matmul.ts';
+import { layerNorm } from '../src/ops/layernorm.ts';
+import { gatherRows } from '../src/ops/gather.ts';
+import { attention } from '../src/ops/attention.ts';
+import { GPT2_EOS_ID } from '../src/gpt2/tokenizer.ts';
+import { encode, disposePast } from '../src/prompt/train.ts';
+import { seededRandom } from '../src/util/random.ts';
+import { promptTrainer, type BenchModel } from './pipeline.ts';
+import { recordReplay, encodeReplay } from './timing.ts';
 
 export interface OverheadOptions {
   /** Ops per sample for cheap kernels (below 512, the engine's dispatches per command buffer); ops with long kernels get a quarter. */

@@ -5,8 +5,8 @@
 //   f32 FLOP/s: a shader of independent vec4 fused multiply-adds and nothing else.
 // The probe shaders are here rather than in kernels/: they measure the adapter and are no part
 // of the engine, so they are not embedded in it.
-import type { Gpu } from '../src/gpu/context.js';
-import { timeOp, type TimingOptions } from './timing.js';
+import type { Gpu } from '../src/gpu/context.ts';
+import { timeOp, type TimingOptions } from './timing.ts';
 
 export interface Peak {
   /** Bytes read plus bytes written per second by copyBufferToBuffer. */

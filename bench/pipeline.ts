@@ -4,19 +4,19 @@
 // cached pasts against one that recomputes every batch's past (the original method).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
-import type { Gpu } from '../src/gpu/context.js';
-import { tidy, type Tensor } from '../src/engine/tensor.js';
-import { Adam } from '../src/engine/adam.js';
-import { CapturedStep } from '../src/engine/capture.js';
-import { GPT2, type ModelPast, type TokenBatch } from '../src/gpt2/model.js';
-import type { GPT2Config } from '../src/gpt2/config.js';
-import { GPT2Tokenizer, GPT2_EOS_ID } from '../src/gpt2/tokenizer.js';
-import { readTable } from '../src/node/dataset-file.js';
-import { PromptClassifier, initialParams, type Task } from '../src/prompt/classifier.js';
-import { train, encode, disposePast, batchLoss, type Example } from '../src/prompt/train.js';
-import { seededRandom, shuffledIndices } from '../src/util/random.js';
-import { randomWeights } from '../test/gpt2/reference.js';
-import { timeStep } from './timing.js';
+import type { Gpu } from '../src/gpu/context.ts';
+import { tidy, type Tensor } from '../src/engine/tensor.ts';
+import { Adam } from '../src/engine/adam.ts';
+import { CapturedStep } from '../src/engine/capture.ts';
+import { GPT2, type ModelPast, type TokenBatch } from '../src/gpt2/model.ts';
+import type { GPT2Config } from '../src/gpt2/config.ts';
+import { GPT2Tokenizer, GPT2_EOS_ID } from '../src/gpt2/tokenizer.ts';
+import { readTable } from '../src/node/dataset-file.ts';
+import { PromptClassifier, initialParams, type Task } from '../src/prompt/classifier.ts';
+import { train, encode, disposePast, batchLoss, type Example } from '../src/prompt/train.ts';
+import { seededRandom, shuffledIndices } from '../src/util/random.ts';
+import { randomWeights } from '../test/gpt2/reference.ts';
+import { timeStep } from './timing.ts';
 
 /** Prompt length of the method. */
 const P = 5;

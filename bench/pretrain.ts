@@ -2,11 +2,11 @@
 // weight and the tied head over the full vocabulary, global-norm clipping, AdamW) of small
 // GPT-2 language models. The values of weights and tokens do not change the work, so the data
 // is a fixed pseudo-random token stream.
-import type { Gpu } from '../src/gpu/context.js';
-import type { GPT2Config } from '../src/gpt2/config.js';
-import { GPT2 } from '../src/gpt2/model.js';
-import { Pretrainer, TokenWindows, initialWeights, DEFAULT_PRETRAIN_SETTINGS } from '../src/gpt2/pretrain.js';
-import { timeStep } from './timing.js';
+import type { Gpu } from '../src/gpu/context.ts';
+import type { GPT2Config } from '../src/gpt2/config.ts';
+import { GPT2 } from '../src/gpt2/model.ts';
+import { Pretrainer, TokenWindows, initialWeights, DEFAULT_PRETRAIN_SETTINGS } from '../src/gpt2/pretrain.ts';
+import { timeStep } from './timing.ts';
 
 export interface PretrainShape {
   name: string;

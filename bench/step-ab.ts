@@ -10,7 +10,7 @@
 // 2 warm-ups, each started with the GPU idle. Prints the medians of the process's CPU time, the
 // main thread's own, and the wall time until the step's work is encoded, and the total.
 import { resolve } from 'node:path';
-import { median, timeSteps } from './overhead.js';
+import { median, timeSteps } from './overhead.ts';
 
 const root = resolve(process.env.ROOT ?? '.');
 const capture = process.argv.includes('--capture');

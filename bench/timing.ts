@@ -4,8 +4,8 @@
 // the time is wall time to completion, never just encoding time. `reps` is sized so one sample
 // lasts about `targetMs`, which amortises the submit-and-wait latency over many operations.
 import { Bench } from 'tinybench';
-import type { Dispatch, Gpu } from '../src/gpu/context.js';
-import { tidy } from '../src/engine/tensor.js';
+import type { Dispatch, Gpu } from '../src/gpu/context.ts';
+import { tidy } from '../src/engine/tensor.ts';
 
 export interface TimingOptions {
   /** Wall time to aim for per sample. */

@@ -2,7 +2,7 @@
 // example (examples/browser) in headless Chromium, prints its validation reports and timing as
 // JSON, and saves a screenshot of the page (default docs/browser-demo.png).
 import { join } from 'node:path';
-import { ROOT, openPage } from './browser.js';
+import { ROOT, openPage } from './browser.ts';
 
 const out = process.argv[2] ?? join(ROOT, 'docs', 'browser-demo.png');
 const session = await openPage('/examples/browser/index.html?autostart', { height: 980 });

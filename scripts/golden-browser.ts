@@ -1,10 +1,10 @@
 // `npm run golden:browser -- <fixture-dir>`: the golden comparison inside headless Chromium
 // (Dawn in the browser, on SwiftShader), through the browser bundle; prints the line `npm run
 // golden` prints and exits 1 above tolerance.
-import type { GoldenReport } from '../src/prompt/golden.js';
-import { browserMissing, openPage } from './browser.js';
+import type { GoldenReport } from '../src/prompt/golden.ts';
+import { browserMissing, openPage } from './browser.ts';
 
-type Engine = typeof import('../src/index.js');
+type Engine = typeof import('../src/index.ts');
 
 export async function goldenInBrowser(fixture: string): Promise<GoldenReport> {
   const missing = browserMissing();

@@ -1,7 +1,7 @@
 // `npm run golden:deno -- <fixture-dir>`: the golden comparison under Deno's own WebGPU
 // (wgpu), importing the engine's sources as a Deno user would; prints the line `npm run
 // golden` prints and exits 1 above tolerance.
-import { openWebGpu, goldenReport } from '../src/index.js';
+import { openWebGpu, goldenReport } from '../src/index.ts';
 
 declare const Deno: { args: string[]; readFile(path: string): Promise<Uint8Array>; exit(code: number): never };
 

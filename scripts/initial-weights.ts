@@ -3,9 +3,9 @@
 //   node --import tsx scripts/initial-weights.ts RUN_OR_WEIGHTS_DIR OUT_DIR
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseConfig } from '../src/gpt2/config.js';
-import { encodeModel } from '../src/gpt2/checkpoint.js';
-import { initialWeights } from '../src/gpt2/pretrain.js';
+import { parseConfig } from '../src/gpt2/config.ts';
+import { encodeModel } from '../src/gpt2/checkpoint.ts';
+import { initialWeights } from '../src/gpt2/pretrain.ts';
 
 const [runDir, outDir] = process.argv.slice(2);
 if (!runDir || !outDir) throw new Error('usage: initial-weights.ts RUN_DIR OUT_DIR');

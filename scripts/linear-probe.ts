@@ -6,13 +6,13 @@
 //   node --import tsx scripts/linear-probe.ts MODEL_DIR OUT_DIR
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openSession, closeSession } from '../src/cli/common.js';
-import { loadDataset } from '../src/node/dataset-file.js';
-import { toExamples, freshParams } from '../src/prompt/fit.js';
-import { PromptClassifier } from '../src/prompt/classifier.js';
-import { tokenBatch, disposePast, lengthBuckets } from '../src/prompt/train.js';
-import { tidy, noGrad } from '../src/engine/tensor.js';
-import { DEFAULT_TRAINING } from '../src/prompt/defaults.js';
+import { openSession, closeSession } from '../src/cli/common.ts';
+import { loadDataset } from '../src/node/dataset-file.ts';
+import { toExamples, freshParams } from '../src/prompt/fit.ts';
+import { PromptClassifier } from '../src/prompt/classifier.ts';
+import { tokenBatch, disposePast, lengthBuckets } from '../src/prompt/train.ts';
+import { tidy, noGrad } from '../src/engine/tensor.ts';
+import { DEFAULT_TRAINING } from '../src/prompt/defaults.ts';
 
 const [modelDir, outDir] = process.argv.slice(2);
 if (!modelDir || !outDir) throw new Error('usage: linear-probe.ts MODEL_DIR OUT_DIR');

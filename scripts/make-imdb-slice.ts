@@ -7,9 +7,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { readTable } from '../src/node/dataset-file.js';
-import { GPT2Tokenizer } from '../src/gpt2/tokenizer.js';
-import { seededRandom, shuffledIndices } from '../src/util/random.js';
+import { readTable } from '../src/node/dataset-file.ts';
+import { GPT2Tokenizer } from '../src/gpt2/tokenizer.ts';
+import { seededRandom, shuffledIndices } from '../src/util/random.ts';
 
 const MAX_TOKENS = 123;
 const SEED = 13;

@@ -4,10 +4,10 @@
 //   node --import tsx scripts/make-small-model.ts [outDir]
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { expectedTensors } from '../src/gpt2/checkpoint.js';
-import { parseConfig } from '../src/gpt2/config.js';
-import { encodeSafetensors, numel, type TensorToWrite } from '../src/gpt2/safetensors.js';
-import { seededRandom } from '../src/util/random.js';
+import { expectedTensors } from '../src/gpt2/checkpoint.ts';
+import { parseConfig } from '../src/gpt2/config.ts';
+import { encodeSafetensors, numel, type TensorToWrite } from '../src/gpt2/safetensors.ts';
+import { seededRandom } from '../src/util/random.ts';
 
 const SEED = 20240601;
 const outDir = process.argv[2] ?? 'weights/small-gpt2';

@@ -5,7 +5,7 @@
 //   node --import tsx scripts/ship-pretrained.ts RUN_DIR [weights/imdb-gpt2]
 import { mkdir, readFile, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadCheckpoint, encodeModel } from '../src/gpt2/checkpoint.js';
+import { loadCheckpoint, encodeModel } from '../src/gpt2/checkpoint.ts';
 
 const [runDir, outDir = 'weights/imdb-gpt2'] = process.argv.slice(2);
 if (!runDir) throw new Error('usage: ship-pretrained.ts RUN_DIR [OUT_DIR]');

@@ -2,10 +2,10 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { f16round } from '@petamoriken/float16';
 import { expect, type TestContext } from 'vitest';
-import { openGpu } from '../src/node/device.js';
-import type { Gpu } from '../src/gpu/context.js';
-import { KERNEL_FEATURES, type KernelFeature } from '../src/gpu/features.js';
-import type { KernelClass } from '../src/gpu/kernel-class.js';
+import { openGpu } from '../src/node/device.ts';
+import type { Gpu } from '../src/gpu/context.ts';
+import { KERNEL_FEATURES, type KernelFeature } from '../src/gpu/features.ts';
+import type { KernelClass } from '../src/gpu/kernel-class.ts';
 
 let shared: Promise<Gpu> | null = null;
 
@@ -72,8 +72,8 @@ export async function withKernelClass<T>(device: Gpu, kernelClass: KernelClass |
   }
 }
 
-export { seededRandom as rng } from '../src/util/random.js';
-import { seededRandom as rng } from '../src/util/random.js';
+export { seededRandom as rng } from '../src/util/random.ts';
+import { seededRandom as rng } from '../src/util/random.ts';
 
 /** n standard-normal values (Box–Muller), times `scale`. */
 export function randn(n: number, seed: number, scale = 1): Float64Array {

@@ -5,9 +5,9 @@
 // tfjs does not ask for, so requestAdapter is wrapped to ask for the level the engine got.
 // Results are checked against float64 and timed as the engine's ops are (bench/timing.ts):
 // reps of tf.matMul, then tfjs's queue submitted and awaited.
-import { seededRandom } from '../../src/util/random.js';
-import { timeOp, type TimingOptions } from '../timing.js';
-import type { CostSet } from '../overhead.js';
+import { seededRandom } from '../../src/util/random.ts';
+import { timeOp, type TimingOptions } from '../timing.ts';
+import type { CostSet } from '../overhead.ts';
 
 export const TFJS_ADD = 'tfjs add [64] + [64]';
 export const TFJS_HOST_ADD = 'tfjs add [64] + [64], inputs on the host (added on the CPU)';

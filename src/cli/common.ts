@@ -3,15 +3,15 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openGpu, type Backend } from '../node/device.js';
-import { readCheckpoint } from '../node/checkpoint-file.js';
-import { exists } from '../node/files.js';
-import { fingerprint } from '../gpt2/checkpoint.js';
-import { GPT2 } from '../gpt2/model.js';
-import { GPT2Tokenizer } from '../gpt2/tokenizer.js';
-import type { Gpu } from '../gpu/context.js';
-import { decodeCheckpoint, checkSameModel, type ModelIdentity, type PromptCheckpoint } from '../prompt/checkpoint.js';
-import { DEFAULT_MODEL_DIR, type ReadShipped } from '../prompt/defaults.js';
+import { openGpu, type Backend } from '../node/device.ts';
+import { readCheckpoint } from '../node/checkpoint-file.ts';
+import { exists } from '../node/files.ts';
+import { fingerprint } from '../gpt2/checkpoint.ts';
+import { GPT2 } from '../gpt2/model.ts';
+import { GPT2Tokenizer } from '../gpt2/tokenizer.ts';
+import type { Gpu } from '../gpu/context.ts';
+import { decodeCheckpoint, checkSameModel, type ModelIdentity, type PromptCheckpoint } from '../prompt/checkpoint.ts';
+import { DEFAULT_MODEL_DIR, type ReadShipped } from '../prompt/defaults.ts';
 
 /** An error whose message is the whole story: printed without a stack, exit code 1. */
 export class UsageError extends Error {

@@ -1,17 +1,17 @@
 // `eval`, `predict` and `correlate`: running trained prompts over data. Texts are encoded
 // once per batch; every prompt given runs over that same cached past.
-import type { Dataset, DatasetSpec } from '../data/dataset.js';
-import { reportToDict } from '../metrics/classification.js';
-import { PromptClassifier, type Task } from '../prompt/classifier.js';
-import { predictLogits, type Example } from '../prompt/train.js';
-import { evaluateTask, formatEvaluation, taskLogits, crossTaskTable, crossTaskColumns, formatR, formatP } from '../prompt/evaluate.js';
-import { toExamples } from '../prompt/fit.js';
-import { textExamples, predictionRows } from '../prompt/predict.js';
-import type { PromptCheckpoint } from '../prompt/checkpoint.js';
-import { loadDataset, readTable } from '../node/dataset-file.js';
-import { writeFileAtomic } from '../node/files.js';
-import { ProgressBar } from '../node/progress.js';
-import { openSession, closeSession, readPromptFile, parseList, positiveInt, UsageError, type Session } from './common.js';
+import type { Dataset, DatasetSpec } from '../data/dataset.ts';
+import { reportToDict } from '../metrics/classification.ts';
+import { PromptClassifier, type Task } from '../prompt/classifier.ts';
+import { predictLogits, type Example } from '../prompt/train.ts';
+import { evaluateTask, formatEvaluation, taskLogits, crossTaskTable, crossTaskColumns, formatR, formatP } from '../prompt/evaluate.ts';
+import { toExamples } from '../prompt/fit.ts';
+import { textExamples, predictionRows } from '../prompt/predict.ts';
+import type { PromptCheckpoint } from '../prompt/checkpoint.ts';
+import { loadDataset, readTable } from '../node/dataset-file.ts';
+import { writeFileAtomic } from '../node/files.ts';
+import { ProgressBar } from '../node/progress.ts';
+import { openSession, closeSession, readPromptFile, parseList, positiveInt, UsageError, type Session } from './common.ts';
 
 export interface RunFlags {
   model?: string;

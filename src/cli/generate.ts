@@ -1,10 +1,10 @@
 // `gpt2-prompt generate`: greedy or sampled continuation through the tied LM head, to check
 // that real weights load and run correctly ("Hello, I'm a language model," should continue
 // sensibly with openai-community/gpt2).
-import { tidy, noGrad } from '../engine/tensor.js';
-import { gatherRows } from '../ops/gather.js';
-import { seededRandom } from '../util/random.js';
-import { openSession, closeSession, positiveInt, nonNegativeNumber, integer } from './common.js';
+import { tidy, noGrad } from '../engine/tensor.ts';
+import { gatherRows } from '../ops/gather.ts';
+import { seededRandom } from '../util/random.ts';
+import { openSession, closeSession, positiveInt, nonNegativeNumber, integer } from './common.ts';
 
 export async function generateCommand(text: string, flags: { model?: string; tokens?: number | string; temperature?: number | string; seed?: number | string; backend?: string }): Promise<void> {
   const count = positiveInt(flags.tokens ?? 20, '--tokens');

@@ -2,8 +2,8 @@
 // one JSON line of max abs errors per tensor; exits 1 if any is above tolerance.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openGpu } from '../node/device.js';
-import { goldenReport } from '../prompt/golden.js';
+import { openGpu } from '../node/device.ts';
+import { goldenReport } from '../prompt/golden.ts';
 
 export async function golden(dir: string): Promise<boolean> {
   const gpu = await openGpu();

@@ -1,19 +1,19 @@
 // The `gpt2-prompt` command line: a thin layer over the method and the engine.
 import { readFile } from 'node:fs/promises';
 import { cac } from 'cac';
-import type { TrainFlags } from './train.js';
-import type { RunFlags } from './evaluate.js';
-import { trainCommand } from './train.js';
-import { evalCommand, predictCommand, correlateCommand } from './evaluate.js';
-import { weightsDownload, weightsInfo, formatWeightsInfo } from './weights.js';
-import { generateCommand } from './generate.js';
-import { reproduceCommand, type ReproduceFlags } from './reproduce.js';
-import { pretrainCommand, type PretrainFlags } from './pretrain.js';
-import { composeHeads } from '../prompt/compose.js';
-import { encodeCheckpoint, decodeCheckpoint } from '../prompt/checkpoint.js';
-import { DEFAULT_TRAINING } from '../prompt/defaults.js';
-import { writeFileAtomic } from '../node/files.js';
-import { reportError, UsageError } from './common.js';
+import type { TrainFlags } from './train.ts';
+import type { RunFlags } from './evaluate.ts';
+import { trainCommand } from './train.ts';
+import { evalCommand, predictCommand, correlateCommand } from './evaluate.ts';
+import { weightsDownload, weightsInfo, formatWeightsInfo } from './weights.ts';
+import { generateCommand } from './generate.ts';
+import { reproduceCommand, type ReproduceFlags } from './reproduce.ts';
+import { pretrainCommand, type PretrainFlags } from './pretrain.ts';
+import { composeHeads } from '../prompt/compose.ts';
+import { encodeCheckpoint, decodeCheckpoint } from '../prompt/checkpoint.ts';
+import { DEFAULT_TRAINING } from '../prompt/defaults.ts';
+import { writeFileAtomic } from '../node/files.ts';
+import { reportError, UsageError } from './common.ts';
 
 /**
  * Every value given for `flag`, verbatim: the parser turns numeric-looking values into numbers

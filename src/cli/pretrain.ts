@@ -7,20 +7,20 @@
 // log.csv (one row per update).
 import { readFile, mkdir, appendFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { readTable } from '../node/dataset-file.js';
-import { DataError } from '../data/error.js';
-import { GPT2 } from '../gpt2/model.js';
-import { GPT2Tokenizer } from '../gpt2/tokenizer.js';
-import { parseConfig, type GPT2Config } from '../gpt2/config.js';
-import { encodeModel, loadCheckpoint } from '../gpt2/checkpoint.js';
+import { readTable } from '../node/dataset-file.ts';
+import { DataError } from '../data/error.ts';
+import { GPT2 } from '../gpt2/model.ts';
+import { GPT2Tokenizer } from '../gpt2/tokenizer.ts';
+import { parseConfig, type GPT2Config } from '../gpt2/config.ts';
+import { encodeModel, loadCheckpoint } from '../gpt2/checkpoint.ts';
 import {
   Pretrainer, TokenWindows, initialWeights, encodeOptimizerState, decodeOptimizerState, DEFAULT_PRETRAIN_SETTINGS,
   type PretrainSettings, type StepResult,
-} from '../gpt2/pretrain.js';
-import { openGpu, type Backend } from '../node/device.js';
-import { writeFileAtomic, exists, OutputExistsError } from '../node/files.js';
-import { ProgressBar, formatDuration } from '../node/progress.js';
-import { positiveInt, positiveNumber, UsageError } from './common.js';
+} from '../gpt2/pretrain.ts';
+import { openGpu, type Backend } from '../node/device.ts';
+import { writeFileAtomic, exists, OutputExistsError } from '../node/files.ts';
+import { ProgressBar, formatDuration } from '../node/progress.ts';
+import { positiveInt, positiveNumber, UsageError } from './common.ts';
 
 export interface PretrainFlags {
   data?: string;

@@ -3,13 +3,13 @@
 // so a rerun resumes), progress bars and the Markdown report.
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { encodeCheckpoint } from '../prompt/checkpoint.js';
-import { runStudy, STUDY_DATA, type PromptStore, type StudyData, type StudyProgress } from '../prompt/study.js';
-import { studyMarkdown } from '../prompt/study-report.js';
-import { loadDataset } from '../node/dataset-file.js';
-import { exists, writeFileAtomic, OutputExistsError } from '../node/files.js';
-import { ProgressBar } from '../node/progress.js';
-import { openSession, closeSession, readPromptFile, positiveInt, integer, nonNegativeNumber, UsageError } from './common.js';
+import { encodeCheckpoint } from '../prompt/checkpoint.ts';
+import { runStudy, STUDY_DATA, type PromptStore, type StudyData, type StudyProgress } from '../prompt/study.ts';
+import { studyMarkdown } from '../prompt/study-report.ts';
+import { loadDataset } from '../node/dataset-file.ts';
+import { exists, writeFileAtomic, OutputExistsError } from '../node/files.ts';
+import { ProgressBar } from '../node/progress.ts';
+import { openSession, closeSession, readPromptFile, positiveInt, integer, nonNegativeNumber, UsageError } from './common.ts';
 
 export interface ReproduceFlags {
   model?: string;

@@ -2,16 +2,16 @@
 // bars, a checkpoint after every epoch, validation reports, and --resume.
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { posWeights, balancedClassWeights, type Dataset, type DatasetSpec } from '../data/dataset.js';
-import { encodeCheckpoint } from '../prompt/checkpoint.js';
-import type { TaskLoss } from '../prompt/train.js';
-import { fit, layoutTasks, type FitTask } from '../prompt/fit.js';
-import { formatEvaluation } from '../prompt/evaluate.js';
-import { defaultTask, DEFAULT_TRAINING, type DefaultTask } from '../prompt/defaults.js';
-import { loadDataset } from '../node/dataset-file.js';
-import { writeFileAtomic, exists, OutputExistsError } from '../node/files.js';
-import { ProgressBar } from '../node/progress.js';
-import { openSession, closeSession, readPromptFile, readShipped, parseList, positiveInt, positiveNumber, UsageError } from './common.js';
+import { posWeights, balancedClassWeights, type Dataset, type DatasetSpec } from '../data/dataset.ts';
+import { encodeCheckpoint } from '../prompt/checkpoint.ts';
+import type { TaskLoss } from '../prompt/train.ts';
+import { fit, layoutTasks, type FitTask } from '../prompt/fit.ts';
+import { formatEvaluation } from '../prompt/evaluate.ts';
+import { defaultTask, DEFAULT_TRAINING, type DefaultTask } from '../prompt/defaults.ts';
+import { loadDataset } from '../node/dataset-file.ts';
+import { writeFileAtomic, exists, OutputExistsError } from '../node/files.ts';
+import { ProgressBar } from '../node/progress.ts';
+import { openSession, closeSession, readPromptFile, readShipped, parseList, positiveInt, positiveNumber, UsageError } from './common.ts';
 
 export interface TrainFlags {
   model?: string;

@@ -1,13 +1,13 @@
 // `weights download` and `weights info`: fetching GPT-2 from the Hugging Face hub and
 // describing a checkpoint on disk without loading its data.
 import { mkdir, readFile } from 'node:fs/promises';
-import { exists } from '../node/files.js';
+import { exists } from '../node/files.ts';
 import { join } from 'node:path';
-import { planCheckpoint } from '../gpt2/checkpoint.js';
-import { parseConfig, type GPT2Config } from '../gpt2/config.js';
-import { readSafetensorsHeader, resolveCheckpointPaths } from '../node/checkpoint-file.js';
-import { downloadFile } from '../node/download.js';
-import { formatBytes, ProgressBar } from '../node/progress.js';
+import { planCheckpoint } from '../gpt2/checkpoint.ts';
+import { parseConfig, type GPT2Config } from '../gpt2/config.ts';
+import { readSafetensorsHeader, resolveCheckpointPaths } from '../node/checkpoint-file.ts';
+import { downloadFile } from '../node/download.ts';
+import { formatBytes, ProgressBar } from '../node/progress.ts';
 
 export const DEFAULT_REPO = 'openai-community/gpt2';
 export const HUB_URL = 'https://huggingface.co';

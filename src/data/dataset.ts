@@ -1,9 +1,9 @@
 // From table rows to a classification dataset: texts plus class indices (single-label) or a 0/1
 // target matrix (multi-label), with every bad value reported by file, row and column.
-import { DataError } from './error.js';
-import type { Table } from './table.js';
+import { DataError } from './error.ts';
+import type { Table } from './table.ts';
 
-export { DataError } from './error.js';
+export { DataError } from './error.ts';
 
 export interface DatasetSpec {
   textColumn: string;

@@ -1,7 +1,7 @@
 // A small synthetic sentiment dataset, so `gpt2-prompt train` runs without downloading anything.
 // Sentiment is carried by unmistakable words, so a working trainer must reach high accuracy on it.
-import type { Dataset } from './dataset.js';
-import { seededRandom } from '../util/random.js';
+import type { Dataset } from './dataset.ts';
+import { seededRandom } from '../util/random.ts';
 
 const LABELS = ['bad', 'good'];
 

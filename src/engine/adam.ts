@@ -1,7 +1,7 @@
 // torch.optim.Adam / AdamW on GPU tensors: moments live on the GPU and parameters update in
 // place, so a training step needs no readback. globalGradNorm serves gradient clipping.
-import { packParams, f32, grid } from '../gpu/params.js';
-import { Tensor, tensor, keep, shapeString } from './tensor.js';
+import { packParams, f32, grid } from '../gpu/params.ts';
+import { Tensor, tensor, keep, shapeString } from './tensor.ts';
 
 const WG = 256;
 // Elements one grad_sumsq workgroup sums (WG threads × SUMSQ_PER_THREAD in adam.wgsl).

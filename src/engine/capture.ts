@@ -14,9 +14,9 @@
 //   host values read inside the function: a replay repeats the uploads it recorded.
 // The function's inputs (weights, cached pasts) must stay alive while the capture is used; a
 // run finds any of them disposed and records again instead of replaying.
-import type { Gpu, Binding, GpuRecording } from '../gpu/context.js';
-import type { BufferPool, MemoryStats } from '../gpu/pool.js';
-import { Tensor, tidy, sameShape, type DType, type Shape } from './tensor.js';
+import type { Gpu, Binding, GpuRecording } from '../gpu/context.ts';
+import type { BufferPool, MemoryStats } from '../gpu/pool.ts';
+import { Tensor, tidy, sameShape, type DType, type Shape } from './tensor.ts';
 
 interface Captured {
   recording: GpuRecording;

@@ -5,8 +5,8 @@
 // topological order. Memory: tensors created inside tidy() are disposed when it returns,
 // except the ones it returns or keep()s; leaf gradients belong to their leaf.
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
-import type { Gpu, Binding } from '../gpu/context.js';
-import type { BufferPool } from '../gpu/pool.js';
+import type { Gpu, Binding } from '../gpu/context.ts';
+import type { BufferPool } from '../gpu/pool.ts';
 
 /** f16: IEEE half precision, for data kept compactly (e.g. cached keys/values); kernels compute in f32. */
 export type DType = 'f32' | 'u32' | 'f16';

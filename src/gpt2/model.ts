@@ -3,16 +3,16 @@
 // encodePast() runs a right-padded batch of texts once and keeps every layer's keys and
 // values; forwardWithPast() runs new vectors (a soft prompt) per example at the positions
 // right after that example's own last real token, attending to its past.
-import type { Gpu } from '../gpu/context.js';
-import { Tensor, tensor, keep, noGrad, tidy, isGradEnabled, BYTES_PER_ELEMENT } from '../engine/tensor.js';
-import { add } from '../ops/elementwise.js';
-import { matmul } from '../ops/matmul.js';
-import { layerNorm } from '../ops/layernorm.js';
-import { gelu } from '../ops/gelu.js';
-import { attention, splitPast, type Past } from '../ops/attention.js';
-import { gatherRows, shardRows } from '../ops/gather.js';
-import type { GPT2Config } from './config.js';
-import type { GPT2HostWeights } from './checkpoint.js';
+import type { Gpu } from '../gpu/context.ts';
+import { Tensor, tensor, keep, noGrad, tidy, isGradEnabled, BYTES_PER_ELEMENT } from '../engine/tensor.ts';
+import { add } from '../ops/elementwise.ts';
+import { matmul } from '../ops/matmul.ts';
+import { layerNorm } from '../ops/layernorm.ts';
+import { gelu } from '../ops/gelu.ts';
+import { attention, splitPast, type Past } from '../ops/attention.ts';
+import { gatherRows, shardRows } from '../ops/gather.ts';
+import type { GPT2Config } from './config.ts';
+import type { GPT2HostWeights } from './checkpoint.ts';
 
 interface LayerNormWeights {
   weight: Tensor;

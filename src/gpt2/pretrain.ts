@@ -4,17 +4,17 @@
 // rate schedule, and one optimizer step (gradient accumulation, clipping by global norm,
 // AdamW with weight decay on matrices only). Everything is a function of the run's settings
 // and the step number, so a run restored from its state continues bit for bit.
-import { Tensor, tidy } from '../engine/tensor.js';
-import { Adam, globalGradNorm, type AdamState } from '../engine/adam.js';
-import { add, scale } from '../ops/elementwise.js';
-import { matmul } from '../ops/matmul.js';
-import { gatherRows } from '../ops/gather.js';
-import { crossEntropy } from '../ops/loss.js';
-import { seededRandom, shuffledIndices } from '../util/random.js';
-import { expectedTensors, assembleWeights, type GPT2HostWeights } from './checkpoint.js';
-import { encodeSafetensors, SafetensorsFile, type TensorToWrite } from './safetensors.js';
-import type { GPT2Config } from './config.js';
-import type { GPT2 } from './model.js';
+import { Tensor, tidy } from '../engine/tensor.ts';
+import { Adam, globalGradNorm, type AdamState } from '../engine/adam.ts';
+import { add, scale } from '../ops/elementwise.ts';
+import { matmul } from '../ops/matmul.ts';
+import { gatherRows } from '../ops/gather.ts';
+import { crossEntropy } from '../ops/loss.ts';
+import { seededRandom, shuffledIndices } from '../util/random.ts';
+import { expectedTensors, assembleWeights, type GPT2HostWeights } from './checkpoint.ts';
+import { encodeSafetensors, SafetensorsFile, type TensorToWrite } from './safetensors.ts';
+import type { GPT2Config } from './config.ts';
+import type { GPT2 } from './model.ts';
 
 /** GPT-2's initialiser range: weights are N(0, 0.02²). */
 export const INIT_STD = 0.02;

@@ -1,11 +1,11 @@
 // The engine's view of one GPUDevice: pipelines, batched command encoding, pooled buffers,
 // and error reporting. Uses only web-standard WebGPU so it runs in browsers, Deno and Node.
-import { KERNELS } from './kernel-sources.generated.js';
-import { BufferPool, type MemoryStats } from './pool.js';
-import { KERNEL_FEATURES, featureFlags, kernelFlags, specialize, type KernelFeature } from './features.js';
-import { kernelClassOf, type KernelClass } from './kernel-class.js';
+import { kernelSource, type KernelName } from './registry.ts';
+import { BufferPool, type MemoryStats } from './pool.ts';
+import { KERNEL_FEATURES, featureFlags, kernelFlags, specialize, type KernelFeature } from './features.ts';
+import { kernelClassOf, type KernelClass } from './kernel-class.ts';
 
-export type KernelName = keyof typeof KERNELS;
+export type { KernelName };
 
 /** A range of a GPU buffer bound to one kernel binding. */
 export interface Binding {
@@ -379,7 +379,7 @@ export class Gpu {
   private keyedPipelineEntry(kernel: KernelName, entry: string, constants: Record<string, number> | undefined, opFlags: readonly string[] | undefined): PipelineEntry {
     let variant = this.variants.get(kernel);
     if (!variant) {
-      const tested = kernelFlags(KERNELS[kernel]);
+      const tested = kernelFlags(kernelSource(kernel));
       const flags = featureFlags(this.activeFeatures).filter((f) => tested.has(f));
       variant = { tested, flags, key: `${kernel}[${flags.join(',')}]` };
       this.variants.set(kernel, variant);
@@ -399,7 +399,7 @@ export class Gpu {
       this.device.pushErrorScope('validation');
       let module = this.modules.get(variantKey);
       if (!module) {
-        module = this.device.createShaderModule({ label: variantKey, code: specialize(KERNELS[kernel], new Set(flags)) });
+        module = this.device.createShaderModule({ label: variantKey, code: specialize(kernelSource(kernel), new Set(flags)) });
         this.modules.set(variantKey, module);
       }
       const pipeline = this.device.createComputePipeline({

@@ -1,8 +1,8 @@
 // Opening a device through any web-standard WebGPU entry point: navigator.gpu in a web page
 // or in Deno, or the GPU object a Node binding creates (src/node/device.ts).
-import { Gpu, GpuError } from './context.js';
-import type { KernelFeature } from './features.js';
-import type { KernelClass } from './kernel-class.js';
+import { Gpu, GpuError } from './context.ts';
+import type { KernelFeature } from './features.ts';
+import type { KernelClass } from './kernel-class.ts';
 
 /** Optional device features requested where the adapter offers them. */
 const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];

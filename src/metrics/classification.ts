@@ -1,7 +1,7 @@
 // Classification reports with scikit-learn's semantics (classification_report with
 // zero_division=0), computed in the same operation order so the numbers match it to the last bit
 // in the common cases.
-import { numpyMean, numpySum } from './sum.js';
+import { numpyMean, numpySum } from './sum.ts';
 
 export interface ReportRow {
   name: string;

@@ -1,6 +1,6 @@
 // Pearson correlation with scipy.stats.pearsonr's conventions and two-sided p-value.
-import { numpyMean } from './sum.js';
-import { regIncBeta } from './special.js';
+import { numpyMean } from './sum.ts';
+import { regIncBeta } from './special.ts';
 
 export interface Correlation {
   r: number;

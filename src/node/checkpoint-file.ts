@@ -1,8 +1,8 @@
 // Node edge for checkpoints: finds config.json + model.safetensors on disk and reads them.
 import { open, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { loadCheckpoint, type GPT2Checkpoint } from '../gpt2/checkpoint.js';
-import { headerLength, parseHeader, type SafetensorsHeader } from '../gpt2/safetensors.js';
+import { loadCheckpoint, type GPT2Checkpoint } from '../gpt2/checkpoint.ts';
+import { headerLength, parseHeader, type SafetensorsHeader } from '../gpt2/safetensors.ts';
 
 export interface CheckpointPaths {
   configPath: string;

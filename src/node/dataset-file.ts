@@ -1,8 +1,8 @@
 // Node edge for data: tables and datasets read from disk, parsed by the host-neutral src/data.
 import { readFile } from 'node:fs/promises';
-import { DataError } from '../data/error.js';
-import { parseTable, type Table } from '../data/table.js';
-import { toDataset, type Dataset, type DatasetSpec } from '../data/dataset.js';
+import { DataError } from '../data/error.ts';
+import { parseTable, type Table } from '../data/table.ts';
+import { toDataset, type Dataset, type DatasetSpec } from '../data/dataset.ts';
 
 /** Reads a table file (Parquet, CSV, TSV, JSON lines; optionally gzip-wrapped). */
 export async function readTable(path: string): Promise<Table> {

@@ -1,10 +1,10 @@
 // Node edge: opens a GPUDevice through Dawn (npm `webgpu`). Everything Node-specific about
 // getting a device lives here; the engine core only ever sees the GPUDevice.
-import type { Gpu } from '../gpu/context.js';
-import { KERNEL_FEATURES, type KernelFeature } from '../gpu/features.js';
-import { KERNEL_CLASSES, kernelClassOf, type KernelClass } from '../gpu/kernel-class.js';
-import { describeAdapter as describe, gpuOnAdapter } from '../gpu/open.js';
-import { relaxDawnPolling } from './polling.js';
+import type { Gpu } from '../gpu/context.ts';
+import { KERNEL_FEATURES, type KernelFeature } from '../gpu/features.ts';
+import { KERNEL_CLASSES, kernelClassOf, type KernelClass } from '../gpu/kernel-class.ts';
+import { describeAdapter as describe, gpuOnAdapter } from '../gpu/open.ts';
+import { relaxDawnPolling } from './polling.ts';
 
 export type Backend = 'auto' | 'vulkan' | 'opengles' | 'metal' | 'd3d12';
 

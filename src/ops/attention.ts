@@ -1,8 +1,8 @@
 // Causal multi-head attention of new tokens over a per-example past (a KV cache) and each
 // other, forward and backward (to qkv only: the past is constant), and the head split that
 // turns a c_attn output into such a past, in f32 or, to halve a cached past's memory, f16.
-import { packParams, f32, grid } from '../gpu/params.js';
-import { Tensor, record, tensor, shapeString, type DType } from '../engine/tensor.js';
+import { packParams, f32, grid } from '../gpu/params.ts';
+import { Tensor, record, tensor, shapeString, type DType } from '../engine/tensor.ts';
 
 export interface Past {
   /** [B, H, Tp, D], f32 or f16 (both k and v alike; f16 needs an even D). */

@@ -1,6 +1,6 @@
 // Elementwise arithmetic with numpy-style broadcasting (up to 4 dims).
-import { packParams, f32, grid } from '../gpu/params.js';
-import { Tensor, record, sameShape, setGradientAccumulator, shapeString, type Shape } from '../engine/tensor.js';
+import { packParams, f32, grid } from '../gpu/params.ts';
+import { Tensor, record, sameShape, setGradientAccumulator, shapeString, type Shape } from '../engine/tensor.ts';
 
 const WG = 256;
 const MAX_RANK = 4;

@@ -2,10 +2,10 @@
 //
 // A table may be split into row shards because one storage binding is capped
 // (maxStorageBufferBindingSize; 128 MiB on the software adapter, below GPT-2's 154 MB wte).
-import type { Gpu } from '../gpu/context.js';
-import { sizeClass } from '../gpu/pool.js';
-import { packParams, grid } from '../gpu/params.js';
-import { Tensor, record, tensor, shapeString } from '../engine/tensor.js';
+import type { Gpu } from '../gpu/context.ts';
+import { sizeClass } from '../gpu/pool.ts';
+import { packParams, grid } from '../gpu/params.ts';
+import { Tensor, record, tensor, shapeString } from '../engine/tensor.ts';
 
 const WG = 256;
 

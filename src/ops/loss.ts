@@ -1,7 +1,7 @@
 // Classification losses, reduced to a [1] mean on the GPU. Their backward reads the incoming
 // gradient inside the kernel, so a training step never waits on the host.
-import { packParams, grid } from '../gpu/params.js';
-import { Tensor, record, tensor, shapeString } from '../engine/tensor.js';
+import { packParams, grid } from '../gpu/params.ts';
+import { Tensor, record, tensor, shapeString } from '../engine/tensor.ts';
 
 const WG = 256;
 

@@ -1,8 +1,8 @@
 // Batched matrix multiply with optional transposes and a fused bias, and its backward.
-import { grid, packParams } from '../gpu/params.js';
-import type { Binding, Dispatch, Gpu } from '../gpu/context.js';
-import { Tensor, record, shapeString, numel, sameShape, type Shape } from '../engine/tensor.js';
-import { sumToShape } from './elementwise.js';
+import { grid, packParams } from '../gpu/params.ts';
+import type { Binding, Dispatch, Gpu } from '../gpu/context.ts';
+import { Tensor, record, shapeString, numel, sameShape, type Shape } from '../engine/tensor.ts';
+import { sumToShape } from './elementwise.ts';
 
 export interface MatmulOptions {
   /** a is stored [..., K, M] and used transposed. */

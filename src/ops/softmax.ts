@@ -1,6 +1,6 @@
 // Softmax along the last dim.
-import { packParams, grid } from '../gpu/params.js';
-import { Tensor, record, shapeString } from '../engine/tensor.js';
+import { packParams, grid } from '../gpu/params.ts';
+import { Tensor, record, shapeString } from '../engine/tensor.ts';
 
 /**
  * Invocations per row (one workgroup per row). Small on purpose: on CPU adapters (llvmpipe)

@@ -1,8 +1,8 @@
 // The trained-prompt file: msgpack, versioned, recording the model it was trained on so it
 // is never applied to another one.
 import { pack, unpack } from 'msgpackr';
-import { promptGroups, type Task, type ClassifierParams } from './classifier.js';
-import type { GPT2Config } from '../gpt2/config.js';
+import { promptGroups, type Task, type ClassifierParams } from './classifier.ts';
+import type { GPT2Config } from '../gpt2/config.ts';
 
 export const FORMAT = 'gpt2-prompt';
 export const VERSION = 1;

@@ -1,8 +1,8 @@
 // Composite heads: prompts trained on the same model, concatenated so one batch answers
 // several tasks. Each task keeps its own column range; restricted to it, the composite head
 // gives exactly the task's own results.
-import type { PromptCheckpoint } from './checkpoint.js';
-import type { Task } from './classifier.js';
+import type { PromptCheckpoint } from './checkpoint.ts';
+import type { Task } from './classifier.ts';
 
 export class ComposeError extends Error {
   override name = 'ComposeError';

@@ -1,7 +1,7 @@
 // What a run uses when the user names no model or data: the CLI without flags and the browser
 // example both come here, so they train the same task on the same model.
-import type { Dataset } from '../data/dataset.js';
-import { makeDemoDataset } from '../data/demo.js';
+import type { Dataset } from '../data/dataset.ts';
+import { makeDemoDataset } from '../data/demo.ts';
 
 /** The model shipped with the package, as a directory relative to the package root. */
 export const DEFAULT_MODEL_DIR = 'weights/small-gpt2';

@@ -1,9 +1,9 @@
 // Turning logits into predictions and the reports users know from scikit-learn and scipy. The
 // study's Pearson r is scipy.stats.pearsonr on the 0/1 predicted labels (logit > 0 per label for
 // multi-label tasks, argmax for single-label), and so is every r here unless named otherwise.
-import { classificationReport, multilabelReport, formatReport, type Report } from '../metrics/classification.js';
-import { pearson, correlationTable, type CorrelationEntry } from '../metrics/correlation.js';
-import type { Task } from './classifier.js';
+import { classificationReport, multilabelReport, formatReport, type Report } from '../metrics/classification.ts';
+import { pearson, correlationTable, type CorrelationEntry } from '../metrics/correlation.ts';
+import type { Task } from './classifier.ts';
 
 export interface LabelCorrelation {
   label: string;

@@ -2,18 +2,18 @@
 // with a checkpoint and validation after every epoch, and resuming from a checkpoint. Nothing
 // here touches files or a terminal: the caller gets the checkpoint and the reports and decides
 // where they go (the CLI writes files atomically, a web page draws them).
-import { tidy, noGrad } from '../engine/tensor.js';
-import { Adam } from '../engine/adam.js';
-import { gatherRows } from '../ops/gather.js';
-import type { GPT2 } from '../gpt2/model.js';
-import type { GPT2Tokenizer } from '../gpt2/tokenizer.js';
-import type { Dataset } from '../data/dataset.js';
-import { seededRandom } from '../util/random.js';
-import { PromptClassifier, initialParams, randomPromptTokens, type Task, type ClassifierParams } from './classifier.js';
-import type { ModelIdentity, PromptCheckpoint } from './checkpoint.js';
-import { train, predictLogits, type Example, type TaskLoss } from './train.js';
-import { evaluateTask, taskLogits, type TaskEvaluation } from './evaluate.js';
-import { DEFAULT_TRAINING } from './defaults.js';
+import { tidy, noGrad } from '../engine/tensor.ts';
+import { Adam } from '../engine/adam.ts';
+import { gatherRows } from '../ops/gather.ts';
+import type { GPT2 } from '../gpt2/model.ts';
+import type { GPT2Tokenizer } from '../gpt2/tokenizer.ts';
+import type { Dataset } from '../data/dataset.ts';
+import { seededRandom } from '../util/random.ts';
+import { PromptClassifier, initialParams, randomPromptTokens, type Task, type ClassifierParams } from './classifier.ts';
+import type { ModelIdentity, PromptCheckpoint } from './checkpoint.ts';
+import { train, predictLogits, type Example, type TaskLoss } from './train.ts';
+import { evaluateTask, taskLogits, type TaskEvaluation } from './evaluate.ts';
+import { DEFAULT_TRAINING } from './defaults.ts';
 
 /** What turns texts into token ids (GPT2Tokenizer, or any tokenizer of the model's vocabulary). */
 export type Tokenizer = Pick<GPT2Tokenizer, 'encode'>;

@@ -1,14 +1,14 @@
 // Compares the engine with a reference fixture (the format of ../shared/fixtures/tiny-gpt2):
 // hidden states, cached keys/values, prompt + head logits, first-step gradients, and three
 // Adam steps for both losses. Any layer/head/width/position counts.
-import type { Gpu } from '../gpu/context.js';
-import { tidy } from '../engine/tensor.js';
-import { Adam } from '../engine/adam.js';
-import { GPT2 } from '../gpt2/model.js';
-import { loadCheckpoint, type GPT2Checkpoint } from '../gpt2/checkpoint.js';
-import { parseSafetensors, type SafetensorsFile } from '../gpt2/safetensors.js';
-import { PromptClassifier, type Task } from './classifier.js';
-import { batchLoss, disposePast, encode, type Example } from './train.js';
+import type { Gpu } from '../gpu/context.ts';
+import { tidy } from '../engine/tensor.ts';
+import { Adam } from '../engine/adam.ts';
+import { GPT2 } from '../gpt2/model.ts';
+import { loadCheckpoint, type GPT2Checkpoint } from '../gpt2/checkpoint.ts';
+import { parseSafetensors, type SafetensorsFile } from '../gpt2/safetensors.ts';
+import { PromptClassifier, type Task } from './classifier.ts';
+import { batchLoss, disposePast, encode, type Example } from './train.ts';
 
 export interface GoldenResult {
   /** Max abs error per compared tensor. */

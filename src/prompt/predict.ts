@@ -1,10 +1,10 @@
 // Predictions as rows a person reads: per text, every task's predicted label(s) and the
 // probability of each label.
-import type { GPT2 } from '../gpt2/model.js';
-import type { PromptClassifier, Task } from './classifier.js';
-import type { Tokenizer } from './fit.js';
-import { predictLogits, type Example } from './train.js';
-import { taskLogits, probabilities, argmaxRows } from './evaluate.js';
+import type { GPT2 } from '../gpt2/model.ts';
+import type { PromptClassifier, Task } from './classifier.ts';
+import type { Tokenizer } from './fit.ts';
+import { predictLogits, type Example } from './train.ts';
+import { taskLogits, probabilities, argmaxRows } from './evaluate.ts';
 
 export interface Predictions {
   /** Per task of every classifier: `<task>.label`, then `<task>.p(<label>)` per label. */

@@ -1,8 +1,8 @@
 // The study's results as a Markdown report, the published numbers beside ours.
-import { formatReport } from '../metrics/classification.js';
-import type { CorrelationEntry } from '../metrics/correlation.js';
-import { formatP, formatR, type TaskEvaluation } from './evaluate.js';
-import { PUBLISHED, STUDY_EPOCHS, type StudyResult, type StudyStage } from './study.js';
+import { formatReport } from '../metrics/classification.ts';
+import type { CorrelationEntry } from '../metrics/correlation.ts';
+import { formatP, formatR, type TaskEvaluation } from './evaluate.ts';
+import { PUBLISHED, STUDY_EPOCHS, type StudyResult, type StudyStage } from './study.ts';
 
 export interface ReportContext {
   model: string;

@@ -3,15 +3,15 @@
 // cross-task tables, and joy-only training. Trained prompts go through a store the caller
 // provides (the CLI keeps one file per experiment), so an interrupted study resumes where it
 // stopped; nothing here touches files or a terminal.
-import type { GPT2 } from '../gpt2/model.js';
-import { posWeights, spreadSubset, withLabelColumns, type Dataset, type DatasetSpec } from '../data/dataset.js';
-import type { CorrelationEntry } from '../metrics/correlation.js';
-import { PromptClassifier, type Task } from './classifier.js';
-import type { ModelIdentity, PromptCheckpoint } from './checkpoint.js';
-import { composeHeads } from './compose.js';
-import { fit, toExamples, type FitTask, type Tokenizer } from './fit.js';
-import { predictLogits } from './train.js';
-import { crossTaskTable, evaluateTask, taskLogits, type TaskEvaluation } from './evaluate.js';
+import type { GPT2 } from '../gpt2/model.ts';
+import { posWeights, spreadSubset, withLabelColumns, type Dataset, type DatasetSpec } from '../data/dataset.ts';
+import type { CorrelationEntry } from '../metrics/correlation.ts';
+import { PromptClassifier, type Task } from './classifier.ts';
+import type { ModelIdentity, PromptCheckpoint } from './checkpoint.ts';
+import { composeHeads } from './compose.ts';
+import { fit, toExamples, type FitTask, type Tokenizer } from './fit.ts';
+import { predictLogits } from './train.ts';
+import { crossTaskTable, evaluateTask, taskLogits, type TaskEvaluation } from './evaluate.ts';
 
 export const EMOTIONS = ['anger', 'anticipation', 'disgust', 'fear', 'joy', 'love', 'optimism', 'pessimism', 'sadness', 'surprise', 'trust'];
 

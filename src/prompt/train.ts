@@ -1,14 +1,14 @@
 // Training and inference loops for prompt classifiers. Texts are grouped into fixed batches
 // of similar length (little padding); each batch's past is computed once and, within the
 // cache budget, kept for later epochs, since the frozen model gives the same past every time.
-import { Tensor, rawTensor, tidy, keep, noGrad, type DType, type RawData } from '../engine/tensor.js';
-import { Adam } from '../engine/adam.js';
-import { add, scale } from '../ops/elementwise.js';
-import { crossEntropy, bceWithLogits } from '../ops/loss.js';
-import { gatherRows } from '../ops/gather.js';
-import type { GPT2, ModelPast, PastOptions, TokenBatch } from '../gpt2/model.js';
-import { PromptClassifier, taskWidth, type Task } from './classifier.js';
-import { seededRandom, shuffledIndices } from '../util/random.js';
+import { Tensor, rawTensor, tidy, keep, noGrad, type DType, type RawData } from '../engine/tensor.ts';
+import { Adam } from '../engine/adam.ts';
+import { add, scale } from '../ops/elementwise.ts';
+import { crossEntropy, bceWithLogits } from '../ops/loss.ts';
+import { gatherRows } from '../ops/gather.ts';
+import type { GPT2, ModelPast, PastOptions, TokenBatch } from '../gpt2/model.ts';
+import { PromptClassifier, taskWidth, type Task } from './classifier.ts';
+import { seededRandom, shuffledIndices } from '../util/random.ts';
 
 /** One training or evaluation example: its tokens and its task's target. */
 export interface Example {

@@ -2,8 +2,8 @@ import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../../src/cli/main.js';
-import { decodeCheckpoint } from '../../src/prompt/checkpoint.js';
+import { run } from '../../src/cli/main.ts';
+import { decodeCheckpoint } from '../../src/prompt/checkpoint.ts';
 
 interface Result {
   code: number;

@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../../src/cli/main.js';
+import { run } from '../../src/cli/main.ts';
 
 const DATA = new URL('../../../shared/data/', import.meta.url).pathname;
 const LIMIT = 16;

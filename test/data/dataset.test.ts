@@ -3,10 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { balancedClassWeights, DataError, parseLabelList, posWeights, spreadSubset, toDataset, withLabelColumns, type DatasetSpec } from '../../src/data/dataset.js';
-import { loadDataset } from '../../src/node/dataset-file.js';
-import { makeDemoDataset, makeDemoSplits } from '../../src/data/demo.js';
-import type { Table } from '../../src/data/table.js';
+import { balancedClassWeights, DataError, parseLabelList, posWeights, spreadSubset, toDataset, withLabelColumns, type DatasetSpec } from '../../src/data/dataset.ts';
+import { loadDataset } from '../../src/node/dataset-file.ts';
+import { makeDemoDataset, makeDemoSplits } from '../../src/data/demo.ts';
+import type { Table } from '../../src/data/table.ts';
 
 const DATA = new URL('../../../shared/data/', import.meta.url).pathname;
 const EMOTIONS = ['anger', 'anticipation', 'disgust', 'fear', 'joy', 'love', 'optimism', 'pessimism', 'sadness', 'surprise', 'trust'];

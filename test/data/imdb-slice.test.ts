@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { loadDataset } from '../../src/node/dataset-file.js';
-import { GPT2Tokenizer } from '../../src/gpt2/tokenizer.js';
+import { loadDataset } from '../../src/node/dataset-file.ts';
+import { GPT2Tokenizer } from '../../src/gpt2/tokenizer.ts';
 
 const path = (split: string) => fileURLToPath(new URL(`../../data/imdb/${split}.jsonl.gz`, import.meta.url));
 

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { DataError } from '../../src/data/error.js';
-import { tableFormat } from '../../src/data/table.js';
-import { readTable } from '../../src/node/dataset-file.js';
+import { DataError } from '../../src/data/error.ts';
+import { tableFormat } from '../../src/data/table.ts';
+import { readTable } from '../../src/node/dataset-file.ts';
 
 const DATA = new URL('../../../shared/data/', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'gpt2-prompt-table-'));

@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, randn, asF32, expectClose } from '../helpers.js';
-import { tensor, tidy, type Tensor } from '../../src/engine/tensor.js';
-import { Adam, globalGradNorm } from '../../src/engine/adam.js';
-import type { Gpu } from '../../src/gpu/context.js';
+import { testGpu, randn, asF32, expectClose } from '../helpers.ts';
+import { tensor, tidy, type Tensor } from '../../src/engine/tensor.ts';
+import { Adam, globalGradNorm } from '../../src/engine/adam.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {

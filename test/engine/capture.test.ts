@@ -2,19 +2,19 @@
 // replay where that is no longer true. Every case compares values with the same work run
 // plainly, so a stale buffer, uniform or upload in a replay shows up as a wrong number.
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, randn } from '../helpers.js';
-import type { Gpu } from '../../src/gpu/context.js';
-import { tensor, tidy, keep, type Tensor } from '../../src/engine/tensor.js';
-import { Adam } from '../../src/engine/adam.js';
-import { CapturedStep } from '../../src/engine/capture.js';
-import { add, mul, scale, sumToShape } from '../../src/ops/elementwise.js';
-import { matmul } from '../../src/ops/matmul.js';
-import { randomWeights } from '../gpt2/reference.js';
-import { GPT2 } from '../../src/gpt2/model.js';
-import type { GPT2Config } from '../../src/gpt2/config.js';
-import { PromptClassifier, initialParams, type Task } from '../../src/prompt/classifier.js';
-import { batchLoss, encode, disposePast, type Example } from '../../src/prompt/train.js';
-import { seededRandom } from '../../src/util/random.js';
+import { testGpu, randn } from '../helpers.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
+import { tensor, tidy, keep, type Tensor } from '../../src/engine/tensor.ts';
+import { Adam } from '../../src/engine/adam.ts';
+import { CapturedStep } from '../../src/engine/capture.ts';
+import { add, mul, scale, sumToShape } from '../../src/ops/elementwise.ts';
+import { matmul } from '../../src/ops/matmul.ts';
+import { randomWeights } from '../gpt2/reference.ts';
+import { GPT2 } from '../../src/gpt2/model.ts';
+import type { GPT2Config } from '../../src/gpt2/config.ts';
+import { PromptClassifier, initialParams, type Task } from '../../src/prompt/classifier.ts';
+import { batchLoss, encode, disposePast, type Example } from '../../src/prompt/train.ts';
+import { seededRandom } from '../../src/util/random.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {

@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, randn, asF32, asF16, expectClose } from '../helpers.js';
-import { tensor, rawTensor, tidy, keep, noGrad, Tensor } from '../../src/engine/tensor.js';
-import { add, mul, sumToShape, scale } from '../../src/ops/elementwise.js';
-import type { Gpu } from '../../src/gpu/context.js';
+import { testGpu, randn, asF32, asF16, expectClose } from '../helpers.ts';
+import { tensor, rawTensor, tidy, keep, noGrad, Tensor } from '../../src/engine/tensor.ts';
+import { add, mul, sumToShape, scale } from '../../src/ops/elementwise.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { f16round } from '@petamoriken/float16';
 import { afterAll, describe, expect, it } from 'vitest';
-import { expectedTensors, fingerprint, loadCheckpoint, weightArrays, type GPT2Checkpoint } from '../../src/gpt2/checkpoint.js';
-import { parseConfig } from '../../src/gpt2/config.js';
-import { encodeSafetensors, numel, parseSafetensors, type TensorToWrite, type WritableDtype } from '../../src/gpt2/safetensors.js';
-import { readCheckpoint } from '../../src/node/checkpoint-file.js';
-import { seededRandom } from '../../src/util/random.js';
+import { expectedTensors, fingerprint, loadCheckpoint, weightArrays, type GPT2Checkpoint } from '../../src/gpt2/checkpoint.ts';
+import { parseConfig } from '../../src/gpt2/config.ts';
+import { encodeSafetensors, numel, parseSafetensors, type TensorToWrite, type WritableDtype } from '../../src/gpt2/safetensors.ts';
+import { readCheckpoint } from '../../src/node/checkpoint-file.ts';
+import { seededRandom } from '../../src/util/random.ts';
 
 const FIXTURE = fileURLToPath(new URL('../../../shared/fixtures/tiny-gpt2', import.meta.url));
 const SMALL = fileURLToPath(new URL('../../weights/small-gpt2', import.meta.url));

@@ -1,12 +1,12 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { testGpu, expectClose } from '../helpers.js';
-import { referenceHidden, randomWeights } from './reference.js';
-import { GPT2, type ModelPast } from '../../src/gpt2/model.js';
-import type { GPT2Config } from '../../src/gpt2/config.js';
-import { tensor, tidy, noGrad } from '../../src/engine/tensor.js';
-import { gatherRows } from '../../src/ops/gather.js';
-import type { Gpu } from '../../src/gpu/context.js';
+import { testGpu, expectClose } from '../helpers.ts';
+import { referenceHidden, randomWeights } from './reference.ts';
+import { GPT2, type ModelPast } from '../../src/gpt2/model.ts';
+import type { GPT2Config } from '../../src/gpt2/config.ts';
+import { tensor, tidy, noGrad } from '../../src/engine/tensor.ts';
+import { gatherRows } from '../../src/ops/gather.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {

@@ -1,15 +1,15 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { testGpu, expectClose } from '../helpers.js';
-import type { Gpu } from '../../src/gpu/context.js';
-import { GPT2 } from '../../src/gpt2/model.js';
-import { parseConfig, type GPT2Config } from '../../src/gpt2/config.js';
-import { assembleWeights, encodeModel, expectedTensors, loadCheckpoint, weightArrays } from '../../src/gpt2/checkpoint.js';
-import { SafetensorsFile } from '../../src/gpt2/safetensors.js';
+import { testGpu, expectClose } from '../helpers.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
+import { GPT2 } from '../../src/gpt2/model.ts';
+import { parseConfig, type GPT2Config } from '../../src/gpt2/config.ts';
+import { assembleWeights, encodeModel, expectedTensors, loadCheckpoint, weightArrays } from '../../src/gpt2/checkpoint.ts';
+import { SafetensorsFile } from '../../src/gpt2/safetensors.ts';
 import {
   Pretrainer, TokenWindows, initialWeights, learningRate, lmLoss, encodeOptimizerState, decodeOptimizerState,
   type PretrainSettings, type WindowSource,
-} from '../../src/gpt2/pretrain.js';
+} from '../../src/gpt2/pretrain.ts';
 
 // Float64 PyTorch ground truth from scripts/pretrain-reference.py (an independent GPT-2).
 const fixture = new SafetensorsFile(new Uint8Array(readFileSync(new URL('./fixtures/pretrain-reference.safetensors', import.meta.url))), 'pretrain-reference');

@@ -1,7 +1,7 @@
 // An independent float64 GPT-2 forward for one unpadded sequence of input vectors, used to
 // check configurations the PyTorch fixture does not cover (e.g. GPT-2 small's size).
-import type { GPT2Config } from '../../src/gpt2/config.js';
-import type { GPT2HostWeights } from '../../src/gpt2/checkpoint.js';
+import type { GPT2Config } from '../../src/gpt2/config.ts';
+import type { GPT2HostWeights } from '../../src/gpt2/checkpoint.ts';
 
 function layerNorm(x: Float64Array, w: Float32Array, b: Float32Array, eps: number): Float64Array {
   const C = w.length;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GPT2Tokenizer } from '../../src/gpt2/tokenizer.js';
+import { GPT2Tokenizer } from '../../src/gpt2/tokenizer.ts';
 
 const tok = new GPT2Tokenizer();
 

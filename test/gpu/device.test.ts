@@ -1,11 +1,11 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { testGpu } from '../helpers.js';
-import { openGpu } from '../../src/node/device.js';
-import { GpuError, type Gpu } from '../../src/gpu/context.js';
-import { tensor, Tensor } from '../../src/engine/tensor.js';
-import { add } from '../../src/ops/elementwise.js';
-import { packParams } from '../../src/gpu/params.js';
+import { testGpu } from '../helpers.ts';
+import { openGpu } from '../../src/node/device.ts';
+import { GpuError, type Gpu } from '../../src/gpu/context.ts';
+import { tensor, Tensor } from '../../src/engine/tensor.ts';
+import { add } from '../../src/ops/elementwise.ts';
+import { packParams } from '../../src/gpu/params.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {

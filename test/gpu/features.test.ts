@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { specialize, kernelFlags } from '../../src/gpu/features.js';
+import { specialize, kernelFlags } from '../../src/gpu/features.ts';
 
 const source = ['a', '//#if subgroups', 'b', '//#if past_f16', 'c', '//#else', 'd', '//#endif', '//#else', 'e', '//#endif', 'f'].join('\n');
 

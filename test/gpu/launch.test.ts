@@ -2,17 +2,17 @@
 // batched into one ring per submit. Every case checks values, so a group or slot reused
 // where it must not be shows up as a wrong number.
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, randn } from '../helpers.js';
-import type { Gpu } from '../../src/gpu/context.js';
-import { tensor, Tensor, tidy } from '../../src/engine/tensor.js';
-import { add, scale } from '../../src/ops/elementwise.js';
-import { matmul } from '../../src/ops/matmul.js';
-import { layerNorm } from '../../src/ops/layernorm.js';
-import { gelu } from '../../src/ops/gelu.js';
-import { softmax } from '../../src/ops/softmax.js';
-import { attention } from '../../src/ops/attention.js';
-import { gatherRows } from '../../src/ops/gather.js';
-import { crossEntropy } from '../../src/ops/loss.js';
+import { testGpu, randn } from '../helpers.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
+import { tensor, Tensor, tidy } from '../../src/engine/tensor.ts';
+import { add, scale } from '../../src/ops/elementwise.ts';
+import { matmul } from '../../src/ops/matmul.ts';
+import { layerNorm } from '../../src/ops/layernorm.ts';
+import { gelu } from '../../src/ops/gelu.ts';
+import { softmax } from '../../src/ops/softmax.ts';
+import { attention } from '../../src/ops/attention.ts';
+import { gatherRows } from '../../src/ops/gather.ts';
+import { crossEntropy } from '../../src/ops/loss.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {

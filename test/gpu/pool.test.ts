@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { testGpu } from '../helpers.js';
-import { sizeClass, type BufferPool } from '../../src/gpu/pool.js';
-import type { Gpu } from '../../src/gpu/context.js';
+import { testGpu } from '../helpers.ts';
+import { sizeClass, type BufferPool } from '../../src/gpu/pool.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
 let pool: BufferPool;

@@ -4,10 +4,10 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { browserMissing, openPage, type BrowserSession } from '../../scripts/browser.js';
-import { testGpu } from '../helpers.js';
-import { ROOT, FIXTURE, LOSS_AGREEMENT, run, goldenLine, nodeGoldenReport, expectMatchesFixture, maxDifference, readFromRoot } from './hosts.js';
-import { GPT2, GPT2Tokenizer, loadCheckpoint, fingerprint, fit, classify, defaultTask, DEFAULT_MODEL_DIR, DEFAULT_TRAINING, type Dataset } from '../../src/index.js';
+import { browserMissing, openPage, type BrowserSession } from '../../scripts/browser.ts';
+import { testGpu } from '../helpers.ts';
+import { ROOT, FIXTURE, LOSS_AGREEMENT, run, goldenLine, nodeGoldenReport, expectMatchesFixture, maxDifference, readFromRoot } from './hosts.ts';
+import { GPT2, GPT2Tokenizer, loadCheckpoint, fingerprint, fit, classify, defaultTask, DEFAULT_MODEL_DIR, DEFAULT_TRAINING, type Dataset } from '../../src/index.ts';
 
 const missing = browserMissing();
 if (missing) console.warn(`browser tests skipped: ${missing}`);

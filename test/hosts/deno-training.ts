@@ -1,6 +1,6 @@
 // Deno entry of the short training (test/hosts/deno.test.ts runs it): prints its result as JSON.
-import { openWebGpu } from '../../src/index.js';
-import { shortTraining } from './short-training.js';
+import { openWebGpu } from '../../src/index.ts';
+import { shortTraining } from './short-training.ts';
 
 declare const Deno: { readFile(path: string): Promise<Uint8Array>; exit(code: number): never };
 

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT, FIXTURE, LOSS_AGREEMENT, run, goldenLine, nodeGoldenReport, nodeShortTraining, expectMatchesFixture, maxDifference } from './hosts.js';
+import { ROOT, FIXTURE, LOSS_AGREEMENT, run, goldenLine, nodeGoldenReport, nodeShortTraining, expectMatchesFixture, maxDifference } from './hosts.ts';
 
 const DENO = join(ROOT, 'node_modules', '.bin', 'deno');
 const DENO_FLAGS = ['run', '--unstable-webgpu', '--unstable-sloppy-imports', '--allow-read', '--allow-env'];

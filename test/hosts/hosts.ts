@@ -3,9 +3,9 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { testGpu } from '../helpers.js';
-import { goldenReport, type GoldenReport } from '../../src/prompt/golden.js';
-import { shortTraining, type ShortTraining } from './short-training.js';
+import { testGpu } from '../helpers.ts';
+import { goldenReport, type GoldenReport } from '../../src/prompt/golden.ts';
+import { shortTraining, type ShortTraining } from './short-training.ts';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const FIXTURE = '../shared/fixtures/tiny-gpt2';

@@ -6,12 +6,12 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { testGpu } from '../helpers.js';
-import { ROOT } from './hosts.js';
-import { readCheckpoint } from '../../src/node/checkpoint-file.js';
-import { GPT2 } from '../../src/gpt2/model.js';
-import { GPT2Tokenizer } from '../../src/gpt2/tokenizer.js';
-import { tidy, noGrad } from '../../src/engine/tensor.js';
+import { testGpu } from '../helpers.ts';
+import { ROOT } from './hosts.ts';
+import { readCheckpoint } from '../../src/node/checkpoint-file.ts';
+import { GPT2 } from '../../src/gpt2/model.ts';
+import { GPT2Tokenizer } from '../../src/gpt2/tokenizer.ts';
+import { tidy, noGrad } from '../../src/engine/tensor.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'gpt2-prompt-package-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

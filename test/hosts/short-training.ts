@@ -1,6 +1,6 @@
 // One short training of the default task on the shipped model, run the same way in every host
 // (Node in the tests, Deno through deno-training.ts): the hosts must agree on its losses.
-import { GPT2, GPT2Tokenizer, loadCheckpoint, fingerprint, fit, defaultTask, DEFAULT_MODEL_DIR, DEFAULT_TRAINING, type Gpu, type ReadShipped, type Dataset } from '../../src/index.js';
+import { GPT2, GPT2Tokenizer, loadCheckpoint, fingerprint, fit, defaultTask, DEFAULT_MODEL_DIR, DEFAULT_TRAINING, type Gpu, type ReadShipped, type Dataset } from '../../src/index.ts';
 
 /** Examples of the default task it trains on, and of its validation set. */
 export const SHORT_TRAIN = 64;

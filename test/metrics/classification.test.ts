@@ -1,7 +1,7 @@
 // Reports against scikit-learn's classification_report (fixtures from scripts/metrics-reference.py).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { classificationReport, formatReport, multilabelReport, pyFixed, reportToDict, type ReportDict } from '../../src/metrics/classification.js';
+import { classificationReport, formatReport, multilabelReport, pyFixed, reportToDict, type ReportDict } from '../../src/metrics/classification.ts';
 
 interface Case {
   name: string;

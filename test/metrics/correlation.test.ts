@@ -1,8 +1,8 @@
 // Pearson r and p against scipy.stats.pearsonr (fixtures from scripts/metrics-reference.py).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { correlationTable, pearson } from '../../src/metrics/correlation.js';
-import { lnGamma, regIncBeta } from '../../src/metrics/special.js';
+import { correlationTable, pearson } from '../../src/metrics/correlation.ts';
+import { lnGamma, regIncBeta } from '../../src/metrics/special.ts';
 
 interface PearsonCase {
   name: string;

@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { formatWeightsInfo, weightsDownload, weightsInfo } from '../../src/cli/weights.js';
-import { downloadFile } from '../../src/node/download.js';
-import { formatBytes, formatDuration, ProgressBar } from '../../src/node/progress.js';
-import { seededRandom } from '../../src/util/random.js';
+import { formatWeightsInfo, weightsDownload, weightsInfo } from '../../src/cli/weights.ts';
+import { downloadFile } from '../../src/node/download.ts';
+import { formatBytes, formatDuration, ProgressBar } from '../../src/node/progress.ts';
+import { seededRandom } from '../../src/util/random.ts';
 
 const FIXTURE = fileURLToPath(new URL('../../../shared/fixtures/tiny-gpt2', import.meta.url));
 const random = seededRandom(3);

@@ -3,11 +3,11 @@
 // full-speed polls during one long wait on lavapipe, with the binding's own spin and relaxed,
 // and check that nothing else's setImmediate changes.
 import { describe, it, expect } from 'vitest';
-import { openGpu } from '../../src/node/device.js';
-import { isDawnPoll } from '../../src/node/polling.js';
-import type { Gpu } from '../../src/gpu/context.js';
-import { tensor } from '../../src/engine/tensor.js';
-import { matmul } from '../../src/ops/matmul.js';
+import { openGpu } from '../../src/node/device.ts';
+import { isDawnPoll } from '../../src/node/polling.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
+import { tensor } from '../../src/engine/tensor.ts';
+import { matmul } from '../../src/ops/matmul.ts';
 
 // Installed before the relaxed wrapper, so it sees only the polls that wrapper lets run at once.
 let fullSpeedPolls = 0;

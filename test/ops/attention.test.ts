@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll, type TestContext } from 'vitest';
-import { testGpu, randn, asF32, asF16, expectClose, finiteDifferences, withKernelFeatures, withKernelClass } from '../helpers.js';
-import { tensor, tidy, f16Bits, f16Values, type DType } from '../../src/engine/tensor.js';
-import { attention, splitPast, type Past } from '../../src/ops/attention.js';
-import type { Gpu } from '../../src/gpu/context.js';
+import { testGpu, randn, asF32, asF16, expectClose, finiteDifferences, withKernelFeatures, withKernelClass } from '../helpers.ts';
+import { tensor, tidy, f16Bits, f16Values, type DType } from '../../src/engine/tensor.ts';
+import { attention, splitPast, type Past } from '../../src/ops/attention.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {

@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.js';
-import { tensor, tidy, type Shape } from '../../src/engine/tensor.js';
-import { add, sub, mul, div, scale, sumToShape, broadcastShape } from '../../src/ops/elementwise.js';
-import type { Gpu } from '../../src/gpu/context.js';
+import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.ts';
+import { tensor, tidy, type Shape } from '../../src/engine/tensor.ts';
+import { add, sub, mul, div, scale, sumToShape, broadcastShape } from '../../src/ops/elementwise.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {

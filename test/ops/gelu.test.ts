@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.js';
-import { tensor, tidy, type Shape } from '../../src/engine/tensor.js';
-import { gelu } from '../../src/ops/gelu.js';
-import type { Gpu } from '../../src/gpu/context.js';
+import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.ts';
+import { tensor, tidy, type Shape } from '../../src/engine/tensor.ts';
+import { gelu } from '../../src/ops/gelu.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {

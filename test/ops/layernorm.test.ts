@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, randn, asF32, expectClose, finiteDifferences, withKernelFeatures } from '../helpers.js';
-import { tensor, tidy, noGrad, type Shape } from '../../src/engine/tensor.js';
-import { layerNorm } from '../../src/ops/layernorm.js';
-import type { Gpu } from '../../src/gpu/context.js';
+import { testGpu, randn, asF32, expectClose, finiteDifferences, withKernelFeatures } from '../helpers.ts';
+import { tensor, tidy, noGrad, type Shape } from '../../src/engine/tensor.ts';
+import { layerNorm } from '../../src/ops/layernorm.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {

@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, randn, asF32, expectClose, finiteDifferences, rng } from '../helpers.js';
-import { tensor, tidy } from '../../src/engine/tensor.js';
-import { crossEntropy, bceWithLogits } from '../../src/ops/loss.js';
-import type { Gpu } from '../../src/gpu/context.js';
+import { testGpu, randn, asF32, expectClose, finiteDifferences, rng } from '../helpers.ts';
+import { tensor, tidy } from '../../src/engine/tensor.ts';
+import { crossEntropy, bceWithLogits } from '../../src/ops/loss.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {

@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, featureTestGpu, randn, asF32, expectClose, finiteDifferences, withKernelClass } from '../helpers.js';
-import { tensor, tidy, type Shape } from '../../src/engine/tensor.js';
-import { matmul, type MatmulKernel } from '../../src/ops/matmul.js';
-import type { Gpu } from '../../src/gpu/context.js';
+import { testGpu, featureTestGpu, randn, asF32, expectClose, finiteDifferences, withKernelClass } from '../helpers.ts';
+import { tensor, tidy, type Shape } from '../../src/engine/tensor.ts';
+import { matmul, type MatmulKernel } from '../../src/ops/matmul.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {

@@ -2,8 +2,8 @@
 // of each 0/1 predicted label with the truth, and the two cross-task tables.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { crossTaskColumns, crossTaskTable, evaluateTask, formatEvaluation, predictedLabels } from '../../src/prompt/evaluate.js';
-import type { Task } from '../../src/prompt/classifier.js';
+import { crossTaskColumns, crossTaskTable, evaluateTask, formatEvaluation, predictedLabels } from '../../src/prompt/evaluate.ts';
+import type { Task } from '../../src/prompt/classifier.ts';
 
 interface Expected {
   r: number | null;

@@ -1,16 +1,16 @@
 // The method as a library: fit's checkpoints resume to exactly the uninterrupted run, its
 // validation reports come every epoch, and prediction rows read the right columns.
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu } from '../helpers.js';
-import { randomWeights } from '../gpt2/reference.js';
-import { GPT2 } from '../../src/gpt2/model.js';
-import type { GPT2Config } from '../../src/gpt2/config.js';
-import { makeDemoDataset } from '../../src/data/demo.js';
-import { fit, layoutTasks, toExamples, type FitTask, type FitOptions, type Tokenizer } from '../../src/prompt/fit.js';
-import { predictionRows, classify } from '../../src/prompt/predict.js';
-import { encodeCheckpoint, decodeCheckpoint, type PromptCheckpoint } from '../../src/prompt/checkpoint.js';
-import type { TaskEvaluation } from '../../src/prompt/evaluate.js';
-import type { Task } from '../../src/prompt/classifier.js';
+import { testGpu } from '../helpers.ts';
+import { randomWeights } from '../gpt2/reference.ts';
+import { GPT2 } from '../../src/gpt2/model.ts';
+import type { GPT2Config } from '../../src/gpt2/config.ts';
+import { makeDemoDataset } from '../../src/data/demo.ts';
+import { fit, layoutTasks, toExamples, type FitTask, type FitOptions, type Tokenizer } from '../../src/prompt/fit.ts';
+import { predictionRows, classify } from '../../src/prompt/predict.ts';
+import { encodeCheckpoint, decodeCheckpoint, type PromptCheckpoint } from '../../src/prompt/checkpoint.ts';
+import type { TaskEvaluation } from '../../src/prompt/evaluate.ts';
+import type { Task } from '../../src/prompt/classifier.ts';
 
 const config: GPT2Config = { vocabSize: 128, nPositions: 40, nEmbd: 16, nLayer: 2, nHead: 2, layerNormEps: 1e-5, activation: 'gelu_new' };
 // One id per character: the tiny model has a 128-token vocabulary.

@@ -1,13 +1,13 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu } from '../helpers.js';
-import { randomWeights } from '../gpt2/reference.js';
-import { GPT2 } from '../../src/gpt2/model.js';
-import type { GPT2Config } from '../../src/gpt2/config.js';
-import { PromptClassifier, initialParams, type Task } from '../../src/prompt/classifier.js';
-import { train, PastCache, lengthBuckets, mixedBuckets, tokenBatch, batchLoss, encode, disposePast, type Example } from '../../src/prompt/train.js';
-import { tidy, noGrad } from '../../src/engine/tensor.js';
-import { seededRandom } from '../../src/util/random.js';
-import type { Gpu } from '../../src/gpu/context.js';
+import { testGpu } from '../helpers.ts';
+import { randomWeights } from '../gpt2/reference.ts';
+import { GPT2 } from '../../src/gpt2/model.ts';
+import type { GPT2Config } from '../../src/gpt2/config.ts';
+import { PromptClassifier, initialParams, type Task } from '../../src/prompt/classifier.ts';
+import { train, PastCache, lengthBuckets, mixedBuckets, tokenBatch, batchLoss, encode, disposePast, type Example } from '../../src/prompt/train.ts';
+import { tidy, noGrad } from '../../src/engine/tensor.ts';
+import { seededRandom } from '../../src/util/random.ts';
+import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
 let model: GPT2;
