@@ -69,6 +69,30 @@ fn ce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   }
 }
 
+// ce_meta for targets that are already on the GPU (u32 class indices): the whole row, the plain
+// mean. A target out of range gets label 0 (no read past the row) and a NaN share, so the loss
+// and its gradient come out NaN rather than silently wrong.
+struct CeTargetParams { rows: u32, cols: u32, share: f32, _p0: u32 }
+
+@group(0) @binding(0) var<uniform> ctp: CeTargetParams;
+@group(0) @binding(1) var<storage, read> ct_targets: array<u32>;
+@group(0) @binding(2) var<storage, read_write> ct_meta: array<u32>;
+
+const CE_NAN_BITS: u32 = 0x7fc00000u;
+
+@compute @workgroup_size(WG)
+fn ce_meta_from_targets(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_index) lid: u32) {
+  let row = loss_linear(wid, nwg, lid);
+  if (row >= ctp.rows) { return; }
+  let label = ct_targets[row];
+  let valid = label < ctp.cols;
+  ct_meta[row * 4u] = 0u;
+  ct_meta[row * 4u + 1u] = ctp.cols;
+  ct_meta[row * 4u + 2u] = select(0u, label, valid);
+  ct_meta[row * 4u + 3u] = select(CE_NAN_BITS, bitcast<u32>(ctp.share), valid);
+}
+
 @group(0) @binding(0) var<uniform> ceb: CeParams;
 @group(0) @binding(1) var<storage, read> ceb_grad_out: array<f32>;
 @group(0) @binding(2) var<storage, read> ceb_logits: array<f32>;

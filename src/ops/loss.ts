@@ -1,6 +1,7 @@
 // Classification losses, reduced to a [1] mean on the GPU. Their backward reads the incoming
 // gradient inside the kernel, so a training step never waits on the host.
-import { packParams, grid } from '../gpu/params.ts';
+import { packParams, f32, grid } from '../gpu/params.ts';
+import type { Gpu } from '../gpu/context.ts';
 import { Tensor, record, tensor, shapeString } from '../engine/tensor.ts';
 
 const WG = 256;
@@ -23,19 +24,54 @@ function sumAll(values: Tensor, n: number): Tensor {
   return out;
 }
 
+export interface CrossEntropyOptions {
+  weights?: Float32Array;
+  columnStart?: Uint32Array;
+  columnCount?: Uint32Array;
+}
+
 /**
- * Mean cross entropy over the batch, as torch.nn.functional.cross_entropy: with class weights w,
- * Σ_i w[y_i]·nll_i / Σ_i w[y_i]. With columnStart/columnCount (multi-task composite heads),
- * example i uses only logits columns [start[i], start[i] + count[i]) and its label is relative to
- * start[i]; `weights` has one entry per logits column, so example i weighs w[start[i] + y_i].
- * Returns a [1] tensor.
+ * Mean cross entropy over the batch, as torch.nn.functional.cross_entropy(logits [N, C], targets):
+ * with class weights w, Σ_i w[y_i]·nll_i / Σ_i w[y_i]. Targets are class indices, on the host
+ * (Uint32Array) or on the GPU (a u32 tensor of N; then the plain mean, without options, and a
+ * target ≥ C, which only the GPU sees, makes the loss and its gradient NaN instead of an error).
+ * With columnStart/columnCount (multi-task composite heads), example i uses only logits columns
+ * [start[i], start[i] + count[i]) and its label is relative to start[i]; `weights` has one entry
+ * per logits column, so example i weighs w[start[i] + y_i]. Returns a [1] tensor.
  */
-export function crossEntropy(
-  logits: Tensor,
-  labels: Uint32Array,
-  opts: { weights?: Float32Array; columnStart?: Uint32Array; columnCount?: Uint32Array } = {},
-): Tensor {
+export function crossEntropy(logits: Tensor, targets: Uint32Array | Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const [rows, cols] = matrixShape(logits, 'crossEntropy');
+  const meta = targets instanceof Tensor ? deviceRowMeta(targets, rows, cols, opts) : hostRowMeta(logits.gpu, targets, rows, cols, opts);
+  const gpu = logits.gpu;
+  const perRow = Tensor.empty(gpu, [2 * rows]);
+  gpu.dispatch({
+    kernel: 'loss',
+    entry: 'ce_rows',
+    params: packParams(rows, cols),
+    bindings: [logits.binding(), meta.binding(), perRow.binding()],
+    workgroups: grid(rows, 1),
+  });
+  const loss = record(sumAll(perRow, rows), [logits], (gradOut) => {
+    const grad = Tensor.empty(gpu, logits.shape);
+    gpu.dispatch({
+      kernel: 'loss',
+      entry: 'ce_backward',
+      params: packParams(rows, cols),
+      bindings: [gradOut.binding(), logits.binding(), meta.binding(), perRow.binding(), grad.binding()],
+      workgroups: grid(rows * cols, WG),
+    });
+    return [grad];
+  });
+  // Without a backward to feed, the per-row data can go now: any reuse of its buffers is encoded after these kernels.
+  if (!loss.node) {
+    meta.dispose();
+    perRow.dispose();
+  }
+  return loss;
+}
+
+/** ce_meta (see loss.wgsl) from host labels: every check and the weighted mean's shares made here. */
+function hostRowMeta(gpu: Gpu, labels: Uint32Array, rows: number, cols: number, opts: CrossEntropyOptions): Tensor {
   const { weights, columnStart, columnCount } = opts;
   if (labels.length !== rows) throw new RangeError(`crossEntropy: ${labels.length} labels for ${rows} rows of logits`);
   if (weights && weights.length !== cols) throw new RangeError(`crossEntropy: ${weights.length} class weights for ${cols} logits columns`);
@@ -59,36 +95,24 @@ export function crossEntropy(
   }
   if (!(totalWeight > 0)) throw new RangeError(`crossEntropy: the batch's class weights sum to ${totalWeight}; the mean is undefined`);
   for (let i = 0; i < rows; i++) metaF32[i * 4 + 3] = rowWeights[i]! / totalWeight;
-
-  const gpu = logits.gpu;
-  const metaT = tensor(gpu, meta, [rows * 4], { dtype: 'u32' });
-  const perRow = Tensor.empty(gpu, [2 * rows]);
-  gpu.dispatch({
-    kernel: 'loss',
-    entry: 'ce_rows',
-    params: packParams(rows, cols),
-    bindings: [logits.binding(), metaT.binding(), perRow.binding()],
-    workgroups: grid(rows, 1),
-  });
-  const loss = record(sumAll(perRow, rows), [logits], (gradOut) => {
-    const grad = Tensor.empty(gpu, logits.shape);
-    gpu.dispatch({
-      kernel: 'loss',
-      entry: 'ce_backward',
-      params: packParams(rows, cols),
-      bindings: [gradOut.binding(), logits.binding(), metaT.binding(), perRow.binding(), grad.binding()],
-      workgroups: grid(rows * cols, WG),
-    });
-    return [grad];
-  });
-  // Without a backward to feed, the per-row data can go now: any reuse of its buffers is encoded after these kernels.
-  if (!loss.node) {
-    metaT.dispose();
-    perRow.dispose();
-  }
-  return loss;
+  return tensor(gpu, meta, [rows * 4], { dtype: 'u32' });
 }
 
+/** ce_meta built on the GPU from a u32 targets tensor: the plain mean, each row's share 1/N. */
+function deviceRowMeta(targets: Tensor, rows: number, cols: number, opts: CrossEntropyOptions): Tensor {
+  if (opts.weights || opts.columnStart || opts.columnCount) throw new RangeError('crossEntropy: class weights and column ranges need the targets on the host (a Uint32Array)');
+  if (targets.dtype !== 'u32') throw new TypeError(`crossEntropy: targets tensor is ${targets.dtype}, not u32 class indices`);
+  if (targets.shape.length !== 1 || targets.shape[0] !== rows) throw new RangeError(`crossEntropy: targets ${shapeString(targets.shape)} for ${rows} rows of logits; expected [${rows}]`);
+  const meta = Tensor.empty(targets.gpu, [rows * 4], 'u32', 'cross entropy row meta');
+  targets.gpu.dispatch({
+    kernel: 'loss',
+    entry: 'ce_meta_from_targets',
+    params: packParams(rows, cols, f32(1 / rows)),
+    bindings: [targets.binding(), meta.binding()],
+    workgroups: grid(rows, WG),
+  });
+  return meta;
+}
 /**
  * Mean BCE-with-logits as torch.nn.BCEWithLogitsLoss(pos_weight=…): the mean over elements of
  * −[pw_k·y·log σ(x) + (1−y)·log(1−σ(x))], computed stably (softplus form). With a mask [B·K]

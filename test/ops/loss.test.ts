@@ -132,6 +132,39 @@ describe('crossEntropy', () => {
     loss.dispose();
   });
 
+  for (const [rows, cols] of [[1, 2], [3, 259], [300, 4]] as const) {
+    it(`targets as a u32 tensor, B=${rows} K=${cols}: float64 forward and finite-difference gradient, the same bits as host labels`, async () => {
+      const u = rng(rows * 7 + cols);
+      const x = asF32(randn(rows * cols, rows + cols, 2));
+      const labels = Uint32Array.from({ length: rows }, () => Math.floor(u() * cols));
+      const targets = tensor(gpu, labels, [rows], { dtype: 'u32' });
+      const g = 1.5;
+      const [loss, grad] = await run(x, [rows, cols], (t) => crossEntropy(t, targets), g);
+      expectClose(`crossEntropy u32 tensor B=${rows} forward`, [loss], [refCrossEntropy(x, cols, labels, {})], { atol: 1e-5, rtol: 1e-5 });
+      const fd = finiteDifferences((v) => g * refCrossEntropy(v, cols, labels, {}), x, 1e-5);
+      expectClose(`crossEntropy u32 tensor B=${rows} grad`, grad, fd, { atol: 2e-6, rtol: 1e-4 });
+      const [hostLoss, hostGrad] = await run(x, [rows, cols], (t) => crossEntropy(t, labels), g);
+      expect(loss).toBe(hostLoss);
+      expect(Array.from(grad)).toEqual(Array.from(hostGrad));
+      targets.dispose();
+    });
+  }
+
+  it('a u32 target out of range makes the loss and gradient NaN; bad targets tensors are rejected', async () => {
+    const x = asF32(randn(6, 21));
+    const targets = tensor(gpu, [1, 3], [2], { dtype: 'u32' });
+    const [loss, grad] = await run(x, [2, 3], (t) => crossEntropy(t, targets), 1);
+    expect(loss).toBeNaN();
+    expect(grad.slice(3).every(Number.isNaN)).toBe(true);
+    const logits = tensor(gpu, new Float32Array(6), [2, 3]);
+    const f32Targets = tensor(gpu, [0, 1], [2]);
+    const three = tensor(gpu, [0, 1, 2], [3], { dtype: 'u32' });
+    expect(() => crossEntropy(logits, f32Targets)).toThrow(/targets tensor is f32, not u32/);
+    expect(() => crossEntropy(logits, three)).toThrow(/targets \[3\] for 2 rows/);
+    expect(() => crossEntropy(logits, targets, { weights: new Float32Array(3) })).toThrow(/need the targets on the host/);
+    for (const t of [targets, logits, f32Targets, three]) t.dispose();
+  });
+
   it('rejects bad labels and column ranges', () => {
     const logits = tensor(gpu, new Float32Array(6), [2, 3]);
     expect(() => crossEntropy(logits, Uint32Array.of(0, 3))).toThrow(/label 3 of row 1/);
