@@ -34,3 +34,7 @@ export { toDataset, spreadSubset, withLabelColumns, type Dataset, type DatasetSp
 export { makeDemoDataset } from './data/demo.ts';
 export { classificationReport, multilabelReport, formatReport } from './metrics/classification.ts';
 export { pearson, correlationTable } from './metrics/correlation.ts';
+// Optimizers and losses
+export { AdamW, globalGradNorm, type AdamOptions, type AdamState } from './engine/adam.ts';
+export { Optimizer, SGD, clipGradNorm, clipCoefficient, type SGDOptions, type SGDState, type StepOptions } from './engine/optim.ts';
+export { type CrossEntropyOptions } from './ops/loss.ts';
