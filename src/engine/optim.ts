@@ -229,9 +229,13 @@ export async function globalGradNorm(params: readonly Tensor[]): Promise<number>
   return Math.sqrt(sum);
 }
 
+function checkMaxNorm(maxNorm: number): void {
+  if (!(maxNorm > 0)) throw new RangeError(`clipping: maxNorm ${maxNorm} is not > 0`);
+}
+
 /** torch.nn.utils.clip_grad_norm_'s factor for gradients of global norm `norm`: min(1, maxNorm / (norm + 1e-6)). */
 export function clipCoefficient(norm: number, maxNorm: number): number {
-  if (!(maxNorm > 0)) throw new RangeError(`clipping: maxNorm ${maxNorm} is not > 0`);
+  checkMaxNorm(maxNorm);
   return Math.min(1, maxNorm / (norm + 1e-6));
 }
 
@@ -241,7 +245,8 @@ export function clipCoefficient(norm: number, maxNorm: number): number {
  * fold the factor into the update instead, pass it as step({ gradScale }).)
  */
 export async function clipGradNorm(params: readonly Tensor[], maxNorm: number): Promise<number> {
-  clipCoefficient(0, maxNorm);
+  // Before the readback, so a bad argument costs no GPU round trip.
+  checkMaxNorm(maxNorm);
   const norm = await globalGradNorm(params);
   const factor = clipCoefficient(norm, maxNorm);
   // A factor of 1 would multiply every gradient by 1, which changes nothing.
