@@ -153,13 +153,16 @@ function dataTables(facts: StudyDataFacts, published: PublishedStudy): string {
   return [rowCounts, '', perEmotion, '', joy].join('\n');
 }
 
-function imdbReferences(s: StudyStage, published: PublishedStudy): string {
-  const p = published.experiments[`sentiment-${s.epochs}`]?.report.accuracy?.value;
-  const token = published.references.goodBadTokenAccuracy[String(s.epochs)];
-  return (
-    `Accuracy: ours ${fixed(s.sentiment.report.accuracy, 2)}, the study's ${fixed(p, 2)}. What the study compared with: ` +
-    `the good/bad-token prompt (the LM head's \`good\` against \`bad\` token) ${fixed(token, 2)} after ${s.epochs} epochs; the IMDB state of the art ${fixed(published.references.imdbStateOfTheArt, 2)}.`
-  );
+/** The sentiment block: report and Pearson table, and the IMDB accuracies the study compared with. */
+function sentimentBlock(e: TaskEvaluation, epochs: number, published: PublishedStudy): string {
+  const experiment = published.experiments[`sentiment-${epochs}`];
+  const token = published.references.goodBadTokenAccuracy[String(epochs)];
+  return [
+    taskBlock(e, experiment, null),
+    '',
+    `Accuracy: ours ${fixed(e.report.accuracy, 2)}, the study's ${fixed(experiment?.report.accuracy?.value, 2)}. What the study compared with: ` +
+      `the good/bad-token prompt (the LM head's \`good\` against \`bad\` token) ${fixed(token, 2)} after ${epochs} epochs; the IMDB state of the art ${fixed(published.references.imdbStateOfTheArt, 2)}.`,
+  ].join('\n');
 }
 
 function stage(s: StudyStage, published: PublishedStudy): string {
@@ -175,9 +178,7 @@ function stage(s: StudyStage, published: PublishedStudy): string {
     '',
     '### IMDB sentiment (IMDB test)',
     '',
-    taskBlock(s.sentiment, experiment('sentiment'), null),
-    '',
-    imdbReferences(s, published),
+    sentimentBlock(s.sentiment, s.epochs, published),
     '',
     '### SemEval-2018 E-c emotions (SemEval dev)',
     '',
@@ -190,7 +191,7 @@ function stage(s: StudyStage, published: PublishedStudy): string {
     '',
     '#### sentiment (IMDB test)',
     '',
-    taskBlock(c.sentiment, experiment('sentiment'), null),
+    sentimentBlock(c.sentiment, s.epochs, published),
     '',
     '#### emotion (SemEval dev)',
     '',
