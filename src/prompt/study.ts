@@ -142,7 +142,8 @@ export function studyDataFacts(data: StudyData): StudyDataFacts {
 }
 
 export interface StudyResult {
-  settings: { limit: number | null; seed: number; batchSize: number; promptTokens: number; lr: number; fingerprint: string; rows: Record<keyof StudyData, number> };
+  /** maxLength: the tokens of a text the model reads (its positions less the prompt). */
+  settings: { limit: number | null; seed: number; batchSize: number; promptTokens: number; lr: number; maxLength: number; fingerprint: string; rows: Record<keyof StudyData, number> };
   /** The facts of the data this run used (a subset with a limit). */
   facts: StudyDataFacts;
   runs: StudyRun[];
@@ -303,7 +304,7 @@ export async function runStudy(model: GPT2, tokenizer: Tokenizer, allData: Study
       };
     });
     const rows = { imdbTrain: data.imdbTrain.texts.length, imdbTest: data.imdbTest.texts.length, semevalTrain: data.semevalTrain.texts.length, semevalDev: data.semevalDev.texts.length };
-    return { settings: { limit: options.limit ?? null, seed, batchSize, promptTokens, lr, fingerprint: options.identity.fingerprint, rows }, facts: studyDataFacts(data), runs, stages };
+    return { settings: { limit: options.limit ?? null, seed, batchSize, promptTokens, lr, maxLength, fingerprint: options.identity.fingerprint, rows }, facts: studyDataFacts(data), runs, stages };
   } finally {
     for (const c of classifiers) c.dispose();
   }

@@ -71,7 +71,7 @@ function madeUpRun(p: PublishedStudy, d: Derive): StudyResult {
   const dev = p.experiments['emotion-3']!.report.labels;
   const each = (r: Record<string, number>, f: (x: number) => number) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, f(v)]));
   return {
-    settings: { limit: null, seed: 0, batchSize: 32, promptTokens: 5, lr: 1e-3, fingerprint: '0123456789abcdef0123', rows: { imdbTrain: 1, imdbTest: 1, semevalTrain: 1, semevalDev: 1 } },
+    settings: { limit: null, seed: 0, batchSize: 32, promptTokens: 5, lr: 1e-3, maxLength: 1019, fingerprint: '0123456789abcdef0123', rows: { imdbTrain: 1, imdbTest: 1, semevalTrain: 1, semevalDev: 1 } },
     facts: {
       imdb: {
         trainRows: d.count(p.data.imdb.trainRows),
