@@ -174,6 +174,24 @@ describe('studyMarkdown beside the published study', () => {
     expect(md).toContain("Kendall's τ-b over the 10 labels with a defined r: **1.0000** (1: the same order, 0: unrelated, −1: reversed); 1 label with r undefined (a constant column) left out.");
     expect(md).toMatch(/\| trust \| nan \| nan \| n\/a \| 0\.480094 \| n\/a \| 3 \|/);
   });
+
+  it('a published cross-task label missing from ours still shows, beside n/a, and is left out of τ-b', () => {
+    const run = madeUpRun(published, SAME);
+    run.stages[0]!.sentimentOfSemeval = run.stages[0]!.sentimentOfSemeval.filter((e) => e.b !== 'joy');
+    const md = studyMarkdown(run, context, published);
+    expect(md).toContain('| joy | n/a | n/a | n/a | 0.490373 | n/a | 1 |');
+    expect(md).toContain("Kendall's τ-b over the 10 labels with a defined r: **1.0000** (1: the same order, 0: unrelated, −1: reversed).");
+  });
+  it("a published row with no counterpart in our report (other class names) still shows, beside n/a", () => {
+    const run = madeUpRun(published, SAME);
+    const sentiment = run.stages[0]!.sentiment;
+    sentiment.report.classes = sentiment.report.classes.map((r, k) => ({ ...r, name: ['negative', 'positive'][k]! }));
+    const md = studyMarkdown(run, context, published);
+    const section = md.slice(md.indexOf('### IMDB sentiment'), md.indexOf('### SemEval-2018'));
+    expect(section).toMatch(/\| negative \| 0\.93 \| n\/a \| n\/a \|/);
+    expect(section).toContain('| bad | n/a | 0.93 | n/a | n/a | 0.91 | n/a | n/a | 0.92 | n/a | n/a | 12500 | n/a |');
+    expect(section).toContain('| good | n/a | 0.92 | n/a | n/a | 0.93 | n/a | n/a | 0.92 | n/a | n/a | 12500 | n/a |');
+  });
 });
 
 describe('studyLossFigure', () => {
