@@ -23,7 +23,7 @@ export { train, predictLogits, type Example, type TaskLoss, type TrainOptions } 
 export { fit, freshParams, layoutTasks, toExamples, type Tokenizer, type FitTask, type FitOptions, type FitResult } from './prompt/fit.ts';
 export { classify, predictionRows, textExamples, type Predictions } from './prompt/predict.ts';
 export { evaluateTask, formatEvaluation, predictedLabels, crossTaskTable, type TaskEvaluation, type LabelCorrelation, type CrossTaskChoice } from './prompt/evaluate.ts';
-export { runStudy, studyData, STUDY_DATA, STUDY_EPOCHS, PUBLISHED, EMOTIONS, type StudyData, type StudyOptions, type StudyResult, type StudyStage, type StudyProgress, type PromptStore } from './prompt/study.ts';
+export { runStudy, studyData, STUDY_DATA, STUDY_EPOCHS, EMOTIONS, type StudyData, type StudyOptions, type StudyResult, type StudyStage, type StudyProgress, type PromptStore } from './prompt/study.ts';
 export { studyMarkdown, type ReportContext } from './prompt/study-report.ts';
 export { defaultTask, DEFAULT_MODEL_DIR, DEFAULT_TRAINING, type DefaultTask, type ReadShipped } from './prompt/defaults.ts';
 export { compareWithFixture, goldenReport, GOLDEN_TOLERANCE, type GoldenResult, type GoldenReport, type ReadFixture } from './prompt/golden.ts';
@@ -38,3 +38,8 @@ export { pearson, correlationTable } from './metrics/correlation.ts';
 export { AdamW, globalGradNorm, type AdamOptions, type AdamState } from './engine/adam.ts';
 export { Optimizer, SGD, clipGradNorm, clipCoefficient, type SGDOptions, type SGDState, type StepOptions } from './engine/optim.ts';
 export { type CrossEntropyOptions } from './ops/loss.ts';
+// Study vs published
+export { parsePublishedStudy, PUBLISHED_EXPERIMENTS, type PublishedStudy, type PublishedExperiment, type PublishedReport, type PublishedRow, type ReferenceTable } from './prompt/study-published.ts';
+export { studyDataFacts, joyOrNot, JOY_CLASSES, type StudyDataFacts } from './prompt/study.ts';
+export { studyLossFigure } from './prompt/study-figure.ts';
+export { kendallTau } from './metrics/correlation.ts';

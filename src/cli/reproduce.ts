@@ -1,15 +1,25 @@
 // `gpt2-prompt reproduce`: the published study in one command. The study itself is
 // src/prompt/study.ts; here are its files (one prompt file per experiment in a work directory,
-// so a rerun resumes), progress bars and the Markdown report.
+// so a rerun resumes), progress bars, and the Markdown report with its loss figure beside it,
+// both setting the published study's numbers (data/study/published.json) beside ours.
 import { mkdir, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { encodeCheckpoint } from '../prompt/checkpoint.ts';
 import { runStudy, STUDY_DATA, type PromptStore, type StudyData, type StudyProgress } from '../prompt/study.ts';
 import { studyMarkdown } from '../prompt/study-report.ts';
+import { studyLossFigure } from '../prompt/study-figure.ts';
+import { parsePublishedStudy, type PublishedStudy } from '../prompt/study-published.ts';
 import { loadDataset } from '../node/dataset-file.ts';
 import { exists, writeFileAtomic, OutputExistsError } from '../node/files.ts';
 import { ProgressBar } from '../node/progress.ts';
-import { openSession, closeSession, readPromptFile, positiveInt, integer, nonNegativeNumber, UsageError } from './common.ts';
+import { openSession, closeSession, readPromptFile, readShipped, positiveInt, integer, nonNegativeNumber, UsageError } from './common.ts';
+
+/** The published study's numbers, shipped with the package. */
+const PUBLISHED_FILE = 'data/study/published.json';
+
+async function readPublished(): Promise<PublishedStudy> {
+  return parsePublishedStudy(JSON.parse(new TextDecoder().decode(await readShipped(PUBLISHED_FILE))), PUBLISHED_FILE);
+}
 
 export interface ReproduceFlags {
   model?: string;
@@ -120,8 +130,12 @@ export async function reproduceCommand(flags: ReproduceFlags): Promise<void> {
   if (!flags.imdb) throw new UsageError('--imdb DIR is required (it holds train.gz.parquet and test.gz.parquet)');
   if (!flags.semeval) throw new UsageError('--semeval DIR is required (it holds train.tsv and dev.tsv)');
   const out = flags.out ?? 'study.md';
-  if (!flags.force && (await exists(out))) throw new OutputExistsError(`${out} already exists; pass --force to overwrite it`);
-  const work = flags.work ?? `${out.replace(/\.md$/i, '')}.runs`;
+  const stem = out.replace(/\.md$/i, '');
+  const figure = `${stem}.svg`;
+  for (const path of [out, figure]) {
+    if (!flags.force && (await exists(path))) throw new OutputExistsError(`${path} already exists; pass --force to overwrite it`);
+  }
+  const work = flags.work ?? `${stem}.runs`;
   const limit = flags.limit === undefined ? undefined : positiveInt(flags.limit, '--limit');
   const seed = integer(flags.seed ?? 0, '--seed');
   const cacheBytes = nonNegativeNumber(flags.cacheMb ?? 1024, '--cache-mb') * 2 ** 20;
@@ -129,6 +143,7 @@ export async function reproduceCommand(flags: ReproduceFlags): Promise<void> {
   const log = (line: string) => process.stderr.write(line + '\n');
 
   const files = await studyFiles(flags.imdb, flags.semeval);
+  const published = await readPublished();
   const session = await openSession(flags.model, flags.backend as never);
   const printer = progressPrinter(Boolean(flags.quiet), log);
   const onSigint = () => {
@@ -150,9 +165,11 @@ export async function reproduceCommand(flags: ReproduceFlags): Promise<void> {
       onProgress: printer.onProgress,
     });
     printer.done();
-    const markdown = studyMarkdown(result, { model: session.modelPath, adapter: session.gpu.adapterName, imdb: flags.imdb, semeval: flags.semeval, date: new Date().toISOString() });
-    await writeFileAtomic(out, markdown, { overwrite: Boolean(flags.force) });
-    log(`wrote ${out}`);
+    const context = { model: session.modelPath, adapter: session.gpu.adapterName, imdb: flags.imdb, semeval: flags.semeval, date: new Date().toISOString(), figure: basename(figure) };
+    const note = limit !== undefined ? `Quick run (--limit ${limit}): the comparison is meaningless for a subset.` : undefined;
+    await writeFileAtomic(figure, studyLossFigure(result.runs, published, note), { overwrite: Boolean(flags.force) });
+    await writeFileAtomic(out, studyMarkdown(result, context, published), { overwrite: Boolean(flags.force) });
+    log(`wrote ${out} and ${figure}`);
   } finally {
     process.off('SIGINT', onSigint);
     closeSession(session);

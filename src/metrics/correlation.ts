@@ -87,3 +87,33 @@ export function correlationTable(predictions: Float32Array, aNames: string[], ta
   const undefinedLast = (e: CorrelationEntry) => (Number.isNaN(e.r) ? 1 : 0);
   return entries.sort((u, v) => undefinedLast(u) - undefinedLast(v) || (undefinedLast(u) ? 0 : v.r - u.r));
 }
+
+/**
+ * Kendall's τ-b, as scipy.stats.kendalltau's default: (concordant − discordant pairs) /
+ * √(pairs not tied in x) / √(pairs not tied in y), so ties on either side count as neither.
+ * A constant input gives NaN (scipy: nan). Used for rank agreement, so n is small: all pairs.
+ */
+export function kendallTau(x: ArrayLike<number>, y: ArrayLike<number>): number {
+  const n = x.length;
+  if (y.length !== n) throw new RangeError(`x has ${n} values but y has ${y.length}`);
+  if (n < 2) throw new RangeError(`kendallTau needs at least 2 values, got ${n}`);
+  for (let i = 0; i < n; i++) {
+    if (Number.isNaN(x[i]) || Number.isNaN(y[i])) throw new RangeError(`kendallTau: ${Number.isNaN(x[i]) ? 'x' : 'y'}[${i}] is NaN; leave undefined values out`);
+  }
+  let concordantMinusDiscordant = 0;
+  let xTies = 0;
+  let yTies = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const sx = Math.sign(x[i] - x[j]);
+      const sy = Math.sign(y[i] - y[j]);
+      if (sx === 0) xTies++;
+      if (sy === 0) yTies++;
+      concordantMinusDiscordant += sx * sy;
+    }
+  }
+  const pairs = (n * (n - 1)) / 2;
+  if (xTies === pairs || yTies === pairs) return NaN;
+  const tau = concordantMinusDiscordant / Math.sqrt(pairs - xTies) / Math.sqrt(pairs - yTies);
+  return Math.max(-1, Math.min(1, tau));
+}

@@ -4,7 +4,7 @@
 // provides (the CLI keeps one file per experiment), so an interrupted study resumes where it
 // stopped; nothing here touches files or a terminal.
 import type { GPT2 } from '../gpt2/model.ts';
-import { posWeights, spreadSubset, withLabelColumns, type Dataset, type DatasetSpec } from '../data/dataset.ts';
+import { balancedClassWeights, posWeights, spreadSubset, type Dataset, type DatasetSpec } from '../data/dataset.ts';
 import type { CorrelationEntry } from '../metrics/correlation.ts';
 import { PromptClassifier, type Task } from './classifier.ts';
 import type { ModelIdentity, PromptCheckpoint } from './checkpoint.ts';
@@ -23,15 +23,6 @@ export const STUDY_DATA = {
 
 /** The study's epoch counts: every experiment is reported after 3 and after 10 epochs. */
 export const STUDY_EPOCHS = [3, 10] as const;
-
-/**
- * Numbers the study published, where known. Pearson r per emotion on SemEval dev after 3
- * epochs, and the reference results (the SemEval paper's LSTM) it was compared with.
- */
-export const PUBLISHED = {
-  emotionPearson3: { joy: 0.68, anger: 0.61, sadness: 0.45, fear: 0.59 } as Record<string, number>,
-  referencePearson: { joy: 0.62, anger: 0.5, sadness: 0.64, fear: 0.58 } as Record<string, number>,
-};
 
 export interface StudyData {
   imdbTrain: Dataset;
@@ -100,8 +91,61 @@ export interface StudyStage {
   joy: TaskEvaluation;
 }
 
+/**
+ * The facts of the data the study printed: row and label counts, each emotion's training
+ * frequency and BCE pos_weight (negatives / positives, in float64 as numpy computes it; training
+ * uses its float32 rounding), joy-only training's balanced class weights, and the dev support of
+ * every label.
+ */
+export interface StudyDataFacts {
+  imdb: { trainRows: number; trainLabelCounts: Record<string, number>; testRows: number; testLabelCounts: Record<string, number> };
+  semeval: {
+    trainRows: number;
+    devRows: number;
+    trainPositiveFraction: Record<string, number>;
+    posWeight: Record<string, number>;
+    joyBalancedClassWeights: Record<string, number>;
+    devSupport: Record<string, number>;
+  };
+}
+
+function classCounts(d: Dataset): Record<string, number> {
+  const counts = d.labelNames.map(() => 0);
+  for (const c of d.labels) counts[c]!++;
+  return Object.fromEntries(d.labelNames.map((name, k) => [name, counts[k]!]));
+}
+
+function positives(d: Dataset): Record<string, number> {
+  const width = d.labelNames.length;
+  const counts = d.labelNames.map(() => 0);
+  d.targets.forEach((t, i) => (counts[i % width]! += t));
+  return Object.fromEntries(d.labelNames.map((name, k) => [name, counts[k]!]));
+}
+
+export function studyDataFacts(data: StudyData): StudyDataFacts {
+  const rows = data.semevalTrain.texts.length;
+  const trainPositives = positives(data.semevalTrain);
+  const joyTrain = joyOrNot(data.semevalTrain);
+  const perEmotion = (f: (pos: number) => number) => Object.fromEntries(Object.entries(trainPositives).map(([name, pos]) => [name, f(pos)]));
+  return {
+    imdb: { trainRows: data.imdbTrain.texts.length, trainLabelCounts: classCounts(data.imdbTrain), testRows: data.imdbTest.texts.length, testLabelCounts: classCounts(data.imdbTest) },
+    semeval: {
+      trainRows: rows,
+      devRows: data.semevalDev.texts.length,
+      trainPositiveFraction: perEmotion((pos) => pos / rows),
+      posWeight: perEmotion((pos) => (pos === 0 ? 1 : (rows - pos) / pos)),
+      // As balancedClassWeights, in float64 (it gives the float32 that training uses).
+      joyBalancedClassWeights: Object.fromEntries(Object.entries(classCounts(joyTrain)).map(([name, count]) => [name, count === 0 ? 1 : rows / (JOY_CLASSES.length * count)])),
+      devSupport: positives(data.semevalDev),
+    },
+  };
+}
+
 export interface StudyResult {
-  settings: { limit: number | null; seed: number; batchSize: number; promptTokens: number; lr: number; fingerprint: string; rows: Record<keyof StudyData, number> };
+  /** maxLength: the tokens of a text the model reads (its positions less the prompt). */
+  settings: { limit: number | null; seed: number; batchSize: number; promptTokens: number; lr: number; maxLength: number; fingerprint: string; rows: Record<keyof StudyData, number> };
+  /** The facts of the data this run used (a subset with a limit). */
+  facts: StudyDataFacts;
   runs: StudyRun[];
   stages: StudyStage[];
 }
@@ -126,11 +170,26 @@ interface Experiment {
   continues?: string;
 }
 
+/** The classes of joy-only training, as the study names them. */
+export const JOY_CLASSES = ['not-joy', 'joy'];
+
+/**
+ * SemEval's joy column as a two-class dataset (not-joy, joy): the study trains joy alone as a
+ * single-label task with cross entropy and scikit-learn's balanced class weights.
+ */
+export function joyOrNot(semeval: Dataset): Dataset {
+  const width = semeval.labelNames.length;
+  const joy = semeval.labelNames.indexOf('joy');
+  if (semeval.kind !== 'multi' || joy < 0) throw new RangeError(`${semeval.source}: joy-only training needs multi-label data with a joy column`);
+  const labels = Uint32Array.from({ length: semeval.texts.length }, (_, i) => semeval.targets[i * width + joy]!);
+  return { ...semeval, kind: 'single', labelNames: [...JOY_CLASSES], labels, targets: new Float32Array(0) };
+}
+
 function experiments(data: StudyData): Experiment[] {
   const sentiment: FitTask = { name: 'sentiment', train: data.imdbTrain, loss: {} };
   const emotion: FitTask = { name: 'emotion', train: data.semevalTrain, loss: { posWeight: posWeights(data.semevalTrain.targets, EMOTIONS.length) } };
-  const joyTrain = withLabelColumns(data.semevalTrain, ['joy']);
-  const joy: FitTask = { name: 'joy', train: joyTrain, loss: { posWeight: posWeights(joyTrain.targets, 1) } };
+  const joyTrain = joyOrNot(data.semevalTrain);
+  const joy: FitTask = { name: 'joy', train: joyTrain, loss: { classWeights: balancedClassWeights(joyTrain.labels, JOY_CLASSES.length) } };
   const [short, long] = STUDY_EPOCHS;
   return [sentiment, emotion, joy].flatMap((task) => [
     { name: `${task.name}-${short}`, task, epochs: short },
@@ -215,7 +274,7 @@ export async function runStudy(model: GPT2, tokenizer: Tokenizer, allData: Study
     };
     const onImdb = await run(data.imdbTest, 'IMDB test', perStage.flatMap((s) => [s.sentiment, s.emotion, s.composite]));
     const onSemeval = await run(data.semevalDev, 'SemEval dev', perStage.flatMap((s) => [s.emotion, s.sentiment, s.joy, s.composite]));
-    const joyDev = withLabelColumns(data.semevalDev, ['joy']);
+    const joyDev = joyOrNot(data.semevalDev);
 
     const stages = perStage.map((s): StudyStage => {
       const [sentimentTask] = s.sentiment.tasks;
@@ -245,7 +304,7 @@ export async function runStudy(model: GPT2, tokenizer: Tokenizer, allData: Study
       };
     });
     const rows = { imdbTrain: data.imdbTrain.texts.length, imdbTest: data.imdbTest.texts.length, semevalTrain: data.semevalTrain.texts.length, semevalDev: data.semevalDev.texts.length };
-    return { settings: { limit: options.limit ?? null, seed, batchSize, promptTokens, lr, fingerprint: options.identity.fingerprint, rows }, runs, stages };
+    return { settings: { limit: options.limit ?? null, seed, batchSize, promptTokens, lr, maxLength, fingerprint: options.identity.fingerprint, rows }, facts: studyDataFacts(data), runs, stages };
   } finally {
     for (const c of classifiers) c.dispose();
   }

@@ -1,14 +1,17 @@
 // `gpt2-prompt reproduce` end to end with the shipped small model on a few rows of the real
-// data: the report's structure, the composite head's rows equal to the single-task rows, and
-// resuming from the kept prompt files. The numbers themselves mean nothing at this size.
+// data: the report's structure, the published numbers beside ours, the loss figure, the
+// composite head's rows equal to the single-task rows, and resuming from the kept prompt files.
+// The numbers themselves mean nothing at this size.
 import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/cli/main.ts';
+import { numbersIn, publishedLeaves } from '../prompt/published-numbers.ts';
 
 const DATA = new URL('../../../shared/data/', import.meta.url).pathname;
 const LIMIT = 16;
+const PUBLISHED = JSON.parse(readFileSync(new URL('../../data/study/published.json', import.meta.url), 'utf8'));
 
 async function cli(...args: string[]): Promise<{ code: number; stderr: string }> {
   let stderr = '';
@@ -39,6 +42,7 @@ function sections(markdown: string): Map<string, string> {
 
 let dir: string;
 let report: string;
+let figure: string;
 let firstRun: { code: number; stderr: string };
 const study = (extra: string[] = [], limit = LIMIT) =>
   cli('reproduce', '--imdb', join(DATA, 'imdb'), '--semeval', join(DATA, 'semeval2018-ec'), '--out', join(dir, 'study.md'), '--limit', String(limit), '--quiet', ...extra);
@@ -47,6 +51,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'gpt2-prompt-study-'));
   firstRun = await study();
   report = existsSync(join(dir, 'study.md')) ? readFileSync(join(dir, 'study.md'), 'utf8') : '';
+  figure = existsSync(join(dir, 'study.svg')) ? readFileSync(join(dir, 'study.svg'), 'utf8') : '';
 }, 300_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -65,7 +70,23 @@ describe('gpt2-prompt reproduce --limit', () => {
       for (const name of stage) expect(s.has(`gpt2-prompt: the study, rerun > After ${epochs} epochs > ${name}`), `${epochs} ${name}`).toBe(true);
     }
     expect(report).toContain(`**Quick run (--limit ${LIMIT})`);
-    expect(s.get('gpt2-prompt: the study, rerun > Training')).toMatch(/\| joy-10 \| 10 \| (\d\.\d{4}, ){9}\d\.\d{4} \|/);
+    expect(report).toContain('the comparison with the published study is meaningless for a subset: it is shown for its layout only');
+    const training = s.get('gpt2-prompt: the study, rerun > Training')!;
+    expect(training).toMatch(/\| joy-10 \|( epoch \d+ \|){10}\n.*\n\| ours \|( \d\.\d{4} \|){10}\n\| published \| 0\.5273 \| 0\.4281 \|( \d\.\d{4} \|){8}\n\| Δ \|( [-+]?\d\.\d{4} \|){10}\n/);
+    expect(training).toContain('](study.svg)');
+    expect(s.get('gpt2-prompt: the study, rerun > Beside the published study')).toMatch(/10-epoch runs were fresh runs.*Ours continue the 3-epoch checkpoints/);
+  });
+
+  it('holds every number the study published, and an SVG beside it with every published and own loss', () => {
+    const shown = numbersIn(report);
+    expect(publishedLeaves(PUBLISHED).filter(([, v]) => !shown.has(v))).toEqual([]);
+    expect(figure).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    expect(figure).not.toMatch(/NaN|undefined/);
+    for (const [name, e] of Object.entries(PUBLISHED.experiments as Record<string, { mean_loss: number[] }>)) {
+      e.mean_loss.forEach((loss, i) => expect(figure).toContain(`<title>published, ${name}, epoch ${i + 1}: ${loss.toFixed(4)}</title>`));
+      for (let i = 1; i <= e.mean_loss.length; i++) expect(figure).toMatch(new RegExp(`<title>ours, ${name}, epoch ${i}: \\d\\.\\d{4}</title>`));
+    }
+    expect(figure).toContain(`Quick run (--limit ${LIMIT})`);
   });
 
   it('the composite head restricted to each task gives exactly the task\'s own rows', () => {
@@ -76,19 +97,26 @@ describe('gpt2-prompt reproduce --limit', () => {
       expect(at(composite)).toContain('bit for bit: yes. Reports identical to the two sections above: yes.');
       expect(at(`${composite} > sentiment (IMDB test)`)).toBe(at('IMDB sentiment (IMDB test)'));
       expect(at(`${composite} > emotion (SemEval dev)`)).toBe(at('SemEval-2018 E-c emotions (SemEval dev)'));
-      expect(at('IMDB sentiment (IMDB test)')).toMatch(/accuracy +\d\.\d\d +16\n/);
-      expect(at('SemEval-2018 E-c emotions (SemEval dev)')).toMatch(/samples avg/);
+      expect(at('IMDB sentiment (IMDB test)')).toMatch(new RegExp(`\\| accuracy \\| ( \\| ){6}\\d\\.\\d\\d \\| 0\\.9${epochs === 3 ? 2 : 3} \\| [-+]?\\d\\.\\d\\d \\| 16 \\| 25000 \\| -24984 \\|`));
+      expect(at('SemEval-2018 E-c emotions (SemEval dev)')).toMatch(/\| samples avg \| (\d\.\d\d \| [\d.]+ \| [-+]?\d\.\d\d \| ){3}\d+ \| 2161 \| -\d+ \|/);
     }
   });
 
-  it('sets the published numbers beside ours, n/a where none is known', () => {
+  it('sets the published Pearson r and p and the LSTM reference beside ours, n/a where the study printed none', () => {
     const s = sections(report);
     const emotion3 = s.get('gpt2-prompt: the study, rerun > After 3 epochs > SemEval-2018 E-c emotions (SemEval dev)')!;
-    expect(emotion3).toMatch(/\| joy \| [^|]+ \| [^|]+ \| [^|]+ \| 0\.68 \| 0\.62 \|/);
-    expect(emotion3).toMatch(/\| sadness \| [^|]+ \| [^|]+ \| [^|]+ \| 0\.45 \| 0\.64 \|/);
-    expect(emotion3).toMatch(/\| love \| [^|]+ \| [^|]+ \| [^|]+ \| n\/a \| n\/a \|/);
+    const cells = '[^|]+ \\| [^|]+ \\| [^|]+';
+    expect(emotion3).toMatch(new RegExp(`\\| joy \\| ${cells} \\| 0\\.683822 \\| 3\\.851568e-123 \\| [^|]+ \\| 0\\.62 \\|`));
+    expect(emotion3).toMatch(new RegExp(`\\| sadness \\| ${cells} \\| 0\\.446928 \\| 1\\.008134e-44 \\| [^|]+ \\| 0\\.63 \\|`));
+    expect(emotion3).toMatch(new RegExp(`\\| love \\| ${cells} \\| n/a \\| n/a \\| n/a \\| n/a \\|`));
+    expect(emotion3).toMatch(/\| joy \| \d\.\d\d \| 0\.82 \| [-+]?\d\.\d\d \| \d\.\d\d \| 0\.83 \| [-+]?\d\.\d\d \| \d\.\d\d \| 0\.83 \| [-+]?\d\.\d\d \| \d+ \| 400 \| -\d+ \|/);
     const emotion10 = s.get('gpt2-prompt: the study, rerun > After 10 epochs > SemEval-2018 E-c emotions (SemEval dev)')!;
-    expect(emotion10).toMatch(/\| anger \| [^|]+ \| [^|]+ \| [^|]+ \| n\/a \| 0\.50 \|/);
+    expect(emotion10).toMatch(new RegExp(`\\| anger \\| ${cells} \\| 0\\.607317 \\| 2\\.032116e-90 \\| [^|]+ \\| 0\\.48 \\|`));
+    const joy10 = s.get('gpt2-prompt: the study, rerun > After 10 epochs > Joy only (SemEval dev)')!;
+    expect(joy10).toMatch(/\| not-joy \| \d\.\d\d \| 0\.81 \| [-+]?\d\.\d\d \| \d\.\d\d \| 0\.92 \|/);
+    expect(s.get('gpt2-prompt: the study, rerun > References the study compared with > SemEval-2018 E-c leaderboard')).toMatch(
+      /\| SpanEmo \| 0\.713 \| 0\.578 \| 0\.601 \|[\s\S]*\| \*\*ours, 3 epochs\*\* \| \d\.\d{3} \| \d\.\d{3} \| n\/a \|/,
+    );
   });
 
   it('cross-task tables: eleven emotions against good, sorted by r with undefined r last', () => {
@@ -100,6 +128,9 @@ describe('gpt2-prompt reproduce --limit', () => {
       const defined = rs.filter((r) => r !== 'nan').map(Number);
       expect(defined).toEqual([...defined].sort((a, b) => b - a));
       expect(rs.slice(defined.length).every((r) => r === 'nan')).toBe(true);
+      const published = PUBLISHED.cross_task[name === 'Emotion of IMDB' ? 'emotion_of_imdb' : 'sentiment_of_semeval'] as Record<string, number>;
+      for (const row of rows) expect(Number(row.split(' | ')[4])).toBe(published[row.split(' | ')[0]!.slice(2)]);
+      expect(s.get(`gpt2-prompt: the study, rerun > After 3 epochs > ${name}`)).toMatch(new RegExp(`Kendall's τ-b over the ${defined.length} labels with a defined r: \\*\\*(-?\\d\\.\\d{4}|undefined)\\*\\*`));
     }
   });
 
@@ -116,6 +147,13 @@ describe('gpt2-prompt reproduce --limit', () => {
     expect(resumed.stderr).toMatch(/joy-10: 10 epochs on 16 examples \(resuming after epoch 3\)/);
     const withoutDate = (md: string) => md.replace(/^\| date \|.*$/m, '');
     expect(withoutDate(readFileSync(join(dir, 'study.md'), 'utf8'))).toBe(withoutDate(report));
+    expect(readFileSync(join(dir, 'study.svg'), 'utf8')).toBe(figure);
+
+    // The figure is an output too: an existing one is kept unless --force.
+    rmSync(join(dir, 'study.md'));
+    const keepFigure = await study();
+    expect(keepFigure.code).not.toBe(0);
+    expect(keepFigure.stderr).toMatch(/study\.svg already exists; pass --force/);
 
     const other = await study(['--force'], 8);
     expect(other.code).not.toBe(0);

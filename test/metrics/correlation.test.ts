@@ -1,7 +1,8 @@
-// Pearson r and p against scipy.stats.pearsonr (fixtures from scripts/metrics-reference.py).
+// Pearson r and p against scipy.stats.pearsonr (fixtures from scripts/metrics-reference.py); Kendall's τ-b
+// against scipy.stats.kendalltau (fixture from scripts/kendall-reference.py).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { correlationTable, pearson } from '../../src/metrics/correlation.ts';
+import { correlationTable, kendallTau, pearson } from '../../src/metrics/correlation.ts';
 import { lnGamma, regIncBeta } from '../../src/metrics/special.ts';
 
 interface PearsonCase {
@@ -100,5 +101,28 @@ describe('correlationTable', () => {
 
   it('rejects predictions and targets with different row counts', () => {
     expect(() => correlationTable(new Float32Array(6), ['a', 'b'], new Float32Array(4), ['t'])).toThrow(RangeError);
+  });
+});
+
+describe("kendallTau (τ-b)", () => {
+  const kendall: { cases: { name: string; x: number[]; y: number[]; tau: number | null }[] } = JSON.parse(readFileSync(new URL('./fixtures/kendall.json', import.meta.url), 'utf8'));
+  for (const c of kendall.cases) {
+    it(`matches scipy.stats.kendalltau: ${c.name}`, () => {
+      const tau = kendallTau(c.x, c.y);
+      if (c.tau === null) return void expect(tau).toBeNaN();
+      expect(Math.abs(tau - c.tau), `τ = ${tau}, scipy ${c.tau}`).toBeLessThanOrEqual(4e-16);
+    });
+  }
+
+  it('counts by hand: one discordant pair of three gives 1/3; a tie in y leaves its pair out of both counts', () => {
+    expect(kendallTau([1, 2, 3], [1, 3, 2])).toBeCloseTo(1 / 3, 15);
+    // pairs (1,2): +, (1,3): +, (2,3): tied in y. τ-b = 2 / √3 / √2.
+    expect(kendallTau([1, 2, 3], [1, 2, 2])).toBeCloseTo(2 / Math.sqrt(3) / Math.sqrt(2), 15);
+  });
+
+  it('refuses NaN, unequal lengths and fewer than two values by name', () => {
+    expect(() => kendallTau([1, NaN, 3], [1, 2, 3])).toThrow(/x\[1\] is NaN/);
+    expect(() => kendallTau([1, 2], [1, 2, 3])).toThrow(/x has 2 values but y has 3/);
+    expect(() => kendallTau([1], [1])).toThrow(/at least 2 values/);
   });
 });
