@@ -3,6 +3,7 @@ import { grid, packParams } from '../gpu/params.ts';
 import type { Binding, Dispatch, Gpu } from '../gpu/context.ts';
 import { Tensor, record, shapeString, numel, sameShape, type Shape } from '../engine/tensor.ts';
 import { sumToShape } from './elementwise.ts';
+import { expand } from './movement.ts';
 
 export interface MatmulOptions {
   /** a is stored [..., K, M] and used transposed. */
@@ -57,16 +58,19 @@ function describeMatmul(a: Tensor, b: Tensor, transA: boolean, transB: boolean, 
 }
 
 /**
- * op(a)·op(b) (+ bias), where op transposes the last two dims when asked.
+ * op(a)·op(b) (+ bias), where op transposes the last two dims when asked, as torch.matmul.
  * a: [..., M, K] (or [..., K, M] with transA); b: [..., K, N] (or [..., N, K] with transB).
- * The batch dims of a and b must be equal, or one of them 2-D and shared across the other's batch.
+ * The batch dims broadcast (e.g. [2, 1, 5, 4]·[3, 4, 6] is [2, 3, 5, 6]); equal batches and a
+ * 2-D operand shared across the other's batch run directly, other broadcasts copy the operands
+ * out to the full batch first. A 1-D a is a row [1, K] and a 1-D b a column [K, 1], their
+ * dim dropped from the result (two vectors give their dot product, shape []).
  * Returns [..., M, N].
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
   const bias = opts.bias;
-  if (a.shape.length < 2 || b.shape.length < 2) throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: both operands need at least 2 dims`);
+  if (a.shape.length < 2 || b.shape.length < 2) return matmulVectors(a, b, opts);
   if (a.dtype !== 'f32' || b.dtype !== 'f32' || (bias && bias.dtype !== 'f32')) throw new TypeError(`${describeMatmul(a, b, transA, transB, bias)}: operands must be f32`);
   const ar = a.shape[a.shape.length - 2]!;
   const ac = a.shape[a.shape.length - 1]!;
@@ -83,7 +87,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   let batchShape: Shape;
   if (sameShape(aBatch, bBatch) || bBatch.length === 0) batchShape = aBatch;
   else if (aBatch.length === 0) batchShape = bBatch;
-  else throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: batch dims ${shapeString(aBatch)} and ${shapeString(bBatch)} differ`);
+  else return matmulBroadcast(a, b, aBatch, bBatch, opts);
   if (bias && !(bias.shape.length === 1 && bias.shape[0] === N)) throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: bias must be [${N}]`);
 
   const batch = numel(batchShape);
@@ -112,6 +116,80 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       ...(bias ? [needs[2] ? sumRows(g, rows, N) : null] : []),
     ];
   });
+}
+
+/** Disposes views and copies made for a matmul once nothing records them for autodiff (tidy() frees them otherwise). */
+function release(out: Tensor, temporaries: Tensor[]): Tensor {
+  if (!out.requiresGrad) for (const t of temporaries) t.dispose();
+  return out;
+}
+
+/** torch.matmul's 1-D operands: a row vector a, a column vector b. */
+function matmulVectors(a: Tensor, b: Tensor, opts: MatmulOptions): Tensor {
+  if (a.shape.length === 0 || b.shape.length === 0 || opts.transA || opts.transB) {
+    throw new RangeError(`${describeMatmul(a, b, opts.transA ?? false, opts.transB ?? false, opts.bias)}: operands need at least 1 dim, and 2 to be transposed`);
+  }
+  const rowA = a.shape.length === 1;
+  const colB = b.shape.length === 1;
+  const a2 = rowA ? a.reshape([1, a.shape[0]!]) : a;
+  const b2 = colB ? b.reshape([b.shape[0]!, 1]) : b;
+  const product = matmul(a2, b2, opts);
+  const shape = product.shape.filter((_, i, all) => !(rowA && i === all.length - 2) && !(colB && i === all.length - 1));
+  const out = product.reshape(shape);
+  return release(out, [product, ...(rowA ? [a2] : []), ...(colB ? [b2] : [])]);
+}
+
+/** Batch dims that are neither equal nor one side absent: broadcast as torch.matmul. */
+function matmulBroadcast(a: Tensor, b: Tensor, aBatch: Shape, bBatch: Shape, opts: MatmulOptions): Tensor {
+  const rank = Math.max(aBatch.length, bBatch.length);
+  const batch: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const da = aBatch[aBatch.length - rank + i] ?? 1;
+    const db = bBatch[bBatch.length - rank + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new RangeError(`${describeMatmul(a, b, opts.transA ?? false, opts.transB ?? false, opts.bias)}: batch dims ${shapeString(aBatch)} and ${shapeString(bBatch)} do not broadcast`);
+    }
+    batch.push(da === 1 ? db : da);
+  }
+  const matrix = (t: Tensor) => t.shape.slice(-2);
+  const withoutLeadingOnes = (s: Shape) => {
+    const first = s.findIndex((n) => n !== 1);
+    return first < 0 ? [] : s.slice(first);
+  };
+  const temporaries: Tensor[] = [];
+  const flat = (t: Tensor, shape: Shape) => {
+    const view = t.reshape(shape);
+    temporaries.push(view);
+    return view;
+  };
+  let a2: Tensor;
+  let b2: Tensor;
+  if (numel(aBatch) === 1 && numel(bBatch) === 1) {
+    a2 = flat(a, matrix(a));
+    b2 = flat(b, matrix(b));
+  } else if (sameShape(withoutLeadingOnes(aBatch), withoutLeadingOnes(bBatch))) {
+    // Equal up to leading 1s: one flat batch.
+    a2 = flat(a, [numel(aBatch), ...matrix(a)]);
+    b2 = flat(b, [numel(bBatch), ...matrix(b)]);
+  } else if (numel(bBatch) === 1) {
+    a2 = flat(a, [numel(batch), ...matrix(a)]);
+    b2 = flat(b, matrix(b));
+  } else if (numel(aBatch) === 1) {
+    a2 = flat(a, matrix(a));
+    b2 = flat(b, [numel(batch), ...matrix(b)]);
+  } else {
+    // Both broadcast somewhere: copied out to the full batch; expand's gradient sums back over it.
+    const full = (t: Tensor) => {
+      const copy = expand(t, [...batch, ...matrix(t)]);
+      temporaries.push(copy);
+      return flat(copy, [numel(batch), ...matrix(t)]);
+    };
+    a2 = full(a);
+    b2 = full(b);
+  }
+  const product = matmul(a2, b2, opts);
+  const out = product.reshape([...batch, ...matrix(product)]);
+  return release(out, [product, ...temporaries]);
 }
 
 // The backward helpers dispose the views and partial results they make, so a backward pass

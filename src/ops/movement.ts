@@ -132,11 +132,11 @@ export function transpose(x: Tensor, d0: number, d1: number): Tensor {
 }
 
 /**
- * Sums g (the gradient of x broadcast to g's shape) back to x's shape, at any rank: runs of
- * neighbouring dims that were all broadcast, or all kept, are merged first, so sumToShape's 4
- * dims suffice unless broadcast and kept dims alternate more than that.
+ * Sums g (the gradient of x broadcast to g's shape) back to x's shape, at any rank. Runs of
+ * neighbouring dims that were all broadcast, or all kept, are merged first; sumToShape takes
+ * 4 dims, so when more runs alternate than that, they are summed one run at a time.
  */
-export function sumToShapeAnyRank(g: Tensor, shape: Shape): Tensor {
+function sumToShapeAnyRank(g: Tensor, shape: Shape): Tensor {
   if (g.size === numel(shape)) return g.reshape(shape);
   if (g.shape.length <= SUM_RANK) return sumToShape(g, shape);
   const lead = g.shape.length - shape.length;
@@ -155,10 +155,26 @@ export function sumToShapeAnyRank(g: Tensor, shape: Shape): Tensor {
     }
     lastKept = kept;
   });
-  if (gDims.length > SUM_RANK) throw new RangeError(`cannot sum a gradient ${shapeString(g.shape)} to ${shapeString(shape)}: broadcast and kept dims alternate more than ${SUM_RANK} times`);
-  const view = g.reshape(gDims);
-  const sum = sumToShape(view, xDims);
-  view.dispose();
+  let sum = g.reshape(gDims);
+  const steps: { from: number[]; to: number[] }[] = [];
+  if (gDims.length <= SUM_RANK) steps.push({ from: gDims, to: xDims });
+  else {
+    // One broadcast run at a time: [before, run, after] summed to [before, 1, after].
+    const dims = [...gDims];
+    for (let r = dims.length - 1; r >= 0; r--) {
+      if (dims[r] === xDims[r]) continue;
+      const before = numel(dims.slice(0, r));
+      const after = numel(dims.slice(r + 1));
+      steps.push({ from: [before, dims[r]!, after], to: [before, 1, after] });
+      dims[r] = 1;
+    }
+  }
+  for (const step of steps) {
+    const view = sum.reshape(step.from);
+    sum.dispose();
+    sum = sumToShape(view, step.to);
+    view.dispose();
+  }
   const out = sum.reshape(shape);
   sum.dispose();
   return out;
