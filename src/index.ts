@@ -34,3 +34,7 @@ export { toDataset, spreadSubset, withLabelColumns, type Dataset, type DatasetSp
 export { makeDemoDataset } from './data/demo.ts';
 export { classificationReport, multilabelReport, formatReport } from './metrics/classification.ts';
 export { pearson, correlationTable } from './metrics/correlation.ts';
+// Movement ops, general matmul and attention
+export { permute, transpose, expand, narrow, pad, cat, stack, indexSelect } from './ops/movement.ts';
+export { type MatmulOptions } from './ops/matmul.ts';
+export { scaledDotProductAttention, type AttentionOptions } from './ops/sdpa.ts';
