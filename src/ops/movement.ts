@@ -334,7 +334,8 @@ export function indexSelect(x: Tensor, dim: number, indices: Tensor | Uint32Arra
   checkF32('indexSelect', x);
   const d = normalizeDim('indexSelect', dim, x.shape.length);
   const n = x.shape[d]!;
-  const host = indices instanceof Uint32Array ? indices : null;
+  // The caller may reuse its id array; backward needs the ids of this call.
+  const host = indices instanceof Uint32Array ? indices.slice() : null;
   if (host) {
     const bad = host.findIndex((i) => i >= n);
     if (bad >= 0) throw new RangeError(`indexSelect: index ${host[bad]} (position ${bad}) is out of range for dim ${dim} of ${shapeString(x.shape)}`);
@@ -343,11 +344,11 @@ export function indexSelect(x: Tensor, dim: number, indices: Tensor | Uint32Arra
     if (t.dtype !== 'u32' || t.shape.length !== 1) throw new TypeError(`indexSelect: indices must be a 1-D u32 tensor, got ${t.dtype} ${shapeString(t.shape)}`);
   }
   const m = host ? host.length : (indices as Tensor).size;
-  const ids = host ? tensor(x.gpu, host, [m], { dtype: 'u32', label: 'indexSelect ids' }) : (indices as Tensor);
   const inner = numel(x.shape.slice(d + 1));
   const shape = x.shape.map((s, i) => (i === d ? m : s));
   const out = Tensor.empty(x.gpu, shape, 'f32', 'indexSelect');
   if (out.size > 0) {
+    const ids = host ? tensor(x.gpu, host, [m], { dtype: 'u32', label: 'indexSelect ids' }) : (indices as Tensor);
     x.gpu.dispatch({
       kernel: 'movement',
       entry: 'index_select',
@@ -355,11 +356,16 @@ export function indexSelect(x: Tensor, dim: number, indices: Tensor | Uint32Arra
       bindings: [x.binding(), ids.binding(), out.binding()],
       workgroups: grid(out.size, WG),
     });
+    // Safe before the dispatch runs: any later use of the buffer is encoded after it (pool.ts).
+    if (host) ids.dispose();
   }
-  if (host) ids.dispose();
   return record(out, [x], (g) => {
     const dx = Tensor.empty(g.gpu, x.shape, 'f32', 'indexSelect dx');
     if (dx.size === 0) return [dx];
+    if (m === 0) {
+      dx.write(new Float32Array(dx.size));
+      return [dx];
+    }
     const index = host ? tensor(g.gpu, invertIds(host, n), [n + 1 + m], { dtype: 'u32', label: 'indexSelect inverse' }) : (indices as Tensor);
     g.gpu.dispatch({
       kernel: 'movement',
