@@ -358,7 +358,7 @@ describe('matmul, the GPU family forced on a CPU adapter', () => {
 
   // Forward and backward with the GPU class's own choices (tiled where rows are whole vec4s, the
   // 8×8 register kernels elsewhere), against finite differences.
-  const gradCases = [3, 5, 7, 8, 9, 16, 18, 19, 23, 26, 28, 31].map((i) => cases[i]!);
+  const gradCases = [3, 5, 7, 8, 9, 16, 18, 19, 23, 26, 28, 31, 34, 35, 37, 38, 40, 42].map((i) => cases[i]!);
   gradCases.forEach((c, i) => {
     it(`GPU class: ${label(c)} forward and backward`, () => withKernelClass(gpu, 'gpu', () => check(c, 1000 + 10 * i)));
   });
