@@ -43,3 +43,7 @@ export { parsePublishedStudy, PUBLISHED_EXPERIMENTS, type PublishedStudy, type P
 export { studyDataFacts, joyOrNot, JOY_CLASSES, type StudyDataFacts } from './prompt/study.ts';
 export { studyLossFigure } from './prompt/study-figure.ts';
 export { kendallTau } from './metrics/correlation.ts';
+// Movement ops, general matmul and attention
+export { permute, transpose, expand, narrow, pad, cat, stack, indexSelect } from './ops/movement.ts';
+export { type MatmulOptions } from './ops/matmul.ts';
+export { scaledDotProductAttention, type AttentionOptions } from './ops/sdpa.ts';
