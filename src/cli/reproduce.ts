@@ -7,7 +7,7 @@ import { encodeCheckpoint } from '../prompt/checkpoint.ts';
 import { runStudy, STUDY_DATA, type PromptStore, type StudyData, type StudyProgress } from '../prompt/study.ts';
 import { studyMarkdown } from '../prompt/study-report.ts';
 import { loadDataset } from '../node/dataset-file.ts';
-import { exists, writeFileAtomic, OutputExistsError } from '../node/files.ts';
+import { exists, writeFileAtomic, checkOutputFile, checkOutputDirectory } from '../node/files.ts';
 import { ProgressBar } from '../node/progress.ts';
 import { openSession, closeSession, readPromptFile, positiveInt, integer, nonNegativeNumber, UsageError } from './common.ts';
 
@@ -120,8 +120,9 @@ export async function reproduceCommand(flags: ReproduceFlags): Promise<void> {
   if (!flags.imdb) throw new UsageError('--imdb DIR is required (it holds train.gz.parquet and test.gz.parquet)');
   if (!flags.semeval) throw new UsageError('--semeval DIR is required (it holds train.tsv and dev.tsv)');
   const out = flags.out ?? 'study.md';
-  if (!flags.force && (await exists(out))) throw new OutputExistsError(`${out} already exists; pass --force to overwrite it`);
+  await checkOutputFile(out, { overwrite: Boolean(flags.force) });
   const work = flags.work ?? `${out.replace(/\.md$/i, '')}.runs`;
+  await checkOutputDirectory(work);
   const limit = flags.limit === undefined ? undefined : positiveInt(flags.limit, '--limit');
   const seed = integer(flags.seed ?? 0, '--seed');
   const cacheBytes = nonNegativeNumber(flags.cacheMb ?? 1024, '--cache-mb') * 2 ** 20;
