@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ROOT, FIXTURE, LOSS_AGREEMENT, run, goldenLine, nodeGoldenReport, nodeShortTraining, expectMatchesFixture, maxDifference } from './hosts.ts';
 
 const DENO = join(ROOT, 'node_modules', '.bin', 'deno');
-const DENO_FLAGS = ['run', '--unstable-webgpu', '--unstable-sloppy-imports', '--allow-read', '--allow-env'];
+const DENO_FLAGS = ['run', '--unstable-webgpu', '--allow-read', '--allow-env'];
 /** What Deno says when the machine has no adapter it can use (then the tests skip, saying so). */
 const NO_ADAPTER = /offers no WebGPU|found no adapter/;
 
