@@ -96,18 +96,29 @@ describe('gpt2-prompt train / eval / predict', () => {
     expect(report.report['macro avg'].support).toBe(16);
     expect(report.pearson).toHaveLength(2);
     expect(Object.keys(report.pearson[0])).toEqual(['label', 'r', 'p', 'probabilityR']);
-    // The numbers, computed here from predict's labels and the truth the data was written with.
-    const predicted = (await cli('predict', '--prompt', p('s.gpt2p'), '--data', p('val.csv'))).stdout.trim().split('\n').map((l) => JSON.parse(l)['sentiment.label'] as string);
-    const truth = Array.from({ length: 16 }, (_, i) => ((i + 1) % 2 === 0 ? 'good' : 'bad'));
+    // The numbers, computed here from predict's labels and the truth the data was written with:
+    // a prompt that reads the cues (a higher learning rate), on data with three labels flipped,
+    // so that neither the predictions nor the errors are constant.
+    expect((await cli('train', '--data', p('train.csv'), '--epochs', '4', '--lr', '0.03', '--name', 'sentiment', '--out', p('sharp.gpt2p'))).code).toBe(0);
+    const flipped = new Set([1, 4, 6]);
+    const truth = Array.from({ length: 16 }, (_, i) => ((i + 1) % 2 === 0 !== flipped.has(i) ? 'good' : 'bad'));
+    const rows = sentimentCsv(16, 1).trim().split('\n').slice(1);
+    writeFileSync(p('noisy.csv'), ['text,label', ...rows.map((row, i) => row.replace(/,(good|bad)$/, `,${truth[i]}`))].join('\n') + '\n');
+    const sharp = JSON.parse((await cli('eval', '--prompt', p('sharp.gpt2p'), '--data', p('noisy.csv'), '--json')).stdout);
+    const predicted = (await cli('predict', '--prompt', p('sharp.gpt2p'), '--data', p('noisy.csv'))).stdout.trim().split('\n').map((l) => JSON.parse(l)['sentiment.label'] as string);
     expect(predicted).toHaveLength(16);
+    expect(new Set(predicted).size).toBe(2);
     const count = (f: (i: number) => boolean) => truth.filter((_, i) => f(i)).length;
-    expect(report.report.accuracy).toBeCloseTo(count((i) => predicted[i] === truth[i]) / 16, 12);
+    const correct = count((i) => predicted[i] === truth[i]);
+    expect(correct).toBeGreaterThan(0);
+    expect(correct).toBeLessThan(16);
+    expect(sharp.report.accuracy).toBeCloseTo(correct / 16, 12);
     for (const label of ['bad', 'good']) {
       const tp = count((i) => predicted[i] === label && truth[i] === label);
-      const predictedCount = count((i) => predicted[i] === label);
-      expect(report.report[label].support).toBe(8);
-      expect(report.report[label].recall).toBeCloseTo(tp / 8, 12);
-      expect(report.report[label].precision).toBeCloseTo(predictedCount ? tp / predictedCount : 0, 12);
+      const support = count((i) => truth[i] === label);
+      expect(sharp.report[label].support).toBe(support);
+      expect(sharp.report[label].recall).toBeCloseTo(tp / support, 12);
+      expect(sharp.report[label].precision).toBeCloseTo(tp / count((i) => predicted[i] === label), 12);
     }
     // Pearson r of the 0/1 predicted `good` with the 0/1 truth, as scipy.stats.pearsonr computes it.
     const x = predicted.map((l): number => (l === 'good' ? 1 : 0));
@@ -117,9 +128,8 @@ describe('gpt2-prompt train / eval / predict', () => {
     const sxy = x.reduce((a, xi, i) => a + (xi - mx) * (y[i]! - my), 0);
     const sxx = x.reduce((a, xi) => a + (xi - mx) ** 2, 0);
     const syy = y.reduce((a, yi) => a + (yi - my) ** 2, 0);
-    const good = report.pearson.find((e: { label: string }) => e.label === 'good');
-    if (sxx === 0) expect(good.r).toBeNull();
-    else expect(good.r).toBeCloseTo(sxy / Math.sqrt(sxx * syy), 6);
+    expect(sharp.pearson.find((e: { label: string }) => e.label === 'good').r).toBeCloseTo(sxy / Math.sqrt(sxx * syy), 6);
+
     const text = await cli('eval', '--prompt', p('s.gpt2p'), '--data', p('val.csv'));
     expect(text.stdout).toMatch(/0\/1 predicted label.*\n +bad {2}r=.* p=.* r\(prob\)=/);
 
