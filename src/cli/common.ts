@@ -95,7 +95,7 @@ export function integer(value: unknown, flag: string): number {
 /** Errors users can act on print as one line; anything else keeps its stack for a bug report. */
 export function reportError(error: unknown): number {
   const e = error as Error;
-  const known = ['Error', 'UsageError', 'DataError', 'CheckpointError', 'ComposeError', 'OutputExistsError', 'GpuError', 'RangeError'];
+  const known = ['Error', 'UsageError', 'DataError', 'CheckpointError', 'ComposeError', 'OutputExistsError', 'OutputPathError', 'PretrainRunError', 'GpuError', 'RangeError'];
   if (known.includes(e?.name)) {
     process.stderr.write(`gpt2-prompt: ${e.message}\n`);
   } else {

@@ -9,7 +9,7 @@ import { toExamples } from '../prompt/fit.ts';
 import { textExamples, predictionRows } from '../prompt/predict.ts';
 import type { PromptCheckpoint } from '../prompt/checkpoint.ts';
 import { loadDataset, readTable } from '../node/dataset-file.ts';
-import { writeFileAtomic } from '../node/files.ts';
+import { writeFileAtomic, checkOutputFile } from '../node/files.ts';
 import { ProgressBar } from '../node/progress.ts';
 import { openSession, closeSession, readPromptFile, parseList, positiveInt, UsageError, type Session } from './common.ts';
 
@@ -110,6 +110,7 @@ export async function predictCommand(flags: RunFlags): Promise<void> {
   if (!flags.data && texts.length === 0) throw new UsageError('give --data FILE or --text "…"');
   const format = flags.format ?? 'jsonl';
   if (format !== 'jsonl' && format !== 'csv') throw new UsageError(`--format must be jsonl or csv, got '${format}'`);
+  if (flags.out) await checkOutputFile(flags.out, { overwrite: Boolean(flags.force) });
   const session = await openSession(flags.model, flags.backend as never);
   try {
     const prompts = await loadPrompts(session, asList(flags.prompt));

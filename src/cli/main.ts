@@ -12,7 +12,7 @@ import { pretrainCommand, type PretrainFlags } from './pretrain.ts';
 import { composeHeads } from '../prompt/compose.ts';
 import { encodeCheckpoint, decodeCheckpoint } from '../prompt/checkpoint.ts';
 import { DEFAULT_TRAINING } from '../prompt/defaults.ts';
-import { writeFileAtomic } from '../node/files.ts';
+import { writeFileAtomic, checkOutputFile } from '../node/files.ts';
 import { reportError, UsageError } from './common.ts';
 
 /**
@@ -49,131 +49,160 @@ function verbatim<T extends object>(flags: T, argv: string[]): T {
   return out as T;
 }
 
+/** One option as cac declares it: name with its value, description, and config (a default). */
+type OptionSpec = readonly [name: string, description: string, config?: { default?: unknown }];
+
+/** Declares a command's options, given as groups shared between commands. */
+function withOptions<C extends { option(name: string, description: string, config?: { default?: unknown }): C }>(command: C, ...groups: readonly OptionSpec[][]): C {
+  for (const group of groups) for (const [name, description, config] of group) command.option(name, description, config);
+  return command;
+}
+
+// Option groups several commands share.
+const MODEL: OptionSpec[] = [['--model <dir>', 'GPT-2 checkpoint: a directory with config.json + model.safetensors (default: the small model shipped in weights/small-gpt2)']];
+const DEVICE: OptionSpec[] = [['--backend <name>', 'WebGPU backend: auto, vulkan, opengles, metal, d3d12 (default: GPT2_PROMPT_BACKEND, else auto)']];
+const COLUMNS = (labelColumns: string): OptionSpec[] => [
+  ['--text-column <name>', 'Text column', { default: 'text' }],
+  ['--label-column <name>', 'Single-label: the label column', { default: 'label' }],
+  ['--label-columns <a,b,...>', labelColumns],
+];
+const CACHE: OptionSpec[] = [
+  ['--cache-mb <n>', "GPU memory for keeping texts' pasts across epochs", { default: 1024 }],
+  ['--host-cache-mb <n>', 'Host memory for pasts beyond --cache-mb (both 0: recompute the past every epoch, as the original method)', { default: 4096 }],
+];
+/** Running prompts over data: batches, a progress bar. */
+const PREDICTING: OptionSpec[] = [
+  ['--batch-size <n>', 'Batch size', { default: 16 }],
+  ['--quiet', 'No progress bar'],
+];
+const OUTPUT = (out: OptionSpec, force = 'Overwrite an existing --out file'): OptionSpec[] => [out, ['--force', force]];
+
 function buildCli(argv: string[]) {
   const cli = cac('gpt2-prompt');
 
-  const modelOption = ['--model <dir>', 'GPT-2 checkpoint: a directory with config.json + model.safetensors (default: the small model shipped in weights/small-gpt2)'] as const;
-  const backendOption = ['--backend <name>', 'WebGPU backend: auto, vulkan, opengles, metal, d3d12 (env GPT2_PROMPT_BACKEND)'] as const;
+  withOptions(
+    cli.command('train', 'Train a soft prompt + linear head on a frozen GPT-2 (no --data: a built-in demo task)'),
+    MODEL,
+    [
+      ['--data <file>', 'Training data: .parquet (incl. .gz.parquet), .csv, .tsv or .jsonl'],
+      ['--val <file>', 'Validation data, reported after every epoch'],
+      ['--tasks <file>', 'Multi-task training: a JSON array of {name, data, val?, textColumn, labelColumn | labelColumns, labels?}'],
+      ['--name <name>', 'Task name', { default: 'task' }],
+    ],
+    COLUMNS('Multi-label: the 0/1 label columns'),
+    [
+      ['--labels <a,b,...>', 'Single-label: label names in index order (default: sorted unique values)'],
+      ['--prompt-tokens <n>', 'Number of prompt vectors', { default: DEFAULT_TRAINING.promptTokens }],
+      ['--epochs <n>', 'Epochs (default 3; the demo 6)'],
+      ['--batch-size <n>', 'Batch size', { default: DEFAULT_TRAINING.batchSize }],
+      ['--max-length <n>', 'Text tokens kept per example (default: n_positions − prompt tokens)'],
+      ['--lr <x>', 'Adam learning rate', { default: DEFAULT_TRAINING.lr }],
+      ['--seed <n>', 'Seed for initialisation and shuffling', { default: DEFAULT_TRAINING.seed }],
+      ['--class-weights <balanced|none>', 'Single-label class weights', { default: 'none' }],
+      ['--pos-weight <auto|none|w1,w2,...>', 'Multi-label pos_weight (auto: negatives/positives per label)', { default: 'auto' }],
+    ],
+    CACHE,
+    [['--cache-f16', 'Keep the pasts in half precision: twice as many fit --cache-mb and --host-cache-mb, losses move slightly (validation uses them too)']],
+    OUTPUT(['--out <file>', 'Prompt file to write (after every epoch)', { default: 'prompt.gpt2p' }]),
+    [['--resume', 'Continue training the --out file from its last complete epoch']],
+    DEVICE,
+    [['--quiet', 'No progress bars']],
+  ).action((flags: TrainFlags) => trainCommand(verbatim(flags, argv)));
 
-  cli
-    .command('train', 'Train a soft prompt + linear head on a frozen GPT-2 (no --data: a built-in demo task)')
-    .option(...modelOption)
-    .option('--data <file>', 'Training data: .parquet (incl. .gz.parquet), .csv, .tsv or .jsonl')
-    .option('--val <file>', 'Validation data, reported after every epoch')
-    .option('--tasks <file>', 'Multi-task training: a JSON array of {name, data, val?, textColumn, labelColumn | labelColumns, labels?}')
-    .option('--name <name>', 'Task name', { default: 'task' })
-    .option('--text-column <name>', 'Text column', { default: 'text' })
-    .option('--label-column <name>', 'Single-label: the label column', { default: 'label' })
-    .option('--label-columns <a,b,...>', 'Multi-label: the 0/1 label columns')
-    .option('--labels <a,b,...>', 'Single-label: label names in index order (default: sorted unique values)')
-    .option('--prompt-tokens <n>', 'Number of prompt vectors', { default: DEFAULT_TRAINING.promptTokens })
-    .option('--epochs <n>', 'Epochs (default 3; the demo 6)')
-    .option('--batch-size <n>', 'Batch size', { default: DEFAULT_TRAINING.batchSize })
-    .option('--max-length <n>', 'Text tokens kept per example (default: n_positions − prompt tokens)')
-    .option('--lr <x>', 'Adam learning rate', { default: DEFAULT_TRAINING.lr })
-    .option('--seed <n>', 'Seed for initialisation and shuffling', { default: DEFAULT_TRAINING.seed })
-    .option('--class-weights <balanced|none>', 'Single-label class weights', { default: 'none' })
-    .option('--pos-weight <auto|none|w1,w2,...>', 'Multi-label pos_weight (auto: negatives/positives per label)', { default: 'auto' })
-    .option('--cache-mb <n>', 'GPU memory for keeping texts\' pasts across epochs', { default: 1024 })
-    .option('--host-cache-mb <n>', 'Host memory for pasts beyond --cache-mb (both 0: recompute the past every epoch, as the original method)', { default: 4096 })
-    .option('--cache-f16', 'Keep the pasts in half precision: twice as many fit --cache-mb and --host-cache-mb, losses move slightly (validation uses them too)')
-    .option('--out <file>', 'Prompt file to write (after every epoch)', { default: 'prompt.gpt2p' })
-    .option('--force', 'Overwrite an existing --out file')
-    .option('--resume', 'Continue training the --out file from its last complete epoch')
-    .option(...backendOption)
-    .option('--quiet', 'No progress bars')
-    .action((flags: TrainFlags) => trainCommand(verbatim(flags, argv)));
+  withOptions(
+    cli.command('pretrain', 'Train a GPT-2 language model from random weights on texts (every weight, tied head); --model reads the result'),
+    [
+      ['--data <file>', 'Texts to learn from: .parquet (incl. .gz.parquet), .csv, .tsv or .jsonl'],
+      ['--text-column <name>', 'Text column (default: text)'],
+      ['--out <dir>', 'Checkpoint directory (default: pretrained)'],
+      ['--layers <n>', 'Transformer blocks (default 4)'],
+      ['--embd <n>', 'Width n_embd (default 128)'],
+      ['--heads <n>', 'Attention heads (default 4)'],
+      ['--positions <n>', 'n_positions (default: --seq-len)'],
+      ['--seq-len <n>', 'Tokens per training sequence (default 128)'],
+      ['--batch-size <n>', 'Sequences per micro-batch (default 8)'],
+      ['--accumulation <n>', 'Micro-batches per update: gradient accumulation (default 1)'],
+      ['--steps <n>', 'Updates in the run (the cosine schedule ends there)'],
+      ['--lr <x>', 'Peak learning rate (default 1e-3)'],
+      ['--min-lr <x>', 'Learning rate at the end of the cosine (default 1e-4)'],
+      ['--warmup <n>', 'Updates of linear warm-up (default 50)'],
+      ['--weight-decay <x>', 'AdamW weight decay of matrices and embeddings (default 0.1)'],
+      ['--clip <x>', 'Clip the global gradient norm to this; 0: no clipping (default 1)'],
+      ['--seed <n>', 'Seed of the initial weights and the data order (default 0)'],
+      ['--save-every <minutes>', 'Checkpoint interval (default 5)'],
+      ['--max-minutes <m>', 'Stop (and save) after this long; continue later with --resume'],
+      ['--log-every <n>', 'Progress line every n updates (default 10)'],
+      ['--resume', 'Continue the run in --out from its last checkpoint, exactly as if it had not stopped'],
+      ['--force', 'Start over, replacing a run in --out'],
+    ],
+    DEVICE,
+    [['--quiet', 'No progress output']],
+  ).action((flags: PretrainFlags) => pretrainCommand(verbatim(flags, argv)));
 
-  cli
-    .command('pretrain', 'Train a GPT-2 language model from random weights on texts (every weight, tied head); --model reads the result')
-    .option('--data <file>', 'Texts to learn from: .parquet (incl. .gz.parquet), .csv, .tsv or .jsonl')
-    .option('--text-column <name>', 'Text column (default: text)')
-    .option('--out <dir>', 'Checkpoint directory (default: pretrained)')
-    .option('--layers <n>', 'Transformer blocks (default 4)')
-    .option('--embd <n>', 'Width n_embd (default 128)')
-    .option('--heads <n>', 'Attention heads (default 4)')
-    .option('--positions <n>', 'n_positions (default: --seq-len)')
-    .option('--seq-len <n>', 'Tokens per training sequence (default 128)')
-    .option('--batch-size <n>', 'Sequences per micro-batch (default 8)')
-    .option('--accumulation <n>', 'Micro-batches per update: gradient accumulation (default 1)')
-    .option('--steps <n>', 'Updates in the run (the cosine schedule ends there)')
-    .option('--lr <x>', 'Peak learning rate (default 1e-3)')
-    .option('--min-lr <x>', 'Learning rate at the end of the cosine (default 1e-4)')
-    .option('--warmup <n>', 'Updates of linear warm-up (default 50)')
-    .option('--weight-decay <x>', 'AdamW weight decay of matrices and embeddings (default 0.1)')
-    .option('--clip <x>', 'Clip the global gradient norm to this; 0: no clipping (default 1)')
-    .option('--seed <n>', 'Seed of the initial weights and the data order (default 0)')
-    .option('--save-every <minutes>', 'Checkpoint interval (default 5)')
-    .option('--max-minutes <m>', 'Stop (and save) after this long; continue later with --resume')
-    .option('--log-every <n>', 'Progress line every n updates (default 10)')
-    .option('--resume', 'Continue the run in --out from its last checkpoint, exactly as if it had not stopped')
-    .option('--force', 'Start over, replacing a run in --out')
-    .option(...backendOption)
-    .option('--quiet', 'No progress output')
-    .action((flags: PretrainFlags) => pretrainCommand(verbatim(flags, argv)));
+  withOptions(
+    cli.command('eval', 'Classification report (scikit-learn numbers) and Pearson r and p of each 0/1 predicted label (scipy numbers) on labelled data'),
+    MODEL,
+    [
+      ['--prompt <file>', 'Trained prompt file'],
+      ['--data <file>', 'Labelled data'],
+      ['--task <name>', 'Which task of a composite prompt file'],
+    ],
+    COLUMNS("Multi-label: the label columns (default: the task's label names)"),
+    [['--json', 'Machine-readable output']],
+    PREDICTING,
+    DEVICE,
+  ).action((flags: RunFlags) => evalCommand(verbatim(flags, argv)));
 
-  cli
-    .command('eval', 'Classification report (scikit-learn numbers) and Pearson r and p of each 0/1 predicted label (scipy numbers) on labelled data')
-    .option(...modelOption)
-    .option('--prompt <file>', 'Trained prompt file')
-    .option('--data <file>', 'Labelled data')
-    .option('--task <name>', 'Which task of a composite prompt file')
-    .option('--text-column <name>', 'Text column', { default: 'text' })
-    .option('--label-column <name>', 'Single-label: the label column', { default: 'label' })
-    .option('--label-columns <a,b,...>', 'Multi-label: the label columns (default: the task\'s label names)')
-    .option('--batch-size <n>', 'Batch size', { default: 16 })
-    .option('--json', 'Machine-readable output')
-    .option(...backendOption)
-    .option('--quiet', 'No progress bar')
-    .action((flags: RunFlags) => evalCommand(verbatim(flags, argv)));
+  withOptions(
+    cli.command('predict', 'Labels and probabilities for texts; several --prompt files run over one encoding of the texts'),
+    MODEL,
+    [
+      ['--prompt <file>', 'Trained prompt file (repeat for several tasks)'],
+      ['--data <file>', 'Texts to classify'],
+      ['--text <text>', 'A text to classify (repeatable)'],
+      ['--text-column <name>', 'Text column', { default: 'text' }],
+      ['--format <jsonl|csv>', 'Output format', { default: 'jsonl' }],
+    ],
+    OUTPUT(['--out <file>', 'Write to a file instead of stdout']),
+    PREDICTING,
+    DEVICE,
+  ).action((flags: RunFlags) => predictCommand({ ...verbatim(flags, argv), text: rawValues(argv, '--text') }));
 
-  cli
-    .command('predict', 'Labels and probabilities for texts; several --prompt files run over one encoding of the texts')
-    .option(...modelOption)
-    .option('--prompt <file>', 'Trained prompt file (repeat for several tasks)')
-    .option('--data <file>', 'Texts to classify')
-    .option('--text <text>', 'A text to classify (repeatable)')
-    .option('--text-column <name>', 'Text column', { default: 'text' })
-    .option('--format <jsonl|csv>', 'Output format', { default: 'jsonl' })
-    .option('--out <file>', 'Write to a file instead of stdout')
-    .option('--force', 'Overwrite an existing --out file')
-    .option('--batch-size <n>', 'Batch size', { default: 16 })
-    .option(...backendOption)
-    .option('--quiet', 'No progress bar')
-    .action((flags: RunFlags) => predictCommand({ ...verbatim(flags, argv), text: rawValues(argv, '--text') }));
+  withOptions(
+    cli.command('correlate', "Pearson r and p of one task's 0/1 predicted labels with each label of another dataset, sorted"),
+    MODEL,
+    [
+      ['--prompt <file>', 'Trained prompt file'],
+      ['--task <name>', 'Which task of a composite prompt file'],
+      ['--data <file>', "The other task's labelled data"],
+    ],
+    COLUMNS('Multi-label 0/1 columns of the data'),
+    [
+      ['--predicted <a,b,...>', "The task's labels to correlate (default: all)"],
+      ['--against <a,b,...>', "The data's labels to correlate with (default: all)"],
+      ['--json', 'Machine-readable output'],
+    ],
+    PREDICTING,
+    DEVICE,
+  ).action((flags: RunFlags) => correlateCommand(verbatim(flags, argv)));
 
-  cli
-    .command('correlate', "Pearson r and p of one task's 0/1 predicted labels with each label of another dataset, sorted")
-    .option(...modelOption)
-    .option('--prompt <file>', 'Trained prompt file')
-    .option('--task <name>', 'Which task of a composite prompt file')
-    .option('--data <file>', "The other task's labelled data")
-    .option('--text-column <name>', 'Text column', { default: 'text' })
-    .option('--label-column <name>', 'Single-label column of the data', { default: 'label' })
-    .option('--label-columns <a,b,...>', 'Multi-label 0/1 columns of the data')
-    .option('--predicted <a,b,...>', "The task's labels to correlate (default: all)")
-    .option('--against <a,b,...>', "The data's labels to correlate with (default: all)")
-    .option('--batch-size <n>', 'Batch size', { default: 16 })
-    .option('--json', 'Machine-readable output')
-    .option(...backendOption)
-    .option('--quiet', 'No progress bar')
-    .action((flags: RunFlags) => correlateCommand(verbatim(flags, argv)));
-
-  cli
-    .command('reproduce', 'The published study in one run: IMDB and SemEval after 3 and 10 epochs, the composite head, both cross-task tables, joy only; a Markdown report')
-    .option(...modelOption)
-    .option('--imdb <dir>', 'IMDB: a directory with train.gz.parquet and test.gz.parquet')
-    .option('--semeval <dir>', 'SemEval-2018 E-c: a directory with train.tsv and dev.tsv')
-    .option('--out <file>', 'The Markdown report', { default: 'study.md' })
-    .option('--work <dir>', "Each experiment's prompt file, kept so a rerun resumes (default: the report's name + .runs)")
-    .option('--limit <n>', 'A quick run: n rows spread over each split')
-    .option('--seed <n>', 'Seed for initialisation and shuffling', { default: 0 })
-    .option('--cache-mb <n>', "GPU memory for keeping texts' pasts across epochs", { default: 1024 })
-    .option('--host-cache-mb <n>', 'Host memory for pasts beyond --cache-mb', { default: 4096 })
-    .option('--force', 'Overwrite an existing report')
-    .option(...backendOption)
-    .option('--quiet', 'No progress bars')
-    .action((flags: ReproduceFlags) => reproduceCommand(verbatim(flags, argv)));
+  withOptions(
+    cli.command('reproduce', 'The published study in one run: IMDB and SemEval after 3 and 10 epochs, the composite head, both cross-task tables, joy only; a Markdown report'),
+    MODEL,
+    [
+      ['--imdb <dir>', 'IMDB: a directory with train.gz.parquet and test.gz.parquet'],
+      ['--semeval <dir>', 'SemEval-2018 E-c: a directory with train.tsv and dev.tsv'],
+    ],
+    OUTPUT(['--out <file>', 'The Markdown report', { default: 'study.md' }], 'Overwrite an existing report'),
+    [
+      ['--work <dir>', "Each experiment's prompt file, kept so a rerun resumes (default: the report's name + .runs)"],
+      ['--limit <n>', 'A quick run: n rows spread over each split'],
+      ['--seed <n>', 'Seed for initialisation and shuffling', { default: 0 }],
+    ],
+    CACHE,
+    DEVICE,
+    [['--quiet', 'No progress bars']],
+  ).action((flags: ReproduceFlags) => reproduceCommand(verbatim(flags, argv)));
 
   cli
     .command('compose <...prompts>', 'Concatenate heads of prompts trained on the same model into one composite prompt file')
@@ -181,6 +210,7 @@ function buildCli(argv: string[]) {
     .option('--force', 'Overwrite an existing --out file')
     .action(async (paths: string[], flags: { out?: string; force?: boolean }) => {
       if (!flags.out) throw new UsageError('--out FILE is required');
+      await checkOutputFile(flags.out, { overwrite: Boolean(flags.force) });
       const parts = await Promise.all(paths.map(async (source) => ({ source, checkpoint: decodeCheckpoint(new Uint8Array(await readFile(source)), source) })));
       const composite = composeHeads(parts);
       await writeFileAtomic(flags.out, encodeCheckpoint(composite), { overwrite: Boolean(flags.force) });
@@ -203,14 +233,16 @@ function buildCli(argv: string[]) {
       }
     });
 
-  cli
-    .command('generate <text>', 'Continue a text with the tied LM head (a sanity check for real weights)')
-    .option(...modelOption)
-    .option('--tokens <n>', 'Tokens to generate', { default: 20 })
-    .option('--temperature <t>', '0 for greedy, else sampled', { default: 0 })
-    .option('--seed <n>', 'Sampling seed', { default: 0 })
-    .option(...backendOption)
-    .action((text: string, flags: Parameters<typeof generateCommand>[1]) => generateCommand(text, flags));
+  withOptions(
+    cli.command('generate <text>', 'Continue a text with the tied LM head (a sanity check for real weights)'),
+    MODEL,
+    [
+      ['--tokens <n>', 'Tokens to generate', { default: 20 }],
+      ['--temperature <t>', '0 for greedy, else sampled', { default: 0 }],
+      ['--seed <n>', 'Sampling seed', { default: 0 }],
+    ],
+    DEVICE,
+  ).action((text: string, flags: Parameters<typeof generateCommand>[1]) => generateCommand(text, flags));
 
   cli.help();
   cli.version('0.1.0');

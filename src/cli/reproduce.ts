@@ -10,7 +10,7 @@ import { studyMarkdown } from '../prompt/study-report.ts';
 import { studyLossFigure } from '../prompt/study-figure.ts';
 import { parsePublishedStudy, type PublishedStudy } from '../prompt/study-published.ts';
 import { loadDataset } from '../node/dataset-file.ts';
-import { exists, writeFileAtomic, OutputExistsError } from '../node/files.ts';
+import { exists, writeFileAtomic, checkOutputFile, checkOutputDirectory } from '../node/files.ts';
 import { ProgressBar } from '../node/progress.ts';
 import { openSession, closeSession, readPromptFile, readShipped, positiveInt, integer, nonNegativeNumber, UsageError } from './common.ts';
 
@@ -132,10 +132,9 @@ export async function reproduceCommand(flags: ReproduceFlags): Promise<void> {
   const out = flags.out ?? 'study.md';
   const stem = out.replace(/\.md$/i, '');
   const figure = `${stem}.svg`;
-  for (const path of [out, figure]) {
-    if (!flags.force && (await exists(path))) throw new OutputExistsError(`${path} already exists; pass --force to overwrite it`);
-  }
+  for (const path of [out, figure]) await checkOutputFile(path, { overwrite: Boolean(flags.force) });
   const work = flags.work ?? `${stem}.runs`;
+  await checkOutputDirectory(work);
   const limit = flags.limit === undefined ? undefined : positiveInt(flags.limit, '--limit');
   const seed = integer(flags.seed ?? 0, '--seed');
   const cacheBytes = nonNegativeNumber(flags.cacheMb ?? 1024, '--cache-mb') * 2 ** 20;

@@ -3,13 +3,13 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { posWeights, balancedClassWeights, type Dataset, type DatasetSpec } from '../data/dataset.ts';
-import { encodeCheckpoint } from '../prompt/checkpoint.ts';
+import { encodeCheckpoint, checkSameModel } from '../prompt/checkpoint.ts';
 import type { TaskLoss } from '../prompt/train.ts';
 import { fit, layoutTasks, type FitTask } from '../prompt/fit.ts';
 import { formatEvaluation } from '../prompt/evaluate.ts';
 import { defaultTask, DEFAULT_TRAINING, type DefaultTask } from '../prompt/defaults.ts';
 import { loadDataset } from '../node/dataset-file.ts';
-import { writeFileAtomic, exists, OutputExistsError } from '../node/files.ts';
+import { writeFileAtomic, exists, checkOutputFile } from '../node/files.ts';
 import { ProgressBar } from '../node/progress.ts';
 import { openSession, closeSession, readPromptFile, readShipped, parseList, positiveInt, positiveNumber, UsageError } from './common.ts';
 
@@ -125,9 +125,11 @@ async function loadTasks(specs: TaskSpec[], defaults: DefaultTask | null): Promi
 export async function trainCommand(flags: TrainFlags): Promise<void> {
   const out = flags.out ?? 'prompt.gpt2p';
   const resume = Boolean(flags.resume);
-  if (!resume && !flags.force && (await exists(out))) {
-    throw new OutputExistsError(`${out} already exists; pass --force to overwrite it or --resume to continue training it`);
-  }
+  // The output is checked, and a file to resume read, before any data is loaded or trained on.
+  await checkOutputFile(out, { overwrite: resume || Boolean(flags.force), existsHint: 'pass --force to overwrite it or --resume to continue training it' });
+  if (resume && !(await exists(out))) throw new UsageError(`${out} not found: nothing to resume (drop --resume to start training)`);
+  const previous = resume ? await readPromptFile(out) : null;
+  if (previous && !previous.progress) throw new UsageError(`${out} holds no training progress to resume`);
   const seed = Number(flags.seed ?? DEFAULT_TRAINING.seed);
   if (!Number.isInteger(seed)) throw new UsageError(`--seed must be an integer, got '${flags.seed}'`);
   const defaults = flags.data || flags.tasks ? null : await defaultTask(seed, readShipped);
@@ -147,10 +149,11 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
   }
   const tasks = await loadTasks(specs, defaults);
   const session = await openSession(flags.model, flags.backend as never);
+  // Notices and progress go to stderr; the run's report (epoch losses, validation) to stdout.
   const log = (line: string) => process.stderr.write(line + '\n');
+  const report = (line: string) => process.stdout.write(line + '\n');
   try {
-    const previous = resume ? await readPromptFile(out, session.identity) : null;
-    if (resume && !previous?.progress) throw new UsageError(`${out} holds no training progress to resume`);
+    if (previous) checkSameModel(previous, session.identity, out);
     const promptTokens = previous?.promptTokens ?? positiveInt(flags.promptTokens ?? DEFAULT_TRAINING.promptTokens, '--prompt-tokens');
     const nPositions = session.model.config.nPositions;
     const maxLength = positiveInt(flags.maxLength ?? nPositions - promptTokens, '--max-length');
@@ -199,10 +202,10 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
       onCheckpoint: async (checkpoint, { epoch, meanLoss, seconds }) => {
         epochBar?.done();
         await writeFileAtomic(out, encodeCheckpoint(checkpoint), { overwrite: true });
-        log(`epoch ${epoch + 1}/${epochs}: mean loss ${meanLoss.toFixed(4)} (${seconds.toFixed(1)} s); saved ${out}`);
+        report(`epoch ${epoch + 1}/${epochs}: mean loss ${meanLoss.toFixed(4)} (${seconds.toFixed(1)} s); saved ${out}`);
       },
       onValidation: (evaluations) => {
-        for (const e of evaluations) log(formatEvaluation(e));
+        for (const e of evaluations) report(formatEvaluation(e));
       },
     });
     process.off('SIGINT', onSigint);

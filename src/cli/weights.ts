@@ -1,7 +1,7 @@
 // `weights download` and `weights info`: fetching GPT-2 from the Hugging Face hub and
 // describing a checkpoint on disk without loading its data.
 import { mkdir, readFile } from 'node:fs/promises';
-import { exists } from '../node/files.ts';
+import { exists, checkOutputDirectory } from '../node/files.ts';
 import { join } from 'node:path';
 import { planCheckpoint } from '../gpt2/checkpoint.ts';
 import { parseConfig, type GPT2Config } from '../gpt2/config.ts';
@@ -46,6 +46,7 @@ export interface WeightsInfo {
 export async function weightsDownload(dir: string, options: WeightsDownloadOptions = {}): Promise<WeightsInfo> {
   const repo = options.repo ?? DEFAULT_REPO;
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  await checkOutputDirectory(dir);
   await mkdir(dir, { recursive: true });
   const present = await Promise.all(FILES.map((f) => exists(join(dir, f))));
   if (!options.force && present.every(Boolean)) {

@@ -80,7 +80,7 @@ type RecordedCommand =
 export class GpuRecording {
   readonly commands: RecordedCommand[] = [];
   /** Every buffer the commands bind, copy or write. */
-  readonly buffers = new Set<GPUBuffer>();
+  readonly buffers: Set<GPUBuffer> = new Set();
   /** Why the work cannot be replayed; null where it can. */
   unreplayable: string | null = null;
   dispatches = 0;
@@ -166,16 +166,16 @@ export class Gpu {
   /** maxComputeWorkgroupsPerDimension, read once: each read of a limit is a native call in Dawn's Node binding. */
   private readonly maxWorkgroups: number;
   private readonly uniformArena: GPUBuffer;
-  private readonly uniformStaging: Uint8Array;
+  private readonly uniformStaging: Uint8Array<ArrayBuffer>;
   private uniformUsed = 0;
   private readonly paramHeap: GPUBuffer;
-  private readonly paramMirror: Uint8Array;
+  private readonly paramMirror: Uint8Array<ArrayBuffer>;
   private readonly paramWords: Uint32Array;
   private paramSlotsUsed = 0;
   /** Slots whose contents changed in this batch, written to the GPU at the submit. */
   private dirtySlots: number[] = [];
   private readonly uploadRing: GPUBuffer;
-  private readonly uploadMirror: Uint8Array;
+  private readonly uploadMirror: Uint8Array<ArrayBuffer>;
   private uploadUsed = 0;
   private readonly buffers = new WeakMap<GPUBuffer, BufferRecord>();
   private nextBufferId = 1;
@@ -605,7 +605,7 @@ export class Gpu {
     const size = Math.ceil(data.byteLength / 4) * 4;
     if (size === 0) return;
     if (this.fastLaunch && size <= RING_UPLOAD_MAX && size === data.byteLength && this.bufferRecord(dst.buffer).lastUse !== this.batch) {
-      this.device.queue.writeBuffer(dst.buffer, dst.offset ?? 0, data.buffer, data.byteOffset, size);
+      this.device.queue.writeBuffer(dst.buffer, dst.offset ?? 0, data.buffer as ArrayBuffer, data.byteOffset, size);
       return;
     }
     if (this.fastLaunch && size <= RING_UPLOAD_MAX) {

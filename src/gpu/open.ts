@@ -45,7 +45,9 @@ export async function gpuOnAdapter(
 ): Promise<Gpu> {
   const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: adapterLimits(adapter) });
-  return new Gpu(device, name, { wgslLanguageFeatures: (entry.wgslLanguageFeatures ?? new Set()) as ReadonlySet<string>, ...choices });
+  // Deno's GPU type does not declare wgslLanguageFeatures; where the host lacks it, no language features.
+  const { wgslLanguageFeatures } = entry as { wgslLanguageFeatures?: ReadonlySet<string> };
+  return new Gpu(device, name, { wgslLanguageFeatures: wgslLanguageFeatures ?? new Set(), ...choices });
 }
 
 export interface WebGpuOptions {

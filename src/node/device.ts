@@ -55,18 +55,19 @@ async function tryAdapter(create: (flags: string[]) => GPU, flags: string[], fea
 
 /** Opens the best available device: a hardware GPU through Dawn's default backend, else the software adapter. */
 export async function openGpu(options: OpenOptions = {}): Promise<Gpu> {
-  const requested = (process.env.GPT2_PROMPT_BACKEND as Backend | undefined) ?? options.backend ?? 'auto';
+  // An explicit argument wins; the environment fills in what the caller left open.
+  const requested = options.backend ?? (process.env.GPT2_PROMPT_BACKEND as Backend | undefined) ?? 'auto';
   if (!BACKENDS.includes(requested)) {
-    throw new Error(`unknown backend '${requested}' (GPT2_PROMPT_BACKEND or --backend): expected one of ${BACKENDS.join(', ')}`);
+    throw new Error(`unknown backend '${requested}' (--backend, or GPT2_PROMPT_BACKEND): expected one of ${BACKENDS.join(', ')}`);
   }
   const kernelFeatures = featuresWanted(options.kernelFeatures);
-  const kernelClass = (process.env.GPT2_PROMPT_KERNELS || options.kernelClass) as KernelClass | undefined;
+  const kernelClass = (options.kernelClass ?? (process.env.GPT2_PROMPT_KERNELS || undefined)) as KernelClass | undefined;
   if (kernelClass !== undefined && !KERNEL_CLASSES.includes(kernelClass)) {
-    throw new Error(`unknown kernel class '${kernelClass}' in GPT2_PROMPT_KERNELS: expected ${KERNEL_CLASSES.join(' or ')}`);
+    throw new Error(`unknown kernel class '${kernelClass}' in ${options.kernelClass !== undefined ? 'kernelClass' : 'GPT2_PROMPT_KERNELS'}: expected ${KERNEL_CLASSES.join(' or ')}`);
   }
-  const polling = (process.env.GPT2_PROMPT_POLL || options.polling) as Polling | undefined;
+  const polling = (options.polling ?? (process.env.GPT2_PROMPT_POLL || undefined)) as Polling | undefined;
   if (polling !== undefined && !POLLINGS.includes(polling)) {
-    throw new Error(`unknown polling '${polling}' in GPT2_PROMPT_POLL: expected ${POLLINGS.join(' or ')}`);
+    throw new Error(`unknown polling '${polling}' in ${options.polling !== undefined ? 'polling' : 'GPT2_PROMPT_POLL'}: expected ${POLLINGS.join(' or ')}`);
   }
   const { create, globals } = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU; globals: object };
   // The engine core uses the standard globals (GPUBufferUsage, GPUMapMode, ...), as in a browser.
@@ -113,8 +114,9 @@ export async function openGpu(options: OpenOptions = {}): Promise<Gpu> {
 }
 
 function featuresWanted(fromOptions: readonly KernelFeature[] | undefined): readonly KernelFeature[] {
+  if (fromOptions !== undefined) return fromOptions;
   const env = process.env.GPT2_PROMPT_FEATURES;
-  if (env === undefined) return fromOptions ?? KERNEL_FEATURES;
+  if (env === undefined) return KERNEL_FEATURES;
   const names = env === 'none' || env === '' ? [] : env.split(',').map((f) => f.trim());
   for (const name of names) {
     if (!KERNEL_FEATURES.includes(name as KernelFeature)) {

@@ -60,8 +60,11 @@ const p = (name: string) => join(dir, name);
 describe('gpt2-prompt train / eval / predict', () => {
   it('trains, checkpoints every epoch, reports validation, and refuses to overwrite without --force', async () => {
     const r = await cli('train', '--data', p('train.csv'), '--val', p('val.csv'), '--epochs', '2', '--out', p('s.gpt2p'), '--name', 'sentiment');
-    expect(r.stderr).toContain('epoch 2/2: mean loss');
-    expect(r.stderr).toMatch(/accuracy\s+\d\.\d\d\s+16/);
+    // The report on stdout (so `train > report.txt` keeps it), notices on stderr.
+    expect(r.stdout).toContain('epoch 2/2: mean loss');
+    expect(r.stdout).toMatch(/accuracy\s+\d\.\d\d\s+16/);
+    expect(r.stderr).not.toMatch(/mean loss|accuracy/);
+    expect(r.stderr).toContain('training sentiment');
     expect(r.code).toBe(0);
     const saved = decodeCheckpoint(readFileSync(p('s.gpt2p')), 's.gpt2p');
     expect(saved.tasks[0]!.labelNames).toEqual(['bad', 'good']);
@@ -77,8 +80,8 @@ describe('gpt2-prompt train / eval / predict', () => {
 
   it('--resume continues from the last complete epoch with the saved optimizer state', async () => {
     const r = await cli('train', '--data', p('train.csv'), '--epochs', '3', '--out', p('s.gpt2p'), '--name', 'sentiment', '--resume');
-    expect(r.stderr).toContain('epoch 3/3');
-    expect(r.stderr).not.toContain('epoch 1/3');
+    expect(r.stdout).toContain('epoch 3/3');
+    expect(r.stdout).not.toContain('epoch 1/3');
     expect(r.code).toBe(0);
     const saved = decodeCheckpoint(readFileSync(p('s.gpt2p')), 's.gpt2p');
     expect(saved.progress!.epochsCompleted).toBe(3);
@@ -86,14 +89,47 @@ describe('gpt2-prompt train / eval / predict', () => {
     expect(saved.progress!.optimizer.step).toBe(3 * 5);
   });
 
-  it('eval --json gives the report and Pearson numbers; predict gives labels and probabilities', async () => {
+  it('eval --json gives the report and Pearson numbers of what predict predicts; predict gives labels and probabilities', async () => {
     const e = await cli('eval', '--prompt', p('s.gpt2p'), '--data', p('val.csv'), '--json');
     expect(e.code).toBe(0);
     const report = JSON.parse(e.stdout);
-    expect(report.report.accuracy).toBeGreaterThanOrEqual(0);
     expect(report.report['macro avg'].support).toBe(16);
     expect(report.pearson).toHaveLength(2);
     expect(Object.keys(report.pearson[0])).toEqual(['label', 'r', 'p', 'probabilityR']);
+    // The numbers, computed here from predict's labels and the truth the data was written with:
+    // a prompt that reads the cues (a higher learning rate), on data with three labels flipped,
+    // so that neither the predictions nor the errors are constant.
+    expect((await cli('train', '--data', p('train.csv'), '--epochs', '4', '--lr', '0.03', '--name', 'sentiment', '--out', p('sharp.gpt2p'))).code).toBe(0);
+    const flipped = new Set([1, 4, 6]);
+    const truth = Array.from({ length: 16 }, (_, i) => ((i + 1) % 2 === 0 !== flipped.has(i) ? 'good' : 'bad'));
+    const rows = sentimentCsv(16, 1).trim().split('\n').slice(1);
+    writeFileSync(p('noisy.csv'), ['text,label', ...rows.map((row, i) => row.replace(/,(good|bad)$/, `,${truth[i]}`))].join('\n') + '\n');
+    const sharp = JSON.parse((await cli('eval', '--prompt', p('sharp.gpt2p'), '--data', p('noisy.csv'), '--json')).stdout);
+    const predicted = (await cli('predict', '--prompt', p('sharp.gpt2p'), '--data', p('noisy.csv'))).stdout.trim().split('\n').map((l) => JSON.parse(l)['sentiment.label'] as string);
+    expect(predicted).toHaveLength(16);
+    expect(new Set(predicted).size).toBe(2);
+    const count = (f: (i: number) => boolean) => truth.filter((_, i) => f(i)).length;
+    const correct = count((i) => predicted[i] === truth[i]);
+    expect(correct).toBeGreaterThan(0);
+    expect(correct).toBeLessThan(16);
+    expect(sharp.report.accuracy).toBeCloseTo(correct / 16, 12);
+    for (const label of ['bad', 'good']) {
+      const tp = count((i) => predicted[i] === label && truth[i] === label);
+      const support = count((i) => truth[i] === label);
+      expect(sharp.report[label].support).toBe(support);
+      expect(sharp.report[label].recall).toBeCloseTo(tp / support, 12);
+      expect(sharp.report[label].precision).toBeCloseTo(tp / count((i) => predicted[i] === label), 12);
+    }
+    // Pearson r of the 0/1 predicted `good` with the 0/1 truth, as scipy.stats.pearsonr computes it.
+    const x = predicted.map((l): number => (l === 'good' ? 1 : 0));
+    const y = truth.map((l): number => (l === 'good' ? 1 : 0));
+    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+    const [mx, my] = [mean(x), mean(y)];
+    const sxy = x.reduce((a, xi, i) => a + (xi - mx) * (y[i]! - my), 0);
+    const sxx = x.reduce((a, xi) => a + (xi - mx) ** 2, 0);
+    const syy = y.reduce((a, yi) => a + (yi - my) ** 2, 0);
+    expect(sharp.pearson.find((e: { label: string }) => e.label === 'good').r).toBeCloseTo(sxy / Math.sqrt(sxx * syy), 6);
+
     const text = await cli('eval', '--prompt', p('s.gpt2p'), '--data', p('val.csv'));
     expect(text.stdout).toMatch(/0\/1 predicted label.*\n +bad {2}r=.* p=.* r\(prob\)=/);
 
@@ -140,7 +176,7 @@ describe('gpt2-prompt train / eval / predict', () => {
     );
     const r = await cli('train', '--tasks', p('tasks.json'), '--epochs', '1', '--out', p('multi.gpt2p'), '--cache-f16');
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/accuracy\s+\d\.\d\d\s+16/);
+    expect(r.stdout).toMatch(/accuracy\s+\d\.\d\d\s+16/);
     const saved = decodeCheckpoint(readFileSync(p('multi.gpt2p')), 'multi.gpt2p');
     expect(saved.training.cacheF16).toBe(true);
     expect(saved.tasks.map((t) => [t.name, t.start, t.group ?? 0])).toEqual([
@@ -271,6 +307,27 @@ describe('bad input: one clear message, non-zero exit, nothing damaged', () => {
   });
   it('correlate names a label the data does not have, before running', () =>
     expectError(/the data has no label 'great' \(it has bad, good\)/, 'correlate', '--prompt', p('e.gpt2p'), '--data', p('val.csv'), '--against', 'great'));
+  // Each output mistake is caught before any work: a missing model and a missing data file are
+  // given too, and the message is about the output, so nothing was loaded or computed first.
+  it('an output file in a directory that does not exist', async () => {
+    const missing = ['--model', p('no-model'), '--data', p('no-data.csv')];
+    await expectError(/missing\/x\.gpt2p: directory .*missing does not exist/, 'train', ...missing, '--out', p('missing/x.gpt2p'));
+    await expectError(/missing\/x\.jsonl: directory .*missing does not exist/, 'predict', ...missing, '--prompt', p('s.gpt2p'), '--out', p('missing/x.jsonl'));
+    await expectError(/missing\/both\.gpt2p: directory .*missing does not exist/, 'compose', p('no.gpt2p'), '--out', p('missing/both.gpt2p'));
+    await expectError(/missing\/study\.md: directory .*missing does not exist/, 'reproduce', '--model', p('no-model'), '--imdb', p('no-imdb'), '--semeval', p('no-semeval'), '--out', p('missing/study.md'));
+  });
+  it('an existing output file without --force', async () => {
+    writeFileSync(p('old.jsonl'), 'keep me\n');
+    await expectError(/old\.jsonl already exists; pass --force/, 'predict', '--model', p('no-model'), '--prompt', p('s.gpt2p'), '--text', 'hi', '--out', p('old.jsonl'));
+    await expectError(/old\.jsonl already exists; pass --force/, 'compose', p('no.gpt2p'), '--out', p('old.jsonl'));
+    expect(readFileSync(p('old.jsonl'), 'utf8')).toBe('keep me\n');
+  });
+  it('an output path that is a directory, or under a file', async () => {
+    await expectError(/is a directory, not a file/, 'train', '--model', p('no-model'), '--data', p('no-data.csv'), '--out', dir);
+    await expectError(/old\.jsonl is not a directory/, 'pretrain', '--data', p('no-data.csv'), '--out', p('old.jsonl/run'), '--steps', '2');
+    await expectError(/old\.jsonl is not a directory/, 'reproduce', '--model', p('no-model'), '--imdb', p('no-imdb'), '--semeval', p('no-semeval'), '--work', p('old.jsonl/runs'), '--out', p('study.md'));
+  });
+  it('--resume of a file that is not there', () => expectError(/nowhere\.gpt2p not found: nothing to resume/, 'train', '--model', p('no-model'), '--data', p('no-data.csv'), '--out', p('nowhere.gpt2p'), '--resume'));
   it('nothing is written when training fails before the first epoch', () => {
     expect(existsSync(p('x.gpt2p'))).toBe(false);
   });

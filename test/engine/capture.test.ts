@@ -196,16 +196,42 @@ describe('CapturedStep', () => {
   });
 
   it('frees its buffers on dispose', async () => {
+    // Every buffer made while the capture runs, watched for destroy(): each must end either in
+    // the device's pool (the step's parameters, outputs copied out) or destroyed. A plain run
+    // first makes what the device keeps for every step (constant buffers such as a zero bias).
+    await plainLosses(1, 6);
+    const device = gpu.device;
+    const createBuffer = device.createBuffer;
+    const made: GPUBuffer[] = [];
+    const destroyed = new Set<GPUBuffer>();
+    device.createBuffer = (descriptor: GPUBufferDescriptor) => {
+      const buffer = createBuffer.call(device, descriptor);
+      const destroy = buffer.destroy;
+      buffer.destroy = () => {
+        destroyed.add(buffer);
+        destroy.call(buffer);
+      };
+      made.push(buffer);
+      return buffer;
+    };
     const before = gpu.memory().inUse;
     const r = regression(6);
     const capture = new CapturedStep(gpu, r.step);
-    for (let s = 0; s < 3; s++) {
-      r.optimizer.prepare();
-      capture.run().dispose();
+    try {
+      for (let s = 0; s < 3; s++) {
+        r.optimizer.prepare();
+        capture.run().dispose();
+      }
+    } finally {
+      device.createBuffer = createBuffer;
     }
     expect(capture.memory().pooled).toBeGreaterThan(0);
+    const captures = made.filter((b) => !gpu.pool.owns(b));
+    expect(captures.length).toBeGreaterThan(0);
     capture.dispose();
     r.dispose();
+    expect(capture.memory()).toMatchObject({ inUse: 0, pooled: 0 });
+    expect(captures.filter((b) => !destroyed.has(b)).map((b) => b.label)).toEqual([]);
     expect(gpu.memory().inUse).toBe(before);
   });
 });

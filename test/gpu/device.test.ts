@@ -6,6 +6,7 @@ import { GpuError, type Gpu } from '../../src/gpu/context.ts';
 import { tensor, Tensor } from '../../src/engine/tensor.ts';
 import { add } from '../../src/ops/elementwise.ts';
 import { packParams } from '../../src/gpu/params.ts';
+import { kernelClassOf } from '../../src/gpu/kernel-class.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -50,8 +51,26 @@ describe('device', () => {
     }
   });
 
+  it('picks the CPU kernel family for software adapters and the GPU family for GPUs, by adapter description', () => {
+    // Descriptions as describeAdapter writes them for adapters the engine has run on, and the
+    // family each must get, written down by hand (not derived from kernel-class.ts).
+    const adapters: [string, 'cpu' | 'gpu'][] = [
+      ['llvmpipe-llvm-15-0-6-256-bits- OpenGL version OpenGL ES 3.2 Mesa 22.3.6 (opengles, compatibility)', 'cpu'],
+      ['mesa software llvmpipe-llvm-15-0-6-256-bits- llvmpipe: Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6) 0.0.1 (vulkan, core)', 'cpu'],
+      ['mesa cpu lavapipe Mesa 25.0.7 (vulkan, core)', 'cpu'],
+      ['google swiftshader SwiftShader Device (Subzero) (vulkan, core)', 'cpu'],
+      ['Google Inc. (Google) ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero)), SwiftShader driver) (deno, core)', 'cpu'],
+      ['mesa softpipe (opengles, compatibility)', 'cpu'],
+      ['nvidia nvidia-h200 NVIDIA: 580.159.04 580.159.4.0 (default, core)', 'gpu'],
+      ['apple metal-3 Apple M2 (metal, core)', 'gpu'],
+      ['amd rdna-3 AMD Radeon RX 7900 XTX (vulkan, core)', 'gpu'],
+      ['intel gen-12lp Intel(R) UHD Graphics 770 (d3d12, core)', 'gpu'],
+    ];
+    expect(adapters.map(([name]) => kernelClassOf(name))).toEqual(adapters.map(([, family]) => family));
+  });
+
   it('runs the kernel class GPT2_PROMPT_KERNELS names (default: by adapter), and rejects others', async () => {
-    expect(gpu.kernelClass).toBe(process.env.GPT2_PROMPT_KERNELS || (/llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName) ? 'cpu' : 'gpu'));
+    expect(gpu.kernelClass).toBe(process.env.GPT2_PROMPT_KERNELS || kernelClassOf(gpu.adapterName));
     const saved = process.env.GPT2_PROMPT_KERNELS;
     try {
       process.env.GPT2_PROMPT_KERNELS = gpu.kernelClass === 'cpu' ? 'gpu' : 'cpu';
@@ -60,6 +79,19 @@ describe('device', () => {
       other.destroy();
       process.env.GPT2_PROMPT_KERNELS = 'tpu';
       await expect(openGpu({ quiet: true })).rejects.toThrow(/unknown kernel class 'tpu' in GPT2_PROMPT_KERNELS: expected cpu or gpu/);
+    } finally {
+      if (saved === undefined) delete process.env.GPT2_PROMPT_KERNELS;
+      else process.env.GPT2_PROMPT_KERNELS = saved;
+    }
+  });
+
+  it('lets explicit arguments win over the environment', async () => {
+    const saved = process.env.GPT2_PROMPT_KERNELS;
+    try {
+      process.env.GPT2_PROMPT_KERNELS = 'tpu';
+      const explicit = await openGpu({ quiet: true, kernelClass: 'cpu' });
+      expect(explicit.kernelClass).toBe('cpu');
+      explicit.destroy();
     } finally {
       if (saved === undefined) delete process.env.GPT2_PROMPT_KERNELS;
       else process.env.GPT2_PROMPT_KERNELS = saved;

@@ -1,12 +1,13 @@
 // The engine under Deno's own WebGPU (wgpu, on the software Vulkan adapter): the golden
 // fixture through `npm run golden:deno`, and a short training that must give Node's losses.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, FIXTURE, LOSS_AGREEMENT, run, goldenLine, nodeGoldenReport, nodeShortTraining, expectMatchesFixture, maxDifference } from './hosts.ts';
 
 const DENO = join(ROOT, 'node_modules', '.bin', 'deno');
-const DENO_FLAGS = ['run', '--unstable-webgpu', '--unstable-sloppy-imports', '--allow-read', '--allow-env'];
+const DENO_FLAGS = ['run', '--unstable-webgpu', '--allow-read', '--allow-env'];
 /** What Deno says when the machine has no adapter it can use (then the tests skip, saying so). */
 const NO_ADAPTER = /offers no WebGPU|found no adapter/;
 
@@ -19,6 +20,23 @@ describe.skipIf(!existsSync(DENO))('Deno', { timeout: 400_000 }, () => {
     const report = goldenLine(r.stdout);
     expect(report.adapter).toMatch(/\(deno, core\)$/);
     expectMatchesFixture(report, await nodeGoldenReport(), expect);
+  });
+
+  it('the README\'s Deno example runs as written, beside a checkout in a Deno workspace', async (ctx) => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const example = readme.match(/```ts\n(\/\/ deno run [^\n]*\n[\s\S]*?)```/)![1]!;
+    const project = mkdtempSync(join(tmpdir(), 'gpt2-prompt-deno-'));
+    try {
+      symlinkSync(ROOT, join(project, 'gpt2-prompt'));
+      writeFileSync(join(project, 'deno.json'), JSON.stringify({ workspace: ['./gpt2-prompt'] }));
+      writeFileSync(join(project, 'main.ts'), example);
+      const r = await run(DENO, [...DENO_FLAGS, '--no-lock', 'main.ts'], 120_000, project);
+      if (r.code !== 0 && NO_ADAPTER.test(r.stderr)) ctx.skip(`Deno finds no WebGPU adapter here: ${r.stderr.trim()}`);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^\[ 1, 4, 64 \] Float32Array\(4\)/);
+    } finally {
+      rmSync(project, { recursive: true, force: true });
+    }
   });
 
   it('a short training of the default task gives Node\'s losses and validation accuracy', async (ctx) => {

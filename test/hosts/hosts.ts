@@ -32,10 +32,10 @@ export function maxDifference(a: readonly number[], b: readonly number[]): numbe
   return Math.max(...a.map((x, i) => Math.abs(x - b[i]!)));
 }
 
-/** Runs a command from the package root; resolves with its exit code and output. */
-export function run(command: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs a command (from the package root unless `cwd` says otherwise); resolves with its exit code and output. */
+export function run(command: string, args: string[], timeoutMs: number, cwd = ROOT): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done, fail) => {
-    const child = spawn(command, args, { cwd: ROOT, timeout: timeoutMs });
+    const child = spawn(command, args, { cwd, timeout: timeoutMs });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -2,7 +2,7 @@
 // where `gpt2-prompt` and `gpt2-prompt/node` import, type-check with tsc, and run a forward
 // that gives the hidden states the repository's own sources give.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -52,7 +52,11 @@ describe('the packed package', { timeout: 400_000 }, () => {
     npm(['install', '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball), 'typescript@5.9.3', '@webgpu/types@0.1.74', '@types/node@20.19.25'], project);
     const files = execFileSync('tar', ['tzf', join(work, tarball)], { encoding: 'utf8' });
     expect(files).toContain('package/dist/browser/gpt2-prompt.js');
-    expect(files).not.toMatch(/package\/(src|test|examples)\//);
+    expect(files).not.toMatch(/package\/(src|test|examples|data)\//);
+    // What users need only: the demo model, not the experiment's pretrained one; no source maps.
+    expect(files).toContain('package/weights/small-gpt2/model.safetensors');
+    expect(files).not.toMatch(/package\/weights\/imdb-gpt2\/|\.map\n/);
+    expect(statSync(join(work, tarball)).size).toBeLessThan(10e6);
 
     // Types resolve: tsc compiles the user's program against the package's declarations.
     execFileSync(join(project, 'node_modules', '.bin', 'tsc'), ['-p', project], { cwd: project, encoding: 'utf8' });
