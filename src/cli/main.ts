@@ -9,6 +9,7 @@ import { weightsDownload, weightsInfo, formatWeightsInfo } from './weights.ts';
 import { generateCommand } from './generate.ts';
 import { reproduceCommand, type ReproduceFlags } from './reproduce.ts';
 import { pretrainCommand, type PretrainFlags } from './pretrain.ts';
+import { serveCommand, SERVE_DEFAULTS, type ServeFlags } from './serve.ts';
 import { composeHeads } from '../prompt/compose.ts';
 import { encodeCheckpoint, decodeCheckpoint } from '../prompt/checkpoint.ts';
 import { DEFAULT_TRAINING } from '../prompt/defaults.ts';
@@ -186,6 +187,21 @@ function buildCli(argv: string[]) {
       await writeFileAtomic(flags.out, encodeCheckpoint(composite), { overwrite: Boolean(flags.force) });
       process.stderr.write(`wrote ${flags.out}: ${composite.tasks.map((t) => `${t.name} [${t.start}, ${t.start + t.labelNames.length})`).join(', ')}\n`);
     });
+
+  cli
+    .command('serve', 'Serve prompt files over HTTP: POST /predict batches requests of any of their tasks into one GPT-2 pass (docs/serving.md)')
+    .option(...modelOption)
+    .option('--prompt <file>', 'Trained prompt file (repeat for several; task names must be unique)')
+    .option('--host <host>', `Address to listen on (default ${SERVE_DEFAULTS.host})`)
+    .option('--port <n>', `Port (default ${SERVE_DEFAULTS.port}; 0: any free port)`)
+    .option('--max-batch-rows <n>', `Texts one GPT-2 pass takes at most (default ${SERVE_DEFAULTS.maxBatchRows})`)
+    .option('--max-batch-tokens <n>', `Padded tokens (texts × longest) one pass takes at most (default ${SERVE_DEFAULTS.maxBatchTokens})`)
+    .option('--max-queued-rows <n>', `Texts that may wait; beyond, requests get 429 (default ${SERVE_DEFAULTS.maxQueuedRows})`)
+    .option('--max-client-batch <n>', `Inputs one request may carry; beyond, 413 (default ${SERVE_DEFAULTS.maxClientBatch})`)
+    .option('--payload-limit <bytes>', `Request body size; beyond, 413 (default ${SERVE_DEFAULTS.payloadLimit}, 2 MB)`)
+    .option('--shutdown-timeout <seconds>', `On SIGTERM/SIGINT, time to answer accepted requests (default ${SERVE_DEFAULTS.shutdownTimeout})`)
+    .option(...backendOption)
+    .action((flags: ServeFlags) => serveCommand(verbatim(flags, argv)));
 
   cli
     .command('weights <action> [path]', 'download [dir] (default weights/gpt2): fetch openai-community/gpt2; info <path>: describe a checkpoint')
