@@ -65,7 +65,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
       try {
         const prompts = [];
         for (const source of paths) prompts.push({ source, checkpoint: await readPromptFile(source, session.identity) });
-        const service = new MixedTaskService(session.model, session.tokenizer, prompts, limits, (info) => server.observeBatch(info));
+        const service = new MixedTaskService(session.model, session.tokenizer, prompts, limits, server.batcherHooks);
         await service.warmUp();
         server.attach(service, session.identity);
         process.stderr.write(`gpt2-prompt serve: ready on ${address}: ${service.tasks.map((t) => `${t.name} (${t.kind}, ${t.source})`).join(', ')}\n`);

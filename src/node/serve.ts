@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { ModelIdentity } from '../prompt/checkpoint.ts';
-import { QueueFullError, ShuttingDownError, CancelledError, type BatchInfo } from '../serve/batcher.ts';
+import { QueueFullError, ShuttingDownError, CancelledError, type BatchInfo, type BatcherHooks } from '../serve/batcher.ts';
 import { UnknownTaskError, type MixedTaskService } from '../serve/service.ts';
 
 /** The checked-in OpenAPI document: served at /openapi.json, and its PredictRequest validates /predict bodies. */
@@ -114,6 +114,7 @@ export class PredictionServer {
           this.set(server.service?.batcher.queuedRows ?? 0);
         },
       }),
+      droppedRows: new Counter({ name: 'gpt2_prompt_dropped_rows_total', help: 'Rows taken out of the queue unrun: cancelled (the client went away) or shutdown (the drain ran out of time)', labelNames: ['reason'], registers }),
       batchRows: new Histogram({ name: 'gpt2_prompt_batch_rows', help: 'Rows per GPT-2 pass', buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256], registers }),
       batchSeconds: new Histogram({ name: 'gpt2_prompt_batch_seconds', help: 'Time of one batch on the device', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers }),
       queueSeconds: new Histogram({ name: 'gpt2_prompt_queue_seconds', help: "A request's time from acceptance until its first row ran", buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers }),
@@ -171,11 +172,14 @@ export class PredictionServer {
     this.identity = identity;
   }
 
-  /** For the service's onBatch. */
-  observeBatch(info: BatchInfo): void {
-    this.metrics.batchRows.observe(info.rows);
-    this.metrics.batchSeconds.observe(info.milliseconds / 1000);
-  }
+  /** The service's batcher hooks: batch sizes and times, dropped rows. */
+  readonly batcherHooks: BatcherHooks = {
+    onBatch: (info: BatchInfo) => {
+      this.metrics.batchRows.observe(info.rows);
+      this.metrics.batchSeconds.observe(info.milliseconds / 1000);
+    },
+    onDropped: (rows, reason) => this.metrics.droppedRows.inc({ reason }, rows),
+  };
 
   /**
    * Drains: new requests answer 503 at once, accepted ones are answered, then the server

@@ -37,6 +37,13 @@ export interface BatchInfo {
   milliseconds: number;
 }
 
+/** What the batcher reports as it works, e.g. to metrics. */
+export interface BatcherHooks {
+  onBatch?: (info: BatchInfo) => void;
+  /** Rows taken out of the queue unrun: their client went away, or the drain ran out of time. */
+  onDropped?: (rows: number, reason: 'cancelled' | 'shutdown') => void;
+}
+
 export interface Answered<Out> {
   outputs: Out[];
   /** From acceptance until the request's first row started running. */
@@ -70,7 +77,7 @@ export class Batcher<Row extends { tokenCount: number }, Out> {
   constructor(
     private readonly run: (rows: Row[]) => Promise<Out[]>,
     readonly limits: BatchLimits,
-    private readonly onBatch: (info: BatchInfo) => void = () => undefined,
+    private readonly hooks: BatcherHooks = {},
   ) {
     for (const [name, value] of Object.entries(limits)) {
       if (!Number.isInteger(value) || value < 1) throw new RangeError(`batch limit ${name} must be a positive integer, got ${value}`);
@@ -131,7 +138,9 @@ export class Batcher<Row extends { tokenCount: number }, Out> {
     const at = this.queue.indexOf(pending);
     if (at >= 0) {
       this.queue.splice(at, 1);
-      this.queued -= pending.rows.length - pending.next;
+      const dropped = pending.rows.length - pending.next;
+      this.queued -= dropped;
+      if (error instanceof CancelledError || error instanceof ShuttingDownError) this.hooks.onDropped?.(dropped, error instanceof CancelledError ? 'cancelled' : 'shutdown');
     }
     pending.reject(error);
   }
@@ -168,7 +177,7 @@ export class Batcher<Row extends { tokenCount: number }, Out> {
       .then(
         (outputs) => {
           const finished = now();
-          this.onBatch({ rows: batch.length, tokens, milliseconds: finished - started });
+          this.hooks.onBatch?.({ rows: batch.length, tokens, milliseconds: finished - started });
           batch.forEach(({ pending, index }, b) => {
             if (pending.cancelled) return;
             pending.outputs[index] = outputs[b]!;

@@ -7,7 +7,7 @@ import type { PromptCheckpoint } from '../prompt/checkpoint.ts';
 import { composeHeads } from '../prompt/compose.ts';
 import type { Tokenizer } from '../prompt/fit.ts';
 import { mixedLogits, taskPrediction, type MixedRow, type TaskPrediction } from '../prompt/mixed.ts';
-import { Batcher, type BatchInfo, type BatchLimits } from './batcher.ts';
+import { Batcher, type BatcherHooks, type BatchLimits } from './batcher.ts';
 
 /** A prompt file to serve, checked against the model by whoever read it. */
 export interface ServedPrompt {
@@ -53,7 +53,7 @@ export class MixedTaskService {
     private readonly tokenizer: Tokenizer,
     prompts: readonly ServedPrompt[],
     limits: BatchLimits,
-    onBatch?: (info: BatchInfo) => void,
+    hooks: BatcherHooks = {},
   ) {
     const composite = composeHeads([...prompts]);
     this.classifier = new PromptClassifier(model, composite.params, composite.tasks);
@@ -63,7 +63,7 @@ export class MixedTaskService {
       return checkpoint.tasks.map((t) => ({ name: t.name, kind: t.kind, labels: [...t.labelNames], source, maxLength }));
     });
     this.byName = new Map(this.tasks.map((t, i) => [t.name, i]));
-    this.batcher = new Batcher((rows) => mixedLogits(model, this.classifier, rows), limits, onBatch);
+    this.batcher = new Batcher((rows) => mixedLogits(model, this.classifier, rows), limits, hooks);
   }
 
   /** Task indices of `names`, or UnknownTaskError naming the first unknown one. */

@@ -40,7 +40,7 @@ describe('Batcher', () => {
   it('runs a lone request at once, then takes every request queued meanwhile, of any kind, in arrival order', async () => {
     const d = device();
     const infos: BatchInfo[] = [];
-    const batcher = new Batcher<Row, string>(d.run, limits, (info) => infos.push(info));
+    const batcher = new Batcher<Row, string>(d.run, limits, { onBatch: (info) => infos.push(info) });
     const a = batcher.submit(rows('a', 1));
     const b = batcher.submit(rows('b', 2));
     const c = batcher.submit(rows('c', 1));
@@ -94,7 +94,8 @@ describe('Batcher', () => {
 
   it('drops the queued rows of a request whose client went away; rows already running finish unread', async () => {
     const d = device();
-    const batcher = new Batcher<Row, string>(d.run, { ...limits, maxBatchRows: 2 });
+    const dropped: [number, string][] = [];
+    const batcher = new Batcher<Row, string>(d.run, { ...limits, maxBatchRows: 2 }, { onDropped: (n, reason) => dropped.push([n, reason]) });
     const first = batcher.submit(rows('a', 1));
     const gone = new AbortController();
     const leaving = batcher.submit(rows('x', 5), gone.signal);
@@ -104,6 +105,7 @@ describe('Batcher', () => {
     gone.abort();
     await expect(leaving).rejects.toThrow(CancelledError);
     expect(batcher.queuedRows).toBe(1);
+    expect(dropped).toEqual([[3, 'cancelled']]);
     await d.finish(); // x0 x1, whose outputs nobody reads
     await d.finish(); // b0
     expect(d.batches.slice(2)).toEqual([['b0']]);
