@@ -34,3 +34,7 @@ export { toDataset, spreadSubset, withLabelColumns, type Dataset, type DatasetSp
 export { makeDemoDataset } from './data/demo.ts';
 export { classificationReport, multilabelReport, formatReport } from './metrics/classification.ts';
 export { pearson, correlationTable } from './metrics/correlation.ts';
+// Mixed-task serving
+export { mixedLogits, taskPrediction, type MixedRow, type TaskPrediction } from './prompt/mixed.ts';
+export { Batcher, QueueFullError, ShuttingDownError, CancelledError, type BatchLimits, type BatchInfo, type BatcherHooks, type Answered } from './serve/batcher.ts';
+export { MixedTaskService, UnknownTaskError, type ServedPrompt, type TaskInfo, type RowPredictions } from './serve/service.ts';

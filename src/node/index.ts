@@ -2,3 +2,4 @@
 export { openGpu, type OpenOptions, type Backend } from './device.ts';
 export { readCheckpoint } from './checkpoint-file.ts';
 export { loadDataset, readTable } from './dataset-file.ts';
+export { PredictionServer, OPENAPI_PATH, type HttpOptions } from './serve.ts';

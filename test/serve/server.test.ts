@@ -1,7 +1,6 @@
 // `gpt2-prompt serve` as a client sees it, on loopback: a real server process with two prompt
 // files on the shipped small model. Every response is validated against docs/openapi.json.
 import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,9 +8,8 @@ import { Ajv } from 'ajv';
 import { run } from '../../src/cli/main.ts';
 import { encodeCheckpoint, decodeCheckpoint } from '../../src/prompt/checkpoint.ts';
 import { OPENAPI_PATH } from '../../src/node/serve.ts';
-import { writePromptFiles, SMALL_MODEL } from './prompt-files.ts';
+import { writePromptFiles, startServer, untilReady, metric, SMALL_MODEL, type ServerProcess as Server } from './harness.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const document = JSON.parse(readFileSync(OPENAPI_PATH, 'utf8'));
 const ajv = new Ajv({ strict: false, allErrors: true });
 ajv.addSchema(document, 'openapi');
@@ -26,38 +24,6 @@ function conforms(route: string, method: string, status: number, body: unknown):
   const validate = ajv.getSchema(ref)!;
   expect(validate, ref).toBeDefined();
   expect(validate(body), `${method.toUpperCase()} ${route} ${status}: ${ajv.errorsText(validate.errors)} in ${JSON.stringify(body).slice(0, 300)}`).toBe(true);
-}
-
-interface Server {
-  process: ChildProcess;
-  url: string;
-  log: () => string;
-  exited: Promise<number | null>;
-}
-
-/** Starts `serve` on a free port; resolves once it listens (before the model is ready). */
-function startServer(args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/dev.ts'), 'serve', '--model', SMALL_MODEL, '--port', '0', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      const match = /listening on (http:\/\/\S+)/.exec(log);
-      if (match) resolve({ process: child, url: match[1]!, log: () => log, exited });
-    });
-    void exited.then((code) => reject(new Error(`serve exited with ${code} before listening:\n${log}`)));
-  });
-}
-
-async function untilReady(server: Server, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const r = await fetch(`${server.url}/health`).catch(() => null);
-    if (r?.status === 200) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`not ready after ${timeoutMs} ms:\n${server.log()}`);
 }
 
 interface Answer {
@@ -81,12 +47,6 @@ async function get(server: Server, route: string): Promise<Answer> {
   const r = await fetch(`${server.url}${route}`);
   const text = await r.text();
   return { status: r.status, body: r.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text, headers: r.headers };
-}
-
-/** A metric's value from Prometheus text. */
-function metric(text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line ? Number(line.slice(name.length + 1)) : NaN;
 }
 
 /** `predict`'s JSON lines for texts, in this process. */
