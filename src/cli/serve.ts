@@ -49,7 +49,6 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   const maxClientBatch = positiveInt(flags.maxClientBatch ?? SERVE_DEFAULTS.maxClientBatch, '--max-client-batch');
   const payloadLimit = positiveInt(flags.payloadLimit ?? SERVE_DEFAULTS.payloadLimit, '--payload-limit');
   const shutdownSeconds = nonNegativeNumber(flags.shutdownTimeout ?? SERVE_DEFAULTS.shutdownTimeout, '--shutdown-timeout');
-  if (maxClientBatch > limits.maxQueuedRows) throw new UsageError(`--max-client-batch (${maxClientBatch}) exceeds --max-queued-rows (${limits.maxQueuedRows}): such a request could never be queued`);
 
   const server = new PredictionServer({ host: flags.host ?? SERVE_DEFAULTS.host, port: port(flags.port ?? SERVE_DEFAULTS.port), payloadLimit, maxClientBatch });
   let stop: (signal: string) => void = () => undefined;

@@ -97,6 +97,9 @@ export class Batcher<Row extends { tokenCount: number }, Out> {
   submit(rows: Row[], signal?: AbortSignal): Promise<Answered<Out>> {
     if (this.closing) return Promise.reject(new ShuttingDownError('the server is shutting down'));
     if (rows.length === 0) return Promise.resolve({ outputs: [], queueMs: 0, inferenceMs: 0 });
+    if (rows.length > this.limits.maxQueuedRows) {
+      return Promise.reject(new QueueFullError(`${rows.length} rows never fit a queue of at most ${this.limits.maxQueuedRows}; send fewer at a time`));
+    }
     if (this.queued + rows.length > this.limits.maxQueuedRows) {
       return Promise.reject(new QueueFullError(`the queue holds ${this.queued} of at most ${this.limits.maxQueuedRows} rows; ${rows.length} more do not fit, retry later`));
     }

@@ -70,7 +70,10 @@ export class MixedTaskService {
   taskIndices(names: readonly string[]): number[] {
     return names.map((name) => {
       const index = this.byName.get(name);
-      if (index === undefined) throw new UnknownTaskError(`no task '${name}' (tasks: ${this.tasks.map((t) => t.name).join(', ')})`);
+      if (index === undefined) {
+        const shown = name.length > 80 ? `${name.slice(0, 80)}…` : name;
+        throw new UnknownTaskError(`no task '${shown}' (tasks: ${this.tasks.map((t) => t.name).join(', ')})`);
+      }
       return index;
     });
   }

@@ -90,6 +90,7 @@ describe('Batcher', () => {
     expect(batcher.queuedRows).toBe(8);
     void batcher.submit(rows('d', 2)); // exactly fills the queue
     expect(batcher.queuedRows).toBe(10);
+    await expect(new Batcher<Row, string>(d.run, limits).submit(rows('e', 11))).rejects.toThrow(/11 rows never fit a queue of at most 10/);
   });
 
   it('drops the queued rows of a request whose client went away; rows already running finish unread', async () => {
