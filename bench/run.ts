@@ -1,8 +1,9 @@
 // The benchmark suite: kernel throughput at GPT-2 small's shapes against the adapter's measured
 // peaks, TensorFlow.js's WebGPU backend as a peer for matmul, the method's pipeline, and the
 // epoch time saved by caching pasts, and the host cost of launching work (per op against
-// Dawn's own floor and tfjs, per training step), and pretraining updates (tokens/s). Prints tables and writes bench/results/<adapter>.json.
-//   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,pretrain,peer,peak,overhead] [-- --imdb PATH]
+// Dawn's own floor and tfjs, per training step), pretraining updates (tokens/s), and `serve` under
+// HTTP load (requests/s, latency, batching). Prints tables and writes bench/results/<adapter>.json.
+//   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,pretrain,peer,peak,overhead,serve] [-- --imdb PATH]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -16,8 +17,9 @@ import { randomModel, pipelineBench, epochBench, imdbLengths, type BenchModel, t
 import { pretrainBench, type PretrainShape } from './pretrain.ts';
 import type { TimingOptions } from './timing.ts';
 import type { MatmulResult } from './matmul.ts';
+import { serveBench, type ServeBenchOptions } from './serve.ts';
 
-const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'features', 'overhead', 'pipeline', 'epoch', 'pretrain'] as const;
+const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'features', 'overhead', 'pipeline', 'epoch', 'pretrain', 'serve'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -124,6 +126,7 @@ interface Settings {
   epoch: EpochOptions;
   overhead: OverheadOptions & { layers: number };
   pretrain: { shapes: PretrainShape[]; samples: number };
+  serve: ServeBenchOptions;
 }
 
 // The shipped weights/imdb-gpt2 shape, and the 4 × 256 one issue 13 suggests.
@@ -140,6 +143,7 @@ const FULL: Settings = {
   epoch: { examples: 64, tokens: 128, batchSize: 8, epochs: 3 },
   pretrain: { shapes: [PRETRAIN_SHIPPED, PRETRAIN_WIDER], samples: 3 },
   overhead: { reps: 128, samples: 21, steps: 3, layers: 12 },
+  serve: { seconds: 10, concurrencies: [1, 8, 32], constantSeconds: 60 },
 };
 
 const QUICK: Settings = {
@@ -152,6 +156,7 @@ const QUICK: Settings = {
   epoch: { examples: 24, tokens: 128, batchSize: 8, epochs: 3 },
   pretrain: { shapes: [PRETRAIN_SHIPPED], samples: 1 },
   overhead: { reps: 64, samples: 9, steps: 3, layers: 2 },
+  serve: { seconds: 3, concurrencies: [1, 8, 32], constantSeconds: 10 },
 };
 
 const args = parseArgs(process.argv.slice(2));
@@ -424,6 +429,23 @@ if (args.only.has('pretrain')) {
         ['model', 'parameters', 'tokens/update', 'ms/update', 'tokens/s', 'samples'],
         results.map((r) => [r.name, r.parameters, r.tokensPerStep, r.msPerStep, r.tokensPerSec, r.samples]),
       ),
+  );
+}
+
+if (args.only.has('serve')) {
+  await section(
+    'serve',
+    async () => serveBench(settings.serve),
+    (r) => {
+      printTable(
+        `gpt2-prompt serve on 127.0.0.1 (shipped small model, two prompt files, tasks interleaved, one text a request; ${settings.serve.seconds} s a run)`,
+        ['server', 'texts', 'concurrency', 'requests/s', 'rows/s', 'p50 ms', 'p99 ms', 'rows a pass', 'failures'],
+        r.closedLoop.map((x) => [x.setting, x.texts, x.concurrency, x.requestsPerSec, x.rowsPerSec, x.p50Ms, x.p99Ms, x.meanBatchRows, x.failures]),
+      );
+      const c = r.constantRate;
+      console.log(`batching / one row per pass at concurrency ${Math.max(...settings.serve.concurrencies)}: ${r.speedupAtMaxConcurrency.toFixed(2)}× requests/s (target ≥ 3×: ${r.speedupAtMaxConcurrency >= 3 ? 'met' : 'NOT met'}); tweet-length texts: ${r.shortTextSpeedupAtMaxConcurrency.toFixed(2)}×`);
+      console.log(`constant rate ${c.ratePerSec} requests/s for ${c.seconds} s (half the batching capacity): ${c.sent} sent, ${c.ok} answered 200, ${c.failures} failed, p50 ${c.p50Ms} ms, p99 ${c.p99Ms} ms, ${c.meanBatchRows.toFixed(2)} rows a pass`);
+    },
   );
 }
 

@@ -47,3 +47,7 @@ export { kendallTau } from './metrics/correlation.ts';
 export { permute, transpose, expand, narrow, pad, cat, stack, indexSelect } from './ops/movement.ts';
 export { type MatmulOptions } from './ops/matmul.ts';
 export { scaledDotProductAttention, type AttentionOptions } from './ops/sdpa.ts';
+// Mixed-task serving
+export { mixedLogits, taskPrediction, type MixedRow, type TaskPrediction } from './prompt/mixed.ts';
+export { Batcher, QueueFullError, ShuttingDownError, CancelledError, type BatchLimits, type BatchInfo, type BatcherHooks, type Answered } from './serve/batcher.ts';
+export { MixedTaskService, UnknownTaskError, type ServedPrompt, type TaskInfo, type RowPredictions } from './serve/service.ts';

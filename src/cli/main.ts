@@ -9,6 +9,7 @@ import { weightsDownload, weightsInfo, formatWeightsInfo } from './weights.ts';
 import { generateCommand } from './generate.ts';
 import { reproduceCommand, type ReproduceFlags } from './reproduce.ts';
 import { pretrainCommand, type PretrainFlags } from './pretrain.ts';
+import { serveCommand, SERVE_DEFAULTS, type ServeFlags } from './serve.ts';
 import { composeHeads } from '../prompt/compose.ts';
 import { encodeCheckpoint, decodeCheckpoint } from '../prompt/checkpoint.ts';
 import { DEFAULT_TRAINING } from '../prompt/defaults.ts';
@@ -216,6 +217,23 @@ function buildCli(argv: string[]) {
       await writeFileAtomic(flags.out, encodeCheckpoint(composite), { overwrite: Boolean(flags.force) });
       process.stderr.write(`wrote ${flags.out}: ${composite.tasks.map((t) => `${t.name} [${t.start}, ${t.start + t.labelNames.length})`).join(', ')}\n`);
     });
+
+  withOptions(
+    cli.command('serve', 'Serve prompt files over HTTP: POST /predict batches requests of any of their tasks into one GPT-2 pass (docs/serving.md)'),
+    MODEL,
+    [
+      ['--prompt <file>', 'Trained prompt file (repeat for several; task names must be unique)'],
+      ['--host <host>', `Address to listen on (default ${SERVE_DEFAULTS.host})`],
+      ['--port <n>', `Port (default ${SERVE_DEFAULTS.port}; 0: any free port)`],
+      ['--max-batch-rows <n>', `Texts one GPT-2 pass takes at most (default ${SERVE_DEFAULTS.maxBatchRows})`],
+      ['--max-batch-tokens <n>', `Padded tokens (texts × longest) one pass takes at most (default ${SERVE_DEFAULTS.maxBatchTokens})`],
+      ['--max-queued-rows <n>', `Texts that may wait; beyond, requests get 429 (default ${SERVE_DEFAULTS.maxQueuedRows})`],
+      ['--max-client-batch <n>', `Inputs one request may carry; beyond, 413 (default ${SERVE_DEFAULTS.maxClientBatch})`],
+      ['--payload-limit <bytes>', `Request body size; beyond, 413 (default ${SERVE_DEFAULTS.payloadLimit}, 2 MB)`],
+      ['--shutdown-timeout <seconds>', `On SIGTERM/SIGINT, time to answer accepted requests (default ${SERVE_DEFAULTS.shutdownTimeout})`],
+    ],
+    DEVICE,
+  ).action((flags: ServeFlags) => serveCommand(verbatim(flags, argv)));
 
   cli
     .command('weights <action> [path]', 'download [dir] (default weights/gpt2): fetch openai-community/gpt2; info <path>: describe a checkpoint')

@@ -5,3 +5,4 @@ export { readCheckpoint } from './checkpoint-file.ts';
 export { loadDataset, readTable } from './dataset-file.ts';
 export { openRunDirectory, checkResumable, runPretraining, PretrainRunError, type RunDirectory, type RunRecord, type PretrainRunOptions, type PretrainRunResult } from './pretrain-run.ts';
 export { checkOutputFile, checkOutputDirectory, writeFileAtomic, OutputExistsError, OutputPathError } from './files.ts';
+export { PredictionServer, OPENAPI_PATH, type HttpOptions } from './serve.ts';

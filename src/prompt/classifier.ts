@@ -98,9 +98,29 @@ export class PromptClassifier {
     const P = this.promptTokens;
     const C = model.config.nEmbd;
     const prompt = this.groups === 1 ? this.prompt : gatherRows(this.prompt, Uint32Array.from({ length: P }, (_, p) => group * P + p));
-    const hidden = model.forwardWithPast(past, prompt); // [B, P, C]
-    const lastRows = Uint32Array.from({ length: B }, (_, b) => b * P + P - 1);
-    return gatherRows(hidden.reshape([B * P, C]), lastRows);
+    return lastPositions(model.forwardWithPast(past, prompt), B, P, C);
+  }
+
+  /**
+   * Features [B, C] of a batch whose rows run different prompts: row b runs prompt groups[b]
+   * (a per-row gather of the prompts, as Punica gathers per-row adapters), so rows of different
+   * tasks share one pass. Each row's features are the ones features() gives it alone.
+   */
+  rowFeatures(model: GPT2, past: ModelPast, groups: Uint32Array): Tensor {
+    const B = past.lengths.length;
+    const P = this.promptTokens;
+    const C = model.config.nEmbd;
+    if (groups.length !== B) throw new RangeError(`rowFeatures: ${groups.length} prompt groups for a batch of ${B} rows`);
+    const bad = groups.findIndex((g) => g >= this.groups);
+    if (bad >= 0) throw new RangeError(`rowFeatures: row ${bad} asks for prompt group ${groups[bad]}, the classifier has ${this.groups}`);
+    const rows = Uint32Array.from({ length: B * P }, (_, i) => groups[Math.floor(i / P)]! * P + (i % P));
+    const prompts = gatherRows(this.prompt, rows).reshape([B, P, C]);
+    return lastPositions(model.forwardWithPast(past, prompts), B, P, C);
+  }
+
+  /** Logits [B, K] of a batch whose row b runs prompt groups[b] (only the columns of that group's tasks are meaningful for the row). */
+  rowLogits(model: GPT2, past: ModelPast, groups: Uint32Array): Tensor {
+    return matmul(this.rowFeatures(model, past, groups), this.headWeight, { transB: true, bias: this.headBias });
   }
 
   /**
@@ -119,4 +139,10 @@ export class PromptClassifier {
   dispose(): void {
     for (const t of this.parameters()) t.dispose();
   }
+}
+
+/** The final hidden state of each row's last prompt position: [B, C] of hidden [B, P, C]. */
+function lastPositions(hidden: Tensor, B: number, P: number, C: number): Tensor {
+  const lastRows = Uint32Array.from({ length: B }, (_, b) => b * P + P - 1);
+  return gatherRows(hidden.reshape([B * P, C]), lastRows);
 }
