@@ -56,7 +56,8 @@ fn combine(s: State, t: State) -> State {
     }
     default: {
       let take = t.idx != NO_INDEX && (s.idx == NO_INDEX || t.v > s.v || (t.v == s.v && t.idx < s.idx));
-      return select(s, t, take);
+      if (take) { return t; }
+      return s;
     }
   }
 }
