@@ -34,3 +34,12 @@ export { toDataset, spreadSubset, withLabelColumns, type Dataset, type DatasetSp
 export { makeDemoDataset } from './data/demo.ts';
 export { classificationReport, multilabelReport, formatReport } from './metrics/classification.ts';
 export { pearson, correlationTable } from './metrics/correlation.ts';
+// Elementwise, creation and reduction ops
+export {
+  neg, exp, log, sqrt, rsqrt, reciprocal, abs, sin, cos, tanh, sigmoid, relu, silu, square,
+  pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, broadcastShape, UNARY_OPS, BINARY_OPS,
+  type UnaryOpName, type BinaryOpName, type BinaryOp,
+} from './ops/elementwise.ts';
+export { zeros, ones, full, arange, rand, randn, type CreationOptions, type RandomOptions } from './ops/creation.ts';
+export { sum, mean, max, min, logsumexp, argmax, type Dims } from './ops/reduce.ts';
+export { logSoftmax, rmsNorm, mseLoss } from './ops/derived.ts';
