@@ -51,3 +51,12 @@ export { scaledDotProductAttention, type AttentionOptions } from './ops/sdpa.ts'
 export { mixedLogits, taskPrediction, type MixedRow, type TaskPrediction } from './prompt/mixed.ts';
 export { Batcher, QueueFullError, ShuttingDownError, CancelledError, type BatchLimits, type BatchInfo, type BatcherHooks, type Answered } from './serve/batcher.ts';
 export { MixedTaskService, UnknownTaskError, type ServedPrompt, type TaskInfo, type RowPredictions } from './serve/service.ts';
+// Elementwise, creation and reduction ops
+export {
+  neg, exp, log, sqrt, rsqrt, reciprocal, abs, sin, cos, tanh, sigmoid, relu, silu, square,
+  pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, broadcastShape, UNARY_OPS, BINARY_OPS,
+  type UnaryOpName, type BinaryOpName, type BinaryOp,
+} from './ops/elementwise.ts';
+export { zeros, ones, full, arange, rand, randn, type CreationOptions, type RandomOptions } from './ops/creation.ts';
+export { sum, mean, max, min, logsumexp, argmax, type Dims } from './ops/reduce.ts';
+export { logSoftmax, rmsNorm, mseLoss } from './ops/derived.ts';
