@@ -32,7 +32,7 @@ interface BinaryDef {
   grad: { a: BinaryGrad; b: BinaryGrad } | null;
 }
 
-const UNARY = {
+export const UNARY_TABLE = {
   neg: { wgsl: '-x', grad: '-g' },
   exp: { wgsl: 'exp(x)', grad: 'g * y' },
   log: { wgsl: 'log(x)', grad: 'g / x' },
@@ -53,7 +53,7 @@ const UNARY = {
 } as const satisfies Record<string, UnaryDef>;
 
 /** Where a == b, torch's maximum and minimum give each operand half the gradient. */
-const BINARY = {
+export const BINARY_TABLE = {
   add: { wgsl: 'x + y', grad: { a: (g) => g, b: (g) => g } },
   sub: { wgsl: 'x - y', grad: { a: (g) => g, b: (g) => neg(g) } },
   mul: { wgsl: 'x * y', grad: { a: (g, _a, b) => mul(g, b), b: (g, a) => mul(g, a) } },
@@ -70,8 +70,8 @@ const BINARY = {
   ge: { wgsl: 'select(0.0, 1.0, x >= y)', grad: null },
 } as const satisfies Record<string, BinaryDef>;
 
-export type UnaryOpName = keyof typeof UNARY;
-export type BinaryOpName = keyof typeof BINARY;
+export type UnaryOpName = keyof typeof UNARY_TABLE;
+export type BinaryOpName = keyof typeof BINARY_TABLE;
 
 // Launch words, reused by every launch (dispatch copies them): ops on the training path run
 // thousands of times per step.
@@ -291,34 +291,34 @@ function binaryOp(name: string, def: BinaryDef): BinaryOp {
   };
 }
 
-export const neg = unaryOp('neg', UNARY.neg);
-export const exp = unaryOp('exp', UNARY.exp);
-export const log = unaryOp('log', UNARY.log);
-export const sqrt = unaryOp('sqrt', UNARY.sqrt);
-export const rsqrt = unaryOp('rsqrt', UNARY.rsqrt);
-export const reciprocal = unaryOp('reciprocal', UNARY.reciprocal);
-export const abs = unaryOp('abs', UNARY.abs);
-export const sin = unaryOp('sin', UNARY.sin);
-export const cos = unaryOp('cos', UNARY.cos);
-export const tanh = unaryOp('tanh', UNARY.tanh);
-export const sigmoid = unaryOp('sigmoid', UNARY.sigmoid);
-export const relu = unaryOp('relu', UNARY.relu);
-export const silu = unaryOp('silu', UNARY.silu);
-export const square = unaryOp('square', UNARY.square);
+export const neg = unaryOp('neg', UNARY_TABLE.neg);
+export const exp = unaryOp('exp', UNARY_TABLE.exp);
+export const log = unaryOp('log', UNARY_TABLE.log);
+export const sqrt = unaryOp('sqrt', UNARY_TABLE.sqrt);
+export const rsqrt = unaryOp('rsqrt', UNARY_TABLE.rsqrt);
+export const reciprocal = unaryOp('reciprocal', UNARY_TABLE.reciprocal);
+export const abs = unaryOp('abs', UNARY_TABLE.abs);
+export const sin = unaryOp('sin', UNARY_TABLE.sin);
+export const cos = unaryOp('cos', UNARY_TABLE.cos);
+export const tanh = unaryOp('tanh', UNARY_TABLE.tanh);
+export const sigmoid = unaryOp('sigmoid', UNARY_TABLE.sigmoid);
+export const relu = unaryOp('relu', UNARY_TABLE.relu);
+export const silu = unaryOp('silu', UNARY_TABLE.silu);
+export const square = unaryOp('square', UNARY_TABLE.square);
 
-export const add = binaryOp('add', BINARY.add);
-export const sub = binaryOp('sub', BINARY.sub);
-export const mul = binaryOp('mul', BINARY.mul);
-export const div = binaryOp('div', BINARY.div);
-export const pow = binaryOp('pow', BINARY.pow);
-export const maximum = binaryOp('maximum', BINARY.maximum);
-export const minimum = binaryOp('minimum', BINARY.minimum);
-export const eq = binaryOp('eq', BINARY.eq);
-export const ne = binaryOp('ne', BINARY.ne);
-export const lt = binaryOp('lt', BINARY.lt);
-export const le = binaryOp('le', BINARY.le);
-export const gt = binaryOp('gt', BINARY.gt);
-export const ge = binaryOp('ge', BINARY.ge);
+export const add = binaryOp('add', BINARY_TABLE.add);
+export const sub = binaryOp('sub', BINARY_TABLE.sub);
+export const mul = binaryOp('mul', BINARY_TABLE.mul);
+export const div = binaryOp('div', BINARY_TABLE.div);
+export const pow = binaryOp('pow', BINARY_TABLE.pow);
+export const maximum = binaryOp('maximum', BINARY_TABLE.maximum);
+export const minimum = binaryOp('minimum', BINARY_TABLE.minimum);
+export const eq = binaryOp('eq', BINARY_TABLE.eq);
+export const ne = binaryOp('ne', BINARY_TABLE.ne);
+export const lt = binaryOp('lt', BINARY_TABLE.lt);
+export const le = binaryOp('le', BINARY_TABLE.le);
+export const gt = binaryOp('gt', BINARY_TABLE.gt);
+export const ge = binaryOp('ge', BINARY_TABLE.ge);
 
 /** The unary and binary ops by name, as the table defines them (tests iterate these). */
 export const UNARY_OPS: Readonly<Record<UnaryOpName, (x: Tensor) => Tensor>> = Object.freeze({
