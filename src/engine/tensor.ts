@@ -7,6 +7,7 @@
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
 import type { Gpu, Binding } from '../gpu/context.ts';
 import type { BufferPool } from '../gpu/pool.ts';
+import { packParams, grid } from '../gpu/params.ts';
 
 /** f16: IEEE half precision, for data kept compactly (e.g. cached keys/values); kernels compute in f32. */
 export type DType = 'f32' | 'u32' | 'f16';
@@ -365,10 +366,21 @@ function collectTensors(value: unknown, into: Set<Tensor>): void {
   }
 }
 
-/** Hook set by the ops module: out-of-place a + b, used to accumulate gradients. */
-let addForAccumulation: ((a: Tensor, b: Tensor) => Tensor) | null = null;
-export function setGradientAccumulator(add: (a: Tensor, b: Tensor) => Tensor): void {
-  addForAccumulation = add;
+/** Workgroup size of kernels/accumulate.wgsl. */
+const ACCUMULATE_WG = 256;
+
+/** prev + next, elementwise into a new tensor shaped like prev: how backward() sums the gradients reaching one tensor. */
+function accumulate(prev: Tensor, next: Tensor): Tensor {
+  if (prev.dtype !== 'f32' || next.dtype !== 'f32') throw new TypeError(`backward: cannot accumulate ${prev.dtype} and ${next.dtype} gradients (f32 only)`);
+  const out = Tensor.empty(prev.gpu, prev.shape, 'f32');
+  prev.gpu.dispatch({
+    kernel: 'accumulate',
+    entry: 'accumulate',
+    params: packParams(out.size),
+    bindings: [prev.binding(), next.binding(), out.binding()],
+    workgroups: grid(out.size, ACCUMULATE_WG),
+  });
+  return out;
 }
 
 function backward(root: Tensor, gradOutput?: Tensor): void {
@@ -410,7 +422,7 @@ function backward(root: Tensor, gradOutput?: Tensor): void {
           throw new Error(`backward produced a gradient of shape ${shapeString(gx.shape)} for an input of shape ${shapeString(x.shape)}`);
         }
         const prev = grads.get(x);
-        grads.set(x, prev ? addForAccumulation!(prev, gx) : gx);
+        grads.set(x, prev ? accumulate(prev, gx) : gx);
       });
     }
   });
@@ -420,7 +432,7 @@ function accumulateLeaf(leaf: Tensor, g: Tensor): void {
   // A view, so the leaf owns its own reference even when g is shared with another input.
   const grad = g.reshape(leaf.shape);
   if (leaf.grad) {
-    const sum = addForAccumulation!(leaf.grad, grad);
+    const sum = accumulate(leaf.grad, grad);
     leaf.grad.dispose();
     leaf.grad = keep(sum);
   } else {

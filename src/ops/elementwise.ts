@@ -1,6 +1,6 @@
 // Elementwise arithmetic with numpy-style broadcasting (up to 4 dims).
 import { packParams, f32, grid } from '../gpu/params.ts';
-import { Tensor, record, sameShape, setGradientAccumulator, shapeString, type Shape } from '../engine/tensor.ts';
+import { Tensor, record, sameShape, shapeString, type Shape } from '../engine/tensor.ts';
 
 const WG = 256;
 const MAX_RANK = 4;
@@ -145,5 +145,3 @@ export function div(a: Tensor, b: Tensor): Tensor {
     needs[1] ? sumToShape(scale(binaryRaw(binaryRaw(binaryRaw(g, a, BinaryOp.Mul), b, BinaryOp.Div), b, BinaryOp.Div), -1), b.shape) : null,
   ]);
 }
-
-setGradientAccumulator((a, b) => binaryRaw(a, b, BinaryOp.Add));
