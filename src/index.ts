@@ -34,3 +34,8 @@ export { toDataset, spreadSubset, withLabelColumns, type Dataset, type DatasetSp
 export { makeDemoDataset } from './data/demo.ts';
 export { classificationReport, multilabelReport, formatReport } from './metrics/classification.ts';
 export { pearson, correlationTable } from './metrics/correlation.ts';
+// Engine core: interop and custom kernels
+export { fromGpuBuffer, type BufferRange, type GpuBufferOptions, type BackwardFn } from './engine/tensor.ts';
+export { customOp, type CustomOpSpec } from './engine/custom.ts';
+export { packParams, f32, grid, type F32 } from './gpu/params.ts';
+export type { GpuOptions } from './gpu/context.ts';
