@@ -11,10 +11,12 @@ struct AccumulateParams { n: u32, _p0: u32, _p1: u32, _p2: u32 }
 @group(0) @binding(2) var<storage, read> acc_b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> acc_out: array<f32>;
 
+//#include <index>
+
 @compute @workgroup_size(WG)
 fn accumulate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+  let i = flat_index(wid, nwg, lid);
   if (i >= acc_p.n) { return; }
   acc_out[i] = acc_a[i] + acc_b[i];
 }
