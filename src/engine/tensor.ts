@@ -286,7 +286,7 @@ export interface GpuBufferOptions {
 export function fromGpuBuffer(gpu: Gpu, buffer: GPUBuffer, shape: Shape, options: GpuBufferOptions = {}): Tensor {
   const dtype = options.dtype ?? 'f32';
   const offset = options.offset ?? 0;
-  const what = `fromGpuBuffer(${options.label ?? buffer.label ?? 'buffer'}, ${shapeString(shape)}, ${dtype})`;
+  const what = `fromGpuBuffer(${options.label || buffer.label || 'buffer'}, ${shapeString(shape)}, ${dtype})`;
   if ((buffer.usage & GPUBufferUsage.STORAGE) === 0) {
     throw new TypeError(`${what}: the buffer was created without GPUBufferUsage.STORAGE, which kernels need to bind it`);
   }
