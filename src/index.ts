@@ -60,3 +60,8 @@ export {
 export { zeros, ones, full, arange, rand, randn, type CreationOptions, type RandomOptions } from './ops/creation.ts';
 export { sum, mean, max, min, logsumexp, argmax, type Dims } from './ops/reduce.ts';
 export { logSoftmax, rmsNorm, mseLoss } from './ops/derived.ts';
+// Engine core: interop and custom kernels
+export { fromGpuBuffer, type BufferRange, type GpuBufferOptions, type BackwardFn } from './engine/tensor.ts';
+export { customOp, type CustomOpSpec } from './engine/custom.ts';
+export { packParams, f32, grid, type F32 } from './gpu/params.ts';
+export type { GpuOptions } from './gpu/context.ts';

@@ -36,7 +36,7 @@ function adapterLimits(adapter: GPUAdapter): Record<string, number> {
   return limits;
 }
 
-/** A Gpu on the adapter with its limits and the optional features it offers. */
+/** A Gpu on a device of its own (destroy() destroys it) on the adapter, with its limits and the optional features it offers. */
 export async function gpuOnAdapter(
   entry: GPU,
   adapter: GPUAdapter,
@@ -47,7 +47,7 @@ export async function gpuOnAdapter(
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: adapterLimits(adapter) });
   // Deno's GPU type does not declare wgslLanguageFeatures; where the host lacks it, no language features.
   const { wgslLanguageFeatures } = entry as { wgslLanguageFeatures?: ReadonlySet<string> };
-  return new Gpu(device, name, { wgslLanguageFeatures: wgslLanguageFeatures ?? new Set(), ...choices });
+  return new Gpu(device, name, { wgslLanguageFeatures: wgslLanguageFeatures ?? new Set(), ...choices, ownsDevice: true });
 }
 
 export interface WebGpuOptions {

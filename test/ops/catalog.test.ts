@@ -29,6 +29,14 @@ describe('op catalog', () => {
     expect(catalog.filter((name) => !exported.has(name) && !METHODS.has(name)).sort()).toEqual([]);
   });
 
+  it('exports every op from the package root and the engine entry', async () => {
+    const entries = [await import('../../src/index.ts'), await import('../../src/engine/index.ts')] as Record<string, unknown>[];
+    for (const entry of entries) {
+      const missing = opCatalog().map((op) => op.name).filter((name) => !METHODS.has(name) && typeof entry[name] !== 'function');
+      expect(missing).toEqual([]);
+    }
+  });
+
   it('docs/ops.md is up to date (npm run ops-doc writes it)', () => {
     expect(readFileSync(join(root, 'docs', 'ops.md'), 'utf8')).toBe(opsMarkdown());
   });
