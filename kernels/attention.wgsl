@@ -89,9 +89,7 @@ struct AttnParams {
   chunks: u32,
 }
 
-fn attn_flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return wid.x + wid.y * nwg.x;
-}
+//#include <index>
 
 // How many of the 4 dims of chunk c exist.
 fn attn_dims(c: u32) -> u32 {
@@ -161,12 +159,12 @@ struct AttnIds {
 fn attn_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, ids: AttnIds) {
   let lid = ids.lid;
 //#if past_split
-  let gc = attn_flat_group(wid, nwg);
+  let gc = flat_group(wid, nwg);
   if (gc >= fw_p.batch * fw_p.heads * fw_p.n_blocks * fw_p.chunks) { return; }
   let chunk = gc % fw_p.chunks;
   let g = gc / fw_p.chunks;
 //#else
-  let g = attn_flat_group(wid, nwg);
+  let g = flat_group(wid, nwg);
   if (g >= fw_p.batch * fw_p.heads * fw_p.n_blocks) { return; }
 //#endif
   let bh = g / fw_p.n_blocks;
@@ -460,7 +458,7 @@ fn dq_pv4(a: u32, n: u32) -> vec4<f32> {
 @compute @workgroup_size(WG)
 fn attn_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-  let g = attn_flat_group(wid, nwg);
+  let g = flat_group(wid, nwg);
   if (g >= dq_p.batch * dq_p.heads * dq_p.n_blocks) { return; }
   let bh = g / dq_p.n_blocks;
   let t0 = (g % dq_p.n_blocks) * QB;
@@ -619,7 +617,7 @@ var<workgroup> kv_len: u32;
 @compute @workgroup_size(WG)
 fn attn_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-  let g = attn_flat_group(wid, nwg);
+  let g = flat_group(wid, nwg);
   if (g >= kv_p.batch * kv_p.heads * kv_p.n_blocks) { return; }
   let bh = g / kv_p.n_blocks;
   let s0 = (g % kv_p.n_blocks) * KV_KB;
@@ -745,7 +743,7 @@ fn sp_word(a: u32) -> PastWord {
 @compute @workgroup_size(WG)
 fn split_past(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-  let i = attn_flat_group(wid, nwg) * WG + lid;
+  let i = flat_index(wid, nwg, lid);
   if (i >= sp_p.words) { return; }
   let e = i * PAST_PER_WORD;
   let d = e % HD;

@@ -3,9 +3,7 @@
 
 override WG: u32 = 256u;
 
-fn gather_linear(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.x + wid.y * nwg.x) * WG + lid;
-}
+//#include <index>
 
 // One dispatch per shard: each output row is written by the shard holding its id.
 struct GatherParams { n: u32, cols: u32, row_start: u32, row_count: u32 }
@@ -18,7 +16,7 @@ struct GatherParams { n: u32, cols: u32, row_start: u32, row_count: u32 }
 @compute @workgroup_size(WG)
 fn gather_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let i = gather_linear(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= gp.n) { return; }
   let row = gather_ids[i / gp.cols] - gp.row_start;
   // Unsigned wrap-around makes ids below row_start fail this test too.
@@ -39,7 +37,7 @@ struct ScatterParams { n: u32, cols: u32, row_count: u32, _p: u32 }
 @compute @workgroup_size(WG)
 fn scatter_add_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-  let i = gather_linear(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= sp.n) { return; }
   let row = i / sp.cols;
   let col = i % sp.cols;

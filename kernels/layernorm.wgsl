@@ -7,59 +7,9 @@
 
 override LN_WG: u32 = 32u;
 
-// Workgroup sums take a single barrier: each invocation (with subgroups: each subgroup, from
-// one subgroupAdd) stores its partial, then every invocation combines all partials itself
-// (broadcast reads, in the same order everywhere, so all agree bit for bit). With the 32-wide
-// workgroups the ops use, that is cheaper than a tree's log2(LN_WG) barrier-separated steps.
-// Each array is written once per invocation, so no barrier is needed after reading it.
-var<workgroup> ln_red_a: array<f32, LN_WG>;
-var<workgroup> ln_red_b: array<f32, LN_WG>;
-
-// Where an invocation stands in its workgroup (and subgroup), for the reductions.
-struct LnIds {
-  @builtin(local_invocation_index) lid: u32,
-//#if subgroups
-  @builtin(subgroup_id) subgroup: u32,
-  @builtin(num_subgroups) subgroups: u32,
-  @builtin(subgroup_invocation_id) lane: u32,
-//#endif
-}
-
-//#if subgroups
-fn ln_sum_a(v: f32, ids: LnIds) -> f32 {
-  let part = subgroupAdd(v);
-  if (ids.lane == 0u) { ln_red_a[ids.subgroup] = part; }
-  workgroupBarrier();
-  var total = 0.0;
-  for (var k = 0u; k < ids.subgroups; k++) { total += ln_red_a[k]; }
-  return total;
-}
-
-fn ln_sum_b(v: f32, ids: LnIds) -> f32 {
-  let part = subgroupAdd(v);
-  if (ids.lane == 0u) { ln_red_b[ids.subgroup] = part; }
-  workgroupBarrier();
-  var total = 0.0;
-  for (var k = 0u; k < ids.subgroups; k++) { total += ln_red_b[k]; }
-  return total;
-}
-//#else
-fn ln_sum_a(v: f32, ids: LnIds) -> f32 {
-  ln_red_a[ids.lid] = v;
-  workgroupBarrier();
-  var total = 0.0;
-  for (var k = 0u; k < LN_WG; k++) { total += ln_red_a[k]; }
-  return total;
-}
-
-fn ln_sum_b(v: f32, ids: LnIds) -> f32 {
-  ln_red_b[ids.lid] = v;
-  workgroupBarrier();
-  var total = 0.0;
-  for (var k = 0u; k < LN_WG; k++) { total += ln_red_b[k]; }
-  return total;
-}
-//#endif
+// The row sums (wg_sum_a, wg_sum_b) are the shared single-barrier reductions.
+override RED_WG: u32 = LN_WG;
+//#include <row-reduce>
 
 struct LnForwardParams { rows: u32, c: u32, eps: f32, _p0: u32 }
 
@@ -74,7 +24,7 @@ struct LnForwardParams { rows: u32, c: u32, eps: f32, _p0: u32 }
 // y = (x − mean)·rstd·γ + β, saving mean and rstd = 1/√(var + eps) per row for backward.
 @compute @workgroup_size(LN_WG)
 fn ln_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              ids: LnIds) {
+              ids: ReduceIds) {
   let lid = ids.lid;
   let row = wid.x + wid.y * nwg.x;
   if (row >= lnf.rows) { return; }
@@ -82,13 +32,13 @@ fn ln_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
   let base = row * c;
   var s = 0.0;
   for (var i = lid; i < c; i += LN_WG) { s += lnf_x[base + i]; }
-  let mean = ln_sum_a(s, ids) / f32(c);
+  let mean = wg_sum_a(s, ids) / f32(c);
   var q = 0.0;
   for (var i = lid; i < c; i += LN_WG) {
     let d = lnf_x[base + i] - mean;
     q += d * d;
   }
-  let rstd = 1.0 / sqrt(ln_sum_b(q, ids) / f32(c) + lnf.eps);
+  let rstd = 1.0 / sqrt(wg_sum_b(q, ids) / f32(c) + lnf.eps);
   for (var i = lid; i < c; i += LN_WG) {
     lnf_y[base + i] = (lnf_x[base + i] - mean) * rstd * lnf_gamma[i] + lnf_beta[i];
   }
@@ -105,7 +55,7 @@ fn ln_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 
 @compute @workgroup_size(LN_WG)
 fn ln_forward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               ids: LnIds) {
+               ids: ReduceIds) {
   let lid = ids.lid;
   let row = wid.x + wid.y * nwg.x;
   if (row >= lnf4.rows) { return; }
@@ -113,13 +63,13 @@ fn ln_forward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   let base = row * c4;
   var s = vec4(0.0);
   for (var i = lid; i < c4; i += LN_WG) { s += lnf4_x[base + i]; }
-  let mean = ln_sum_a(dot(s, vec4(1.0)), ids) / f32(lnf4.c);
+  let mean = wg_sum_a(dot(s, vec4(1.0)), ids) / f32(lnf4.c);
   var q = 0.0;
   for (var i = lid; i < c4; i += LN_WG) {
     let d = lnf4_x[base + i] - mean;
     q += dot(d, d);
   }
-  let rstd = 1.0 / sqrt(ln_sum_b(q, ids) / f32(lnf4.c) + lnf4.eps);
+  let rstd = 1.0 / sqrt(wg_sum_b(q, ids) / f32(lnf4.c) + lnf4.eps);
   for (var i = lid; i < c4; i += LN_WG) {
     lnf4_y[base + i] = (lnf4_x[base + i] - mean) * rstd * lnf4_gamma[i] + lnf4_beta[i];
   }
@@ -138,7 +88,7 @@ struct LnBackwardParams { rows: u32, c: u32, _p0: u32, _p1: u32 }
 // With x̂ = (x − mean)·rstd and g = dy·γ:  dx = rstd·(g − mean(g) − x̂·mean(g·x̂)).
 @compute @workgroup_size(LN_WG)
 fn ln_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               ids: LnIds) {
+               ids: ReduceIds) {
   let lid = ids.lid;
   let row = wid.x + wid.y * nwg.x;
   if (row >= lnb.rows) { return; }
@@ -152,7 +102,7 @@ fn ln_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let g = lnb_dy[base + i] * lnb_gamma[i];
     acc += vec2(g, g * xhat);
   }
-  let m = vec2(ln_sum_a(acc.x, ids), ln_sum_b(acc.y, ids)) / f32(c);
+  let m = vec2(wg_sum_a(acc.x, ids), wg_sum_b(acc.y, ids)) / f32(c);
   for (var i = lid; i < c; i += LN_WG) {
     let xhat = (lnb_x[base + i] - mean) * rstd;
     let g = lnb_dy[base + i] * lnb_gamma[i];
@@ -170,7 +120,7 @@ fn ln_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 
 @compute @workgroup_size(LN_WG)
 fn ln_backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                ids: LnIds) {
+                ids: ReduceIds) {
   let lid = ids.lid;
   let row = wid.x + wid.y * nwg.x;
   if (row >= lnb4.rows) { return; }
@@ -184,7 +134,7 @@ fn ln_backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let g = lnb4_dy[base + i] * lnb4_gamma[i];
     acc += vec2(dot(g, vec4(1.0)), dot(g, xhat));
   }
-  let m = vec2(ln_sum_a(acc.x, ids), ln_sum_b(acc.y, ids)) / f32(lnb4.c);
+  let m = vec2(wg_sum_a(acc.x, ids), wg_sum_b(acc.y, ids)) / f32(lnb4.c);
   for (var i = lid; i < c4; i += LN_WG) {
     let xhat = (lnb4_x[base + i] - mean) * rstd;
     let g = lnb4_dy[base + i] * lnb4_gamma[i];

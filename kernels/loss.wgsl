@@ -7,9 +7,7 @@ override WG: u32 = 256u;
 
 var<workgroup> loss_red: array<f32, WG>;
 
-fn loss_linear(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.x + wid.y * nwg.x) * WG + lid;
-}
+//#include <index>
 
 // Both tree reductions below assume WG is a power of two.
 fn loss_reduce_sum(lid: u32, value: f32) -> f32 {
@@ -104,7 +102,7 @@ fn ce_meta_from_targets(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
 @compute @workgroup_size(WG)
 fn ce_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let i = loss_linear(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= ceb.rows * ceb.cols) { return; }
   let row = i / ceb.cols;
   // Unsigned wrap-around sends columns left of the range out of it too.
@@ -143,7 +141,7 @@ struct BceParams { n: u32, _p0: u32, _p1: u32, _p2: u32 }
 @compute @workgroup_size(WG)
 fn bce_terms_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-  let i = loss_linear(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= bcep.n) { return; }
   let x = bce_logits[i];
   let c = bce_coef[i];
@@ -160,7 +158,7 @@ fn bce_terms_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 @compute @workgroup_size(WG)
 fn bce_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-  let i = loss_linear(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= bceb.n) { return; }
   let x = bceb_logits[i];
   let c = bceb_coef[i];

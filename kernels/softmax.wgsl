@@ -6,59 +6,9 @@
 
 override SM_WG: u32 = 32u;
 
-// Workgroup reductions take a single barrier: each invocation (with subgroups: each subgroup,
-// from one subgroup reduction) stores its partial, then every invocation combines all partials
-// itself (broadcast reads, in the same order everywhere, so all agree bit for bit). With the
-// 32-wide workgroups the ops use, that is cheaper than a tree's log2(SM_WG) barrier-separated
-// steps. Each array is written once per invocation, so no barrier is needed after reading it.
-var<workgroup> sm_red_max: array<f32, SM_WG>;
-var<workgroup> sm_red_sum: array<f32, SM_WG>;
-
-// Where an invocation stands in its workgroup (and subgroup), for the reductions.
-struct SmIds {
-  @builtin(local_invocation_index) lid: u32,
-//#if subgroups
-  @builtin(subgroup_id) subgroup: u32,
-  @builtin(num_subgroups) subgroups: u32,
-  @builtin(subgroup_invocation_id) lane: u32,
-//#endif
-}
-
-//#if subgroups
-fn sm_max(v: f32, ids: SmIds) -> f32 {
-  let part = subgroupMax(v);
-  if (ids.lane == 0u) { sm_red_max[ids.subgroup] = part; }
-  workgroupBarrier();
-  var m = sm_red_max[0];
-  for (var k = 1u; k < ids.subgroups; k++) { m = max(m, sm_red_max[k]); }
-  return m;
-}
-
-fn sm_sum(v: f32, ids: SmIds) -> f32 {
-  let part = subgroupAdd(v);
-  if (ids.lane == 0u) { sm_red_sum[ids.subgroup] = part; }
-  workgroupBarrier();
-  var total = 0.0;
-  for (var k = 0u; k < ids.subgroups; k++) { total += sm_red_sum[k]; }
-  return total;
-}
-//#else
-fn sm_max(v: f32, ids: SmIds) -> f32 {
-  sm_red_max[ids.lid] = v;
-  workgroupBarrier();
-  var m = sm_red_max[0];
-  for (var k = 1u; k < SM_WG; k++) { m = max(m, sm_red_max[k]); }
-  return m;
-}
-
-fn sm_sum(v: f32, ids: SmIds) -> f32 {
-  sm_red_sum[ids.lid] = v;
-  workgroupBarrier();
-  var total = 0.0;
-  for (var k = 0u; k < SM_WG; k++) { total += sm_red_sum[k]; }
-  return total;
-}
-//#endif
+// The row max (wg_max_a) and sum (wg_sum_b) are the shared single-barrier reductions.
+override RED_WG: u32 = SM_WG;
+//#include <row-reduce>
 
 struct SmParams { rows: u32, n: u32, _p0: u32, _p1: u32 }
 
@@ -68,7 +18,7 @@ struct SmParams { rows: u32, n: u32, _p0: u32, _p1: u32 }
 
 @compute @workgroup_size(SM_WG)
 fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   ids: SmIds) {
+                   ids: ReduceIds) {
   let lid = ids.lid;
   let row = wid.x + wid.y * nwg.x;
   if (row >= smf.rows) { return; }
@@ -77,14 +27,14 @@ fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
   // The lowest finite f32 rather than −inf, so rows of −inf (masked) give exp(−inf) = 0, not NaN.
   var m = -0x1.fffffep+127f;
   for (var i = lid; i < n; i += SM_WG) { m = max(m, smf_x[base + i]); }
-  m = sm_max(m, ids);
+  m = wg_max_a(m, ids);
   var s = 0.0;
   for (var i = lid; i < n; i += SM_WG) {
     let e = exp(smf_x[base + i] - m);
     smf_y[base + i] = e;
     s += e;
   }
-  let inv = 1.0 / sm_sum(s, ids);
+  let inv = 1.0 / wg_sum_b(s, ids);
   for (var i = lid; i < n; i += SM_WG) { smf_y[base + i] *= inv; }
 }
 
@@ -96,7 +46,7 @@ fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 // dx = y ⊙ (dy − Σ dy·y)
 @compute @workgroup_size(SM_WG)
 fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                    ids: SmIds) {
+                    ids: ReduceIds) {
   let lid = ids.lid;
   let row = wid.x + wid.y * nwg.x;
   if (row >= smb.rows) { return; }
@@ -104,6 +54,6 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
   let base = row * n;
   var s = 0.0;
   for (var i = lid; i < n; i += SM_WG) { s += smb_dy[base + i] * smb_y[base + i]; }
-  s = sm_sum(s, ids);
+  s = wg_sum_b(s, ids);
   for (var i = lid; i < n; i += SM_WG) { smb_dx[base + i] = smb_y[base + i] * (smb_dy[base + i] - s); }
 }

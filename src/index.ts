@@ -51,3 +51,8 @@ export { logSoftmax, rmsNorm, mseLoss } from './ops/derived.ts';
 export { permute, transpose, expand, narrow, pad, cat, stack, indexSelect } from './ops/movement.ts';
 export { type MatmulOptions } from './ops/matmul.ts';
 export { scaledDotProductAttention, type AttentionOptions } from './ops/sdpa.ts';
+// Engine core: interop and custom kernels
+export { fromGpuBuffer, type BufferRange, type GpuBufferOptions, type BackwardFn } from './engine/tensor.ts';
+export { customOp, type CustomOpSpec } from './engine/custom.ts';
+export { packParams, f32, grid, type F32 } from './gpu/params.ts';
+export type { GpuOptions } from './gpu/context.ts';

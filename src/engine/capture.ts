@@ -91,8 +91,8 @@ export class CapturedStep {
     }
     this.recorded++;
     if (!(out instanceof Tensor)) throw new TypeError('CapturedStep: the function must return one tensor');
-    const { buffer, size } = out.binding();
-    const output: Binding = { buffer, size };
+    const { buffer, offset, size } = out.binding();
+    const output: Binding = { buffer, offset: offset ?? 0, size };
     const result = this.copyOut(output, out.shape, out.dtype);
     out.dispose();
     const kept = this.pool.stats().inUse;

@@ -7,6 +7,7 @@
 import { getFloat16, setFloat16 } from '@petamoriken/float16';
 import type { Gpu, Binding } from '../gpu/context.ts';
 import type { BufferPool } from '../gpu/pool.ts';
+import { packParams, grid } from '../gpu/params.ts';
 
 /** f16: IEEE half precision, for data kept compactly (e.g. cached keys/values); kernels compute in f32. */
 export type DType = 'f32' | 'u32' | 'f16';
@@ -31,30 +32,44 @@ export function f16Values(bits: Uint16Array): Float32Array {
   return Float32Array.from({ length: bits.length }, (_, i) => getFloat16(view, 2 * i, true));
 }
 
-/** The GPU memory behind one or more tensors (reshape shares it), and the pool it returns to. */
+/**
+ * The GPU memory behind one or more tensors (reshape shares it): a pooled buffer, returned to
+ * its pool when the last tensor lets go, or a range of a caller's buffer (fromGpuBuffer),
+ * which the engine never reuses or destroys.
+ */
 class Storage {
   refs = 1;
   constructor(
     readonly gpu: Gpu,
-    readonly pool: BufferPool,
+    /** The pool the buffer returns to; null for a caller's buffer. */
+    readonly pool: BufferPool | null,
     readonly buffer: GPUBuffer,
     readonly byteLength: number,
+    readonly offset = 0,
   ) {}
   release(): void {
-    if (--this.refs === 0) this.pool.release(this.buffer);
+    if (--this.refs === 0) this.pool?.release(this.buffer);
   }
 }
 
-/** A tensor's whole buffer range; its label, read only by error messages, is made when asked for. */
+/** A tensor's buffer range; its label, read only by error messages, is made when asked for. */
 class TensorBinding implements Binding {
   constructor(
     readonly buffer: GPUBuffer,
+    readonly offset: number,
     readonly size: number,
     private readonly tensor: Tensor,
   ) {}
   get label(): string {
     return `${this.tensor.label ?? 'tensor'} ${shapeString(this.tensor.shape)}`;
   }
+}
+
+/** Where a tensor's data lies: `size` bytes of `buffer` from byte `offset`. */
+export interface BufferRange {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
 }
 
 /** Computes the gradients of a node's inputs from the gradient of its output; null where not needed. */
@@ -127,8 +142,19 @@ export class Tensor {
   binding(): Binding {
     const s = this.live();
     // Storage bindings come in whole 4-byte words; an odd count of halves has its buffer's padding in the last.
-    this.bound ??= new TensorBinding(s.buffer, Math.ceil(this.byteLength / 4) * 4, this);
+    this.bound ??= new TensorBinding(s.buffer, s.offset, Math.ceil(this.byteLength / 4) * 4, this);
     return this.bound;
+  }
+
+  /**
+   * Where the data lies on the GPU, for a renderer or another WebGPU library to read or bind
+   * (no copy). Valid until the tensor is disposed: a pooled buffer is then handed to other
+   * tensors. Row-major, elements of BYTES_PER_ELEMENT[dtype] bytes; `size` counts the data's
+   * bytes, not the buffer's.
+   */
+  bufferRange(): BufferRange {
+    const s = this.live();
+    return { buffer: s.buffer, offset: s.offset, size: this.byteLength };
   }
 
   /** The same data with another shape (no copy); gradients flow through. */
@@ -148,6 +174,7 @@ export class Tensor {
 
   /** Copies the data to the host as stored, f16 as bit patterns: for keeping it on the host and write()ing it back. */
   async readRaw(): Promise<RawData> {
+    this.needsUsage(GPUBufferUsage.COPY_SRC, 'COPY_SRC', 'read()');
     return new RAW_ARRAY[this.dtype]((await this.gpu.read(this.binding())).slice(0, this.byteLength));
   }
 
@@ -162,10 +189,19 @@ export class Tensor {
     if (data.BYTES_PER_ELEMENT !== BYTES_PER_ELEMENT[this.dtype]) {
       throw new TypeError(`write of ${data.BYTES_PER_ELEMENT}-byte elements into a ${this.dtype} tensor`);
     }
+    this.needsUsage(GPUBufferUsage.COPY_DST, 'COPY_DST', 'write()');
     this.gpu.write(this.binding(), data);
   }
 
-  /** Returns the buffer to the pool. Using the tensor afterwards throws. */
+  /** A clear error where a caller's buffer (fromGpuBuffer) lacks a usage this operation needs; pooled buffers have them all. */
+  private needsUsage(flag: number, name: string, operation: string): void {
+    const s = this.live();
+    if (s.pool === null && (s.buffer.usage & flag) === 0) {
+      throw new TypeError(`${operation} on ${this.label ?? 'a tensor'} ${shapeString(this.shape)}: its GPUBuffer was created without GPUBufferUsage.${name}`);
+    }
+  }
+
+  /** Returns the buffer to the pool (a caller's buffer is left as it is). Using the tensor afterwards throws. */
   dispose(): void {
     if (!this.storage) return;
     this.storage.release();
@@ -233,6 +269,42 @@ export function rawTensor(gpu: Gpu, data: RawData, shape: Shape, dtype: DType, l
   return t;
 }
 
+export interface GpuBufferOptions {
+  dtype?: DType;
+  /** Byte offset of the data in the buffer: a multiple of the device's minStorageBufferOffsetAlignment (256 on most). */
+  offset?: number;
+  requiresGrad?: boolean;
+  label?: string;
+}
+
+/**
+ * A tensor over a caller's GPUBuffer, without a copy: ops read and write the buffer itself.
+ * The buffer needs GPUBufferUsage.STORAGE; COPY_SRC as well for read() and COPY_DST for
+ * write(). The engine never pools, reuses or destroys it: disposing the tensor leaves the
+ * buffer and its contents to the caller, who must keep it alive while the tensor is used.
+ */
+export function fromGpuBuffer(gpu: Gpu, buffer: GPUBuffer, shape: Shape, options: GpuBufferOptions = {}): Tensor {
+  const dtype = options.dtype ?? 'f32';
+  const offset = options.offset ?? 0;
+  const what = `fromGpuBuffer(${options.label ?? buffer.label ?? 'buffer'}, ${shapeString(shape)}, ${dtype})`;
+  if ((buffer.usage & GPUBufferUsage.STORAGE) === 0) {
+    throw new TypeError(`${what}: the buffer was created without GPUBufferUsage.STORAGE, which kernels need to bind it`);
+  }
+  const align = gpu.limits.minStorageBufferOffsetAlignment;
+  if (!Number.isInteger(offset) || offset < 0 || offset % align !== 0) {
+    throw new RangeError(`${what}: offset ${offset} is not a multiple of this device's minStorageBufferOffsetAlignment (${align} bytes)`);
+  }
+  if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw new RangeError(`${what}: a shape holds non-negative integers`);
+  // Kernels bind whole 4-byte words, so an odd count of f16 values needs the word's padding too.
+  const bound = Math.ceil((numel(shape) * BYTES_PER_ELEMENT[dtype]) / 4) * 4;
+  if (offset + bound > buffer.size) {
+    throw new RangeError(`${what}: ${bound} bytes from offset ${offset} do not fit the ${buffer.size}-byte buffer`);
+  }
+  const t = new Tensor(new Storage(gpu, null, buffer, bound, offset), shape, dtype, options.requiresGrad ?? false);
+  t.label = options.label;
+  return t;
+}
+
 /** Records how `out` was computed when grad mode is on and an input requires grad. */
 export function record(out: Tensor, inputs: readonly Tensor[], backward: BackwardFn): Tensor {
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
@@ -294,10 +366,21 @@ function collectTensors(value: unknown, into: Set<Tensor>): void {
   }
 }
 
-/** Hook set by the ops module: out-of-place a + b, used to accumulate gradients. */
-let addForAccumulation: ((a: Tensor, b: Tensor) => Tensor) | null = null;
-export function setGradientAccumulator(add: (a: Tensor, b: Tensor) => Tensor): void {
-  addForAccumulation = add;
+/** Workgroup size of kernels/accumulate.wgsl. */
+const ACCUMULATE_WG = 256;
+
+/** prev + next, elementwise into a new tensor shaped like prev: how backward() sums the gradients reaching one tensor. */
+function accumulate(prev: Tensor, next: Tensor): Tensor {
+  if (prev.dtype !== 'f32' || next.dtype !== 'f32') throw new TypeError(`backward: cannot accumulate ${prev.dtype} and ${next.dtype} gradients (f32 only)`);
+  const out = Tensor.empty(prev.gpu, prev.shape, 'f32');
+  prev.gpu.dispatch({
+    kernel: 'accumulate',
+    entry: 'accumulate',
+    params: packParams(out.size),
+    bindings: [prev.binding(), next.binding(), out.binding()],
+    workgroups: grid(out.size, ACCUMULATE_WG),
+  });
+  return out;
 }
 
 function backward(root: Tensor, gradOutput?: Tensor): void {
@@ -339,7 +422,7 @@ function backward(root: Tensor, gradOutput?: Tensor): void {
           throw new Error(`backward produced a gradient of shape ${shapeString(gx.shape)} for an input of shape ${shapeString(x.shape)}`);
         }
         const prev = grads.get(x);
-        grads.set(x, prev ? addForAccumulation!(prev, gx) : gx);
+        grads.set(x, prev ? accumulate(prev, gx) : gx);
       });
     }
   });
@@ -349,7 +432,7 @@ function accumulateLeaf(leaf: Tensor, g: Tensor): void {
   // A view, so the leaf owns its own reference even when g is shared with another input.
   const grad = g.reshape(leaf.shape);
   if (leaf.grad) {
-    const sum = addForAccumulation!(leaf.grad, grad);
+    const sum = accumulate(leaf.grad, grad);
     leaf.grad.dispose();
     leaf.grad = keep(sum);
   } else {

@@ -138,6 +138,11 @@ export interface GpuOptions {
   kernelFeatures?: readonly KernelFeature[];
   /** The kernel family to run (default: by adapter, see kernelClassOf). */
   kernelClass?: KernelClass;
+  /**
+   * Whether destroy() also destroys the device (default false: a device the caller made stays
+   * the caller's). openGpu and openWebGpu, which make their own device, pass true.
+   */
+  ownsDevice?: boolean;
 }
 
 /** Thrown for any WebGPU error surfaced by the engine, with the WebGPU message. */
@@ -195,6 +200,7 @@ export class Gpu {
   private pendingErrors: Promise<GPUError | null>[] = [];
   private failure: Error | null = null;
   private lost = false;
+  private readonly ownsDevice: boolean;
   /**
    * The kernel family ops choose: 'cpu' on software adapters, 'gpu' elsewhere. Settable, so
    * either family can run (and be tested) on any adapter.
@@ -218,6 +224,7 @@ export class Gpu {
   constructor(device: GPUDevice, adapterName = 'unknown adapter', options: GpuOptions = {}) {
     this.device = device;
     this.adapterName = adapterName;
+    this.ownsDevice = options.ownsDevice ?? false;
     this.limits = device.limits;
     this.features = new Set(device.features as unknown as Iterable<string>);
     const language = options.wgslLanguageFeatures ?? new Set<string>();
@@ -756,13 +763,16 @@ export class Gpu {
     this.passGroup = null;
   }
 
-  /** Releases the device; the process can exit once nothing else holds Dawn. */
+  /**
+   * Frees the engine's buffers, and the device too where the engine owns it (ownsDevice);
+   * the process can exit once nothing else holds Dawn. A caller's device stays usable.
+   */
   destroy(): void {
     this.flush();
     this.pool.destroy();
     this.uniformArena.destroy();
     this.paramHeap.destroy();
     this.uploadRing.destroy();
-    this.device.destroy();
+    if (this.ownsDevice) this.device.destroy();
   }
 }

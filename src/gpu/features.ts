@@ -9,6 +9,9 @@
 //
 // and the engine compiles each kernel with the flags that apply, adding the `enable`
 // directives the used features need. Blocks nest.
+//
+// Code shared by several kernels lives once, as a snippet in kernels/lib/<name>.wgsl, which a
+// kernel takes in with a line `//#include <name>` (see expandIncludes).
 
 /** A WebGPU feature the kernels can use, each with a fallback where the device lacks it. */
 export type KernelFeature = 'shader-f16' | 'subgroups';
@@ -58,6 +61,38 @@ export function specialize(source: string, flags: ReadonlySet<string>): string {
   if (stack.length > 0) throw new Error(`kernel: ${stack.length} //#if block(s) not closed`);
   const enables = KERNEL_FEATURES.filter((f) => flags.has(FEATURE_FLAG[f])).map((f) => `enable ${FEATURE_FLAG[f]};`);
   return [...enables, ...lines].join('\n');
+}
+
+const INCLUDE = /^\s*\/\/#include\s+<([\w-]+)>\s*$/;
+
+/**
+ * The source with each `//#include <name>` line blanked and the named snippet appended after
+ * the source, once however often it is included (snippets may include others). WGSL's
+ * module-scope declarations may come in any order, so appending keeps every line of the
+ * kernel's own file at its number; a compiler message past the file's end points into the
+ * snippet whose `// ---- kernels/lib/<name>.wgsl ----` line comes above it.
+ */
+export function expandIncludes(source: string, snippet: (name: string) => string | undefined): string {
+  const included = new Set<string>();
+  const parts: string[] = [];
+  const pending = [source];
+  while (pending.length > 0) {
+    const text = pending.shift()!;
+    const lines = text.split('\n').map((line) => {
+      const m = INCLUDE.exec(line);
+      if (!m) return line;
+      const name = m[1]!;
+      if (!included.has(name)) {
+        const body = snippet(name);
+        if (body === undefined) throw new Error(`kernel: //#include <${name}> names no snippet (kernels/lib/${name}.wgsl)`);
+        included.add(name);
+        pending.push(`// ---- kernels/lib/${name}.wgsl ----\n${body}`);
+      }
+      return '';
+    });
+    parts.push(lines.join('\n'));
+  }
+  return parts.join('\n');
 }
 
 /** The kernel flags of the given device features. */

@@ -36,7 +36,7 @@ function adapterLimits(adapter: GPUAdapter): Record<string, number> {
   return limits;
 }
 
-/** A Gpu on the adapter with its limits and the optional features it offers. */
+/** A Gpu on a device of its own (destroy() destroys it) on the adapter, with its limits and the optional features it offers. */
 export async function gpuOnAdapter(
   entry: GPU,
   adapter: GPUAdapter,
@@ -45,7 +45,7 @@ export async function gpuOnAdapter(
 ): Promise<Gpu> {
   const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: adapterLimits(adapter) });
-  return new Gpu(device, name, { wgslLanguageFeatures: (entry.wgslLanguageFeatures ?? new Set()) as ReadonlySet<string>, ...choices });
+  return new Gpu(device, name, { wgslLanguageFeatures: (entry.wgslLanguageFeatures ?? new Set()) as ReadonlySet<string>, ...choices, ownsDevice: true });
 }
 
 export interface WebGpuOptions {

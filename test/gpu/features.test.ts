@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { specialize, kernelFlags } from '../../src/gpu/features.ts';
+import { specialize, kernelFlags, expandIncludes } from '../../src/gpu/features.ts';
+import { kernelSource } from '../../src/gpu/registry.ts';
 
 const source = ['a', '//#if subgroups', 'b', '//#if past_f16', 'c', '//#else', 'd', '//#endif', '//#else', 'e', '//#endif', 'f'].join('\n');
 
@@ -26,5 +27,27 @@ describe('kernel variants', () => {
     expect(() => specialize('//#if f16\nx', new Set())).toThrow(/not closed/);
     expect(() => specialize('x\n//#endif', new Set())).toThrow(/without/);
     expect(() => specialize('//#if\nx\n//#endif', new Set())).toThrow(/needs a flag/);
+  });
+});
+
+describe('kernel snippets (//#include)', () => {
+  const snippets: Record<string, string> = { outer: 'o1\n//#include <inner>\no2', inner: 'i1' };
+  const lookup = (name: string) => snippets[name];
+
+  it('blanks the include lines, keeping the kernel\'s own lines at their numbers, and appends each snippet once', () => {
+    const lines = expandIncludes('k1\n//#include <outer>\nk3\n//#include <inner>\nk5', lookup).split('\n');
+    expect(lines.slice(0, 5)).toEqual(['k1', '', 'k3', '', 'k5']);
+    expect(lines.slice(5)).toEqual(['// ---- kernels/lib/outer.wgsl ----', 'o1', '', 'o2', '// ---- kernels/lib/inner.wgsl ----', 'i1']);
+  });
+
+  it('names an unknown snippet', () => {
+    expect(() => expandIncludes('//#include <nowhere>', lookup)).toThrow(/\/\/#include <nowhere> names no snippet \(kernels\/lib\/nowhere\.wgsl\)/);
+  });
+
+  it('gives the built-in kernels their snippets, whose //#if blocks the variants then resolve', () => {
+    const layernorm = kernelSource('layernorm');
+    expect(layernorm).toContain('// ---- kernels/lib/row-reduce.wgsl ----');
+    expect(kernelFlags(layernorm).has('subgroups')).toBe(true);
+    expect(kernelSource('gather')).toMatch(/fn flat_index\(/);
   });
 });
