@@ -81,7 +81,7 @@ const CE_NAN_BITS: u32 = 0x7fc00000u;
 @compute @workgroup_size(WG)
 fn ce_meta_from_targets(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_index) lid: u32) {
-  let row = loss_linear(wid, nwg, lid);
+  let row = flat_index(wid, nwg, lid);
   if (row >= ctp.rows) { return; }
   let label = ct_targets[row];
   let valid = label < ctp.cols;
