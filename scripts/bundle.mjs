@@ -1,7 +1,7 @@
 // Single ES modules for web pages: dist/browser/gpt2-prompt.js (exported as
 // `gpt2-prompt/browser`), built from src/index.ts with everything it imports, and
 // dist/browser/engine.js (`gpt2-prompt/engine/browser`), the engine alone from
-// src/engine/index.ts. Prints each bundle's size, and what minifying would make of it.
+// src/engine.ts. Prints each bundle's size, and what minifying would make of it.
 import { build } from 'esbuild';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BUNDLES = [
   { entry: join(root, 'src', 'index.ts'), outfile: join(root, 'dist', 'browser', 'gpt2-prompt.js') },
-  { entry: join(root, 'src', 'engine', 'index.ts'), outfile: join(root, 'dist', 'browser', 'engine.js') },
+  { entry: join(root, 'src', 'engine.ts'), outfile: join(root, 'dist', 'browser', 'engine.js') },
 ];
 const common = {
   bundle: true,

@@ -1,6 +1,6 @@
 // The package root: the engine (everything of gpt2-prompt/engine), GPT-2 on it, and the method,
 // for embedding in any WebGPU host (browser, Deno, Node): hand a GPUDevice to `new Gpu(device)`.
-export * from './engine/index.ts';
+export * from './engine.ts';
 
 // GPT-2
 export { GPT2, type ModelPast, type PastOptions, type TokenBatch } from './gpt2/model.ts';

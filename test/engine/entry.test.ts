@@ -10,7 +10,7 @@ const root = join(import.meta.dirname, '..', '..');
 describe('gpt2-prompt/engine', () => {
   it('imports nothing of src/gpt2, src/prompt, src/data, src/node, src/cli or Node', async () => {
     const result = await build({
-      entryPoints: [join(root, 'src', 'engine', 'index.ts')],
+      entryPoints: [join(root, 'src', 'engine.ts')],
       bundle: true,
       write: false,
       format: 'esm',
@@ -27,7 +27,7 @@ describe('gpt2-prompt/engine', () => {
   });
 
   it('exports the engine: device, tensors, tape, custom ops, optimizer, capture and ops', async () => {
-    const engine = await import('../../src/engine/index.ts');
+    const engine = await import('../../src/engine.ts');
     for (const name of ['Gpu', 'registerKernel', 'Tensor', 'tensor', 'fromGpuBuffer', 'tidy', 'record', 'customOp', 'grid', 'Adam', 'CapturedStep', 'add', 'matmul', 'softmax', 'layerNorm']) {
       expect(engine, name).toHaveProperty(name);
     }

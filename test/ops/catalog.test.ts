@@ -30,7 +30,7 @@ describe('op catalog', () => {
   });
 
   it('exports every op from the package root and the engine entry', async () => {
-    const entries = [await import('../../src/index.ts'), await import('../../src/engine/index.ts')] as Record<string, unknown>[];
+    const entries = [await import('../../src/index.ts'), await import('../../src/engine.ts')] as Record<string, unknown>[];
     for (const entry of entries) {
       const missing = opCatalog().map((op) => op.name).filter((name) => !METHODS.has(name) && typeof entry[name] !== 'function');
       expect(missing).toEqual([]);
