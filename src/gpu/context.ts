@@ -415,7 +415,7 @@ export class Gpu {
     const size = Math.ceil(data.byteLength / 4) * 4;
     if (size === 0) return;
     if (this.fastLaunch && size <= RING_UPLOAD_MAX && size === data.byteLength && this.bufferRecord(dst.buffer).lastUse !== this.batch) {
-      this.device.queue.writeBuffer(dst.buffer, dst.offset ?? 0, data.buffer, data.byteOffset, size);
+      this.device.queue.writeBuffer(dst.buffer, dst.offset ?? 0, data.buffer as ArrayBuffer, data.byteOffset, size);
       return;
     }
     if (this.fastLaunch && size <= RING_UPLOAD_MAX) {

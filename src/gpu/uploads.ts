@@ -15,7 +15,7 @@ const STAGING_LIMIT = 256 << 20;
  */
 export class StagedArena {
   readonly buffer: GPUBuffer;
-  private readonly mirror: Uint8Array;
+  private readonly mirror: Uint8Array<ArrayBuffer>;
   private used = 0;
 
   constructor(
