@@ -2,7 +2,6 @@
 // (Dawn's GL ES on llvmpipe by default) and Vulkan lavapipe where it is installed. One test
 // per case per adapter; and every op of the catalog must have a case, so an op added without
 // one fails here. Max errors go to test-results/op-suite-<adapter>.json for the record.
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as engine from '../../src/engine/index.ts';
 import { opCatalog } from '../../src/ops/catalog.ts';
@@ -11,6 +10,7 @@ import type { Gpu } from '../../src/gpu/context.ts';
 import { testGpu } from '../helpers.ts';
 import { hostSubset, suiteCases } from './suite/cases.ts';
 import { describeFailure, runCase, type CaseResult } from './suite/runner.ts';
+import { recordSuiteResults } from './suite/record.ts';
 
 const cases = suiteCases();
 
@@ -47,16 +47,14 @@ const ADAPTERS: Adapter[] = [
 for (const adapter of ADAPTERS) {
   describe(`op suite on the ${adapter.label} adapter`, () => {
     let gpu: Gpu | null = null;
-    const results: (CaseResult & { adapter: string })[] = [];
+    const results: CaseResult[] = [];
     beforeAll(async () => {
       gpu = await adapter.open();
       if (gpu) gpu.poison = true;
     }, 60_000);
     afterAll(() => {
       if (!gpu) return;
-      mkdirSync('test-results', { recursive: true });
-      const summary = results.map((r) => ({ name: r.name, ok: r.ok, ms: Math.round(r.ms), errors: Object.fromEntries(r.checks.filter((c) => c.what !== 'shape').map((c) => [c.what, c.maxAbsError])) }));
-      writeFileSync(`test-results/op-suite-${adapter.label}.json`, JSON.stringify({ adapter: gpu.adapterName, cases: summary }, null, 1) + '\n');
+      recordSuiteResults(adapter.label, gpu.adapterName, results);
       if (adapter.label !== 'default') gpu.destroy();
     });
 
@@ -64,7 +62,7 @@ for (const adapter of ADAPTERS) {
       it(c.name, async (ctx) => {
         if (!gpu) return ctx.skip(adapter.missing);
         const result = await runCase(engine, gpu, c);
-        results.push({ ...result, adapter: adapter.label });
+        results.push(result);
         expect(result.ok, describeFailure(result)).toBe(true);
       });
     }
