@@ -6,7 +6,7 @@
 import type * as EngineModule from '../../../src/engine/index.ts';
 import { seededRandom } from '../../../src/util/random.ts';
 import {
-  broadcastIndex, broadcastMap, broadcastRef, coordsOf, logSumExpOf, matmulRef, normals, numel, permuteRef,
+  broadcastIndex, broadcastMap, broadcastRef, broadcastShapes, coordsOf, logSumExpOf, matmulRef, normals, numel, permuteRef,
   reduceRef, sigmoid, sliceRef, softmaxRows, sumOf, sumToShapeRef, type Shape,
 } from './reference.ts';
 
@@ -123,7 +123,7 @@ function elementwiseCases(): OpCase[] {
   });
   Object.entries(BINARY).forEach(([op, { f, a, b, comparison }], i) => {
     const [as, bs] = BINARY_SHAPES[i % BINARY_SHAPES.length]!;
-    const shape = broadcastShapeOf(as, bs);
+    const shape = broadcastShapes(as, bs);
     cases.push({
       op, name: `${op} ${JSON.stringify(as)} ⊙ ${JSON.stringify(bs)}`, family: comparison ? 'comparison' : 'elementwise',
       inputs: [input(as, 30 + i, { grad: !comparison, domain: a ?? ((v) => v), scale: 2 }), input(bs, 50 + i, { grad: !comparison, domain: b ?? ((v) => v), scale: 2 })],
@@ -160,11 +160,6 @@ function elementwiseCases(): OpCase[] {
     },
   );
   return cases;
-}
-
-function broadcastShapeOf(a: Shape, b: Shape): number[] {
-  const rank = Math.max(a.length, b.length);
-  return Array.from({ length: rank }, (_, i) => Math.max(a[a.length - rank + i] ?? 1, b[b.length - rank + i] ?? 1));
 }
 
 function creationCases(): OpCase[] {
