@@ -3,6 +3,7 @@
 // Gradients are checked against central finite differences of that reference (runner.ts), so
 // no expected value comes from a GPU. Host-neutral: ops are reached through the engine object
 // a host hands in (src/engine/index.ts in Node and Deno, the engine bundle in a page).
+// A new op needs a case here: test/ops/suite.test.ts fails while a catalog op has none.
 import type * as EngineModule from '../../../src/engine/index.ts';
 import { seededRandom } from '../../../src/util/random.ts';
 import {
