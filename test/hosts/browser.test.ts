@@ -1,12 +1,17 @@
 // The engine inside headless Chromium (Dawn in the browser, on SwiftShader), through the
-// browser bundle: the golden fixture via `npm run golden:browser`, and the example page
-// (examples/browser), whose training must give Node's losses and validation report.
+// browser bundle: the golden fixture via `npm run golden:browser`, the example page
+// (examples/browser), whose training must give Node's losses and validation report, and the op
+// suite's host subset (test/ops/suite) on the engine bundle, within the suite's tolerances.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { browserMissing, openPage, type BrowserSession } from '../../scripts/browser.ts';
 import { testGpu } from '../helpers.ts';
 import { ROOT, FIXTURE, LOSS_AGREEMENT, run, goldenLine, nodeGoldenReport, expectMatchesFixture, maxDifference, readFromRoot } from './hosts.ts';
+import { hostSubset } from '../ops/suite/cases.ts';
+import { describeFailure, type CaseResult } from '../ops/suite/runner.ts';
+import { recordSuiteResults } from '../ops/suite/record.ts';
 import { GPT2, GPT2Tokenizer, loadCheckpoint, fingerprint, fit, classify, defaultTask, DEFAULT_MODEL_DIR, DEFAULT_TRAINING, type Dataset } from '../../src/index.ts';
 
 const missing = browserMissing();
@@ -114,5 +119,40 @@ describe.skipIf(missing !== null)('Chromium', { timeout: 400_000 }, () => {
       mkdirSync(join(ROOT, 'test-results'), { recursive: true });
       await session!.page.screenshot({ path: join(ROOT, 'test-results', 'browser-demo.png'), fullPage: true });
     });
+  });
+
+  it('the op suite\'s host subset on the engine bundle matches float64 forwards and finite-difference gradients', async (ctx) => {
+    // The suite's cases and runner as one module for the page; they reach the ops only through
+    // the engine object the page hands them, here the shipped dist/browser/engine.js.
+    const suiteModule = 'test-results/browser/op-suite.js';
+    await build({
+      stdin: { contents: "export { runSuite } from './runner.ts';\nexport { hostSubset } from './cases.ts';\n", resolveDir: join(ROOT, 'test', 'ops', 'suite'), loader: 'ts' },
+      bundle: true, format: 'esm', platform: 'browser', target: 'es2022', logLevel: 'warning', outfile: join(ROOT, suiteModule),
+    });
+    const session = await openPage('/');
+    try {
+      // A string, not a function: vitest would rewrite a function's import() into a helper the page lacks.
+      const page = await session.page.evaluate<{ error: string | null; adapter?: string; results: CaseResult[] }>(`(async () => {
+        const engine = await import('/dist/browser/engine.js');
+        const suite = await import('/${suiteModule}');
+        let gpu;
+        try {
+          gpu = await engine.openWebGpu({ host: 'chromium' });
+        } catch (error) {
+          return { error: String(error), results: [] };
+        }
+        const results = await suite.runSuite(engine, gpu, suite.hostSubset());
+        const adapter = gpu.adapterName;
+        gpu.destroy();
+        return { error: null, adapter, results };
+      })()`);
+      if (NO_ADAPTER.test(page.error ?? '')) ctx.skip(`Chromium offers no WebGPU adapter here: ${page.error}`);
+      expect(page.error, session.console.join('\n')).toBeNull();
+      recordSuiteResults('chromium', page.adapter!, page.results);
+      expect(page.results.map((c) => c.name)).toEqual(hostSubset().map((c) => c.name));
+      for (const c of page.results) expect(c.ok, describeFailure(c)).toBe(true);
+    } finally {
+      await session.close();
+    }
   });
 });

@@ -1,10 +1,14 @@
 // The engine under Deno's own WebGPU (wgpu, on the software Vulkan adapter): the golden
-// fixture through `npm run golden:deno`, and a short training that must give Node's losses.
+// fixture through `npm run golden:deno`, a short training that must give Node's losses, and the
+// op suite's host subset (test/ops/suite) within the suite's float64 tolerances.
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, FIXTURE, LOSS_AGREEMENT, run, goldenLine, nodeGoldenReport, nodeShortTraining, expectMatchesFixture, maxDifference } from './hosts.ts';
+import { hostSubset } from '../ops/suite/cases.ts';
+import { describeFailure, type CaseResult } from '../ops/suite/runner.ts';
+import { recordSuiteResults } from '../ops/suite/record.ts';
 
 const DENO = join(ROOT, 'node_modules', '.bin', 'deno');
 const DENO_FLAGS = ['run', '--unstable-webgpu', '--allow-read', '--allow-env'];
@@ -48,5 +52,15 @@ describe.skipIf(!existsSync(DENO))('Deno', { timeout: 400_000 }, () => {
     expect(deno.losses).toHaveLength(8);
     expect(maxDifference(deno.losses, node.losses)).toBeLessThan(LOSS_AGREEMENT);
     expect(deno.accuracy).toBe(node.accuracy);
+  });
+
+  it('the op suite\'s host subset matches float64 forwards and finite-difference gradients', async (ctx) => {
+    const r = await run(DENO, [...DENO_FLAGS, 'test/hosts/deno-ops.ts'], 300_000);
+    if (r.code !== 0 && NO_ADAPTER.test(r.stderr)) ctx.skip(`Deno finds no WebGPU adapter here: ${r.stderr.trim()}`);
+    expect(r.code, r.stderr).toBe(0);
+    const { adapter, results } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { adapter: string; results: CaseResult[] };
+    recordSuiteResults('deno', adapter, results);
+    expect(results.map((c) => c.name)).toEqual(hostSubset().map((c) => c.name));
+    for (const c of results) expect(c.ok, describeFailure(c)).toBe(true);
   });
 });
