@@ -3,7 +3,7 @@
 // per case per adapter; and every op of the catalog must have a case, so an op added without
 // one fails here. Max errors go to test-results/op-suite-<adapter>.json for the record.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as engine from '../../src/engine/index.ts';
+import * as engine from '../../src/engine.ts';
 import { opCatalog } from '../../src/ops/catalog.ts';
 import { openGpu } from '../../src/node/device.ts';
 import type { Gpu } from '../../src/gpu/context.ts';

@@ -2,9 +2,9 @@
 // rank-1..4 shapes, each with a float64 reference of its forward (test/ops/suite/reference.ts).
 // Gradients are checked against central finite differences of that reference (runner.ts), so
 // no expected value comes from a GPU. Host-neutral: ops are reached through the engine object
-// a host hands in (src/engine/index.ts in Node and Deno, the engine bundle in a page).
+// a host hands in (src/engine.ts in Node and Deno, the engine bundle in a page).
 // A new op needs a case here: test/ops/suite.test.ts fails while a catalog op has none.
-import type * as EngineModule from '../../../src/engine/index.ts';
+import type * as EngineModule from '../../../src/engine.ts';
 import { seededRandom } from '../../../src/util/random.ts';
 import {
   broadcastIndex, broadcastMap, broadcastRef, broadcastShapes, coordsOf, logSumExpOf, matmulRef, normals, numel, permuteRef,
