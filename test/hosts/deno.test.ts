@@ -26,6 +26,11 @@ describe.skipIf(!existsSync(DENO))('Deno', { timeout: 400_000 }, () => {
     expectMatchesFixture(report, await nodeGoldenReport(), expect);
   });
 
+  it('type-checks both package entries under Deno\'s own WebGPU types (deno run does not)', async () => {
+    const r = await run(DENO, ['check', 'src/index.ts', 'src/engine.ts'], 300_000);
+    expect(r.code, r.stderr).toBe(0);
+  });
+
   it('the README\'s Deno example runs as written, beside a checkout in a Deno workspace', async (ctx) => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const example = readme.match(/```ts\n(\/\/ deno run [^\n]*\n[\s\S]*?)```/)![1]!;
