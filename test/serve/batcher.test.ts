@@ -107,6 +107,23 @@ describe('Batcher', () => {
     expect(d.batches.slice(4)).toEqual([['c4', 'c5', 'c6', 'c8']]); // one pass, its rows in length order
   });
 
+  it('a failed pass of a split batch rejects only its own requests; the other passes of the batch still run', async () => {
+    const d = device();
+    const batcher = new Batcher<Row, string>(d.run, { ...limits, maxBatchRows: 8, passCostTokens: 10 });
+    const first = batcher.submit(rows('a', 1));
+    const short = batcher.submit(rows('s', 3, 4));
+    const long = batcher.submit([{ id: 'l0', tokenCount: 40 }]);
+    await d.finish(); // a0
+    expect(d.batches[1]).toEqual(['s0', 's1', 's2']);
+    const failed = expect(short).rejects.toThrow('device lost');
+    await d.fail('device lost');
+    await failed;
+    expect(d.batches[2]).toEqual(['l0']);
+    await d.finish();
+    expect((await long).outputs).toEqual(['out l0']);
+    expect((await first).outputs).toEqual(['out a0']);
+  });
+
   it('lengthRuns finds the cheapest split into contiguous runs (against every split, on random lengths)', () => {
     const random = seededRandom(7);
     for (let trial = 0; trial < 200; trial++) {
