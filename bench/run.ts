@@ -439,8 +439,8 @@ if (args.only.has('serve')) {
     (r) => {
       printTable(
         `gpt2-prompt serve on 127.0.0.1 (shipped small model, two prompt files, tasks interleaved, one text a request; ${settings.serve.seconds} s a run)`,
-        ['server', 'texts', 'concurrency', 'requests/s', 'rows/s', 'p50 ms', 'p99 ms', 'rows a pass', 'failures'],
-        r.closedLoop.map((x) => [x.setting, x.texts, x.concurrency, x.requestsPerSec, x.rowsPerSec, x.p50Ms, x.p99Ms, x.meanBatchRows, x.failures]),
+        ['server', 'texts', 'concurrency', 'requests/s', 'rows/s', 'p50 ms', 'p99 ms', 'rows a pass', 'failures', 'server CPU ms/req', 'client CPU ms/req', 'load'],
+        r.closedLoop.map((x) => [x.setting, x.texts, x.concurrency, x.requestsPerSec, x.rowsPerSec, x.p50Ms, x.p99Ms, x.meanBatchRows, x.failures, x.serverCpuMsPerRequest, x.clientCpuMsPerRequest, x.loadAverage]),
       );
       const c = r.constantRate;
       console.log(`batching / one row per pass at concurrency ${Math.max(...settings.serve.concurrencies)}: ${r.speedupAtMaxConcurrency.toFixed(2)}× requests/s (target ≥ 3×: ${r.speedupAtMaxConcurrency >= 3 ? 'met' : 'NOT met'}); tweet-length texts: ${r.shortTextSpeedupAtMaxConcurrency.toFixed(2)}×`);

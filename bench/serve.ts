@@ -4,10 +4,12 @@
 // --max-batch-rows 1) and concurrency: requests/s, rows/s, p50/p99 latency and the mean rows
 // per GPT-2 pass (from the server's /metrics), for review-length texts, and at the top
 // concurrency for tweet-length ones too; then a constant-rate run at half the batching
-// server's measured capacity, with its failures and p99. The load generator shares the
-// machine's cores with the server.
+// server's measured capacity, with its failures and p99. The load generator (autocannon, in
+// this bench's process) shares the machine's cores with the server (whose process also holds
+// llvmpipe's threads), so each run reports both processes' CPU time per request and the load
+// average: what the client took from the server is measured, not guessed.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { writePromptFiles, startServer, untilReady, metric, type ServerProcess } from '../test/serve/harness.ts';
@@ -32,6 +34,11 @@ export interface LoadResult {
   p99Ms: number;
   meanBatchRows: number;
   failures: number;
+  /** CPU ms per answered request: the server process (llvmpipe's threads included), and the load generator. */
+  serverCpuMsPerRequest: number;
+  clientCpuMsPerRequest: number;
+  /** 1-minute load average at the run's end. */
+  loadAverage: number;
 }
 
 export interface ConstantRateResult {
@@ -69,13 +76,14 @@ function requests(lengths: Lengths): autocannon.Request[] {
   }));
 }
 
-async function batchCounts(server: ServerProcess): Promise<{ rows: number; batches: number }> {
+async function serverCounts(server: ServerProcess): Promise<{ rows: number; batches: number; cpuSeconds: number }> {
   const text = await (await fetch(`${server.url}/metrics`)).text();
-  return { rows: metric(text, 'gpt2_prompt_batch_rows_sum'), batches: metric(text, 'gpt2_prompt_batch_rows_count') };
+  return { rows: metric(text, 'gpt2_prompt_batch_rows_sum'), batches: metric(text, 'gpt2_prompt_batch_rows_count'), cpuSeconds: metric(text, 'gpt2_prompt_process_cpu_seconds_total') };
 }
 
 async function load(server: ServerProcess, options: { connections: number; seconds: number; overallRate?: number; lengths?: Lengths }) {
-  const before = await batchCounts(server);
+  const before = await serverCounts(server);
+  const clientBefore = process.cpuUsage();
   const result = await autocannon({
     url: server.url,
     connections: options.connections,
@@ -84,7 +92,8 @@ async function load(server: ServerProcess, options: { connections: number; secon
     timeout: 30,
     ...(options.overallRate ? { overallRate: options.overallRate } : {}),
   });
-  const after = await batchCounts(server);
+  const client = process.cpuUsage(clientBefore);
+  const after = await serverCounts(server);
   const ok = result['2xx'];
   return {
     ok,
@@ -94,6 +103,9 @@ async function load(server: ServerProcess, options: { connections: number; secon
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     meanBatchRows: (after.rows - before.rows) / Math.max(1, after.batches - before.batches),
+    serverCpuMsPerRequest: ((after.cpuSeconds - before.cpuSeconds) * 1000) / Math.max(1, ok),
+    clientCpuMsPerRequest: (client.user + client.system) / 1000 / Math.max(1, ok),
+    loadAverage: loadavg()[0]!,
   };
 }
 
@@ -118,8 +130,8 @@ export async function serveBench(options: ServeBenchOptions): Promise<{ closedLo
         for (const lengths of workloads) {
           const r = await load(server, { connections: concurrency, seconds: options.seconds, lengths });
           const texts = `${lengths.minWords}-${lengths.maxWords} words`;
-          closedLoop.push({ setting, texts, concurrency, requestsPerSec: r.requestsPerSec, rowsPerSec: r.requestsPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, meanBatchRows: r.meanBatchRows, failures: r.failures });
-          console.log(`  ${setting}, ${texts}, concurrency ${concurrency}: ${r.requestsPerSec.toFixed(1)} requests/s, p99 ${r.p99Ms} ms, ${r.meanBatchRows.toFixed(2)} rows a pass`);
+          closedLoop.push({ setting, texts, concurrency, requestsPerSec: r.requestsPerSec, rowsPerSec: r.requestsPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, meanBatchRows: r.meanBatchRows, failures: r.failures, serverCpuMsPerRequest: r.serverCpuMsPerRequest, clientCpuMsPerRequest: r.clientCpuMsPerRequest, loadAverage: r.loadAverage });
+          console.log(`  ${setting}, ${texts}, concurrency ${concurrency}: ${r.requestsPerSec.toFixed(1)} requests/s, p99 ${r.p99Ms} ms, ${r.meanBatchRows.toFixed(2)} rows a pass, CPU ms a request: server ${r.serverCpuMsPerRequest.toFixed(2)}, client ${r.clientCpuMsPerRequest.toFixed(2)}; load ${r.loadAverage.toFixed(1)}`);
         }
       }
       server.process.kill('SIGTERM');

@@ -227,6 +227,7 @@ function buildCli(argv: string[]) {
       ['--port <n>', `Port (default ${SERVE_DEFAULTS.port}; 0: any free port)`],
       ['--max-batch-rows <n>', `Texts one GPT-2 pass takes at most (default ${SERVE_DEFAULTS.maxBatchRows})`],
       ['--max-batch-tokens <n>', `Padded tokens (texts × longest) one pass takes at most (default ${SERVE_DEFAULTS.maxBatchTokens})`],
+      ['--pass-cost-tokens <n>', `A pass's fixed cost in padded tokens: a batch of mixed lengths runs as passes of similar lengths where that saves more padding (default ${SERVE_DEFAULTS.passCostTokens})`],
       ['--max-queued-rows <n>', `Texts that may wait; beyond, requests get 429 (default ${SERVE_DEFAULTS.maxQueuedRows})`],
       ['--max-client-batch <n>', `Inputs one request may carry; beyond, 413 (default ${SERVE_DEFAULTS.maxClientBatch})`],
       ['--payload-limit <bytes>', `Request body size; beyond, 413 (default ${SERVE_DEFAULTS.payloadLimit}, 2 MB)`],

@@ -14,6 +14,7 @@ export interface ServeFlags {
   maxBatchRows?: number | string;
   maxBatchTokens?: number | string;
   maxQueuedRows?: number | string;
+  passCostTokens?: number | string;
   maxClientBatch?: number | string;
   payloadLimit?: number | string;
   shutdownTimeout?: number | string;
@@ -26,6 +27,9 @@ export const SERVE_DEFAULTS = {
   maxBatchRows: 32,
   maxBatchTokens: 8192,
   maxQueuedRows: 1024,
+  // A pass's fixed cost in padded tokens, as measured for the shipped small model on llvmpipe
+  // (about 9 ms fixed, 0.125 ms a padded token): see docs/serving.md.
+  passCostTokens: 72,
   maxClientBatch: 64,
   payloadLimit: 2 * 1024 * 1024,
   shutdownTimeout: 30,
@@ -45,6 +49,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     maxBatchRows: positiveInt(flags.maxBatchRows ?? SERVE_DEFAULTS.maxBatchRows, '--max-batch-rows'),
     maxBatchTokens: positiveInt(flags.maxBatchTokens ?? SERVE_DEFAULTS.maxBatchTokens, '--max-batch-tokens'),
     maxQueuedRows: positiveInt(flags.maxQueuedRows ?? SERVE_DEFAULTS.maxQueuedRows, '--max-queued-rows'),
+    passCostTokens: positiveInt(flags.passCostTokens ?? SERVE_DEFAULTS.passCostTokens, '--pass-cost-tokens'),
   };
   const maxClientBatch = positiveInt(flags.maxClientBatch ?? SERVE_DEFAULTS.maxClientBatch, '--max-client-batch');
   const payloadLimit = positiveInt(flags.payloadLimit ?? SERVE_DEFAULTS.payloadLimit, '--payload-limit');

@@ -2,7 +2,11 @@
 // whenever the device is free the next batch takes queued rows — of any request, in arrival
 // order — up to a row and a token budget. No timer waits for a batch to fill: at low load a
 // row runs at once, under load the queue that builds up while the device works is the batch.
-// Host-neutral: the device work is a function given to it.
+// A pass costs a fixed part plus its padded tokens (rows × longest row); when the batch's
+// lengths differ enough that padding would cost more than another pass's fixed part, the
+// batch runs as back-to-back passes over length-sorted runs of its rows (the split that
+// minimizes the modelled cost), each answered as it finishes. Host-neutral: the device work
+// is a function given to it.
 
 /** The budgets of one batch and of the queue. */
 export interface BatchLimits {
@@ -12,6 +16,38 @@ export interface BatchLimits {
   maxBatchTokens: number;
   /** Rows that may wait at once; a request that would queue more is refused. */
   maxQueuedRows: number;
+  /**
+   * A pass's fixed cost in padded tokens (what one more pass costs beyond its tokens); a batch
+   * splits into passes of similar lengths only where that saves more padding than this. Unset:
+   * a batch is always one pass.
+   */
+  passCostTokens?: number;
+}
+
+/**
+ * The cheapest split of rows (sorted by token count, shortest first) into consecutive runs,
+ * where a run costs `passCost` + its rows × its longest row: the run ends, as indices past
+ * each run's last row. Exact (dynamic programming over the sorted order, where an optimal
+ * split's runs are always contiguous).
+ */
+export function lengthRuns(sortedTokenCounts: readonly number[], passCost: number): number[] {
+  const n = sortedTokenCounts.length;
+  const best = new Float64Array(n + 1).fill(Infinity);
+  const cut = new Int32Array(n + 1);
+  best[0] = 0;
+  for (let end = 1; end <= n; end++) {
+    const longest = Math.max(1, sortedTokenCounts[end - 1]!);
+    for (let start = 0; start < end; start++) {
+      const cost = best[start]! + passCost + (end - start) * longest;
+      if (cost < best[end]!) {
+        best[end] = cost;
+        cut[end] = start;
+      }
+    }
+  }
+  const ends: number[] = [];
+  for (let end = n; end > 0; end = cut[end]!) ends.unshift(end);
+  return ends;
 }
 
 /** A request refused because the queue is full (HTTP 429). */
@@ -29,13 +65,15 @@ export class CancelledError extends Error {
   override name = 'CancelledError';
 }
 
-/** What a batch run reports, e.g. to metrics. */
+/** What a pass reports, e.g. to metrics (a batch of mixed lengths may run as several passes). */
 export interface BatchInfo {
   rows: number;
   /** Padded tokens (rows × longest row). */
   tokens: number;
   milliseconds: number;
 }
+
+type Taken<Row, Out> = { pending: Pending<Row, Out>; index: number; row: Row };
 
 /** What the batcher reports as it works, e.g. to metrics. */
 export interface BatcherHooks {
@@ -80,6 +118,7 @@ export class Batcher<Row extends { tokenCount: number }, Out> {
     private readonly hooks: BatcherHooks = {},
   ) {
     for (const [name, value] of Object.entries(limits)) {
+      if (value === undefined && name === 'passCostTokens') continue;
       if (!Number.isInteger(value) || value < 1) throw new RangeError(`batch limit ${name} must be a positive integer, got ${value}`);
     }
   }
@@ -149,8 +188,8 @@ export class Batcher<Row extends { tokenCount: number }, Out> {
   }
 
   /** The next batch: queued rows in arrival order within the budgets (at least one row). */
-  private take(): { pending: Pending<Row, Out>; index: number }[] {
-    const batch: { pending: Pending<Row, Out>; index: number }[] = [];
+  private take(): Taken<Row, Out>[] {
+    const batch: Taken<Row, Out>[] = [];
     let longest = 0;
     while (this.queue.length && batch.length < this.limits.maxBatchRows) {
       const pending = this.queue[0]!;
@@ -158,11 +197,20 @@ export class Batcher<Row extends { tokenCount: number }, Out> {
       const width = Math.max(longest, row.tokenCount, 1);
       if (batch.length > 0 && (batch.length + 1) * width > this.limits.maxBatchTokens) break;
       longest = width;
-      batch.push({ pending, index: pending.next++ });
+      batch.push({ pending, index: pending.next++, row });
       this.queued--;
       if (pending.next === pending.rows.length) this.queue.shift();
     }
     return batch;
+  }
+
+  /** The batch as passes: one, or length-sorted runs of it where that is cheaper (see lengthRuns). */
+  private passes(batch: Taken<Row, Out>[]): Taken<Row, Out>[][] {
+    const passCost = this.limits.passCostTokens;
+    if (passCost === undefined || batch.length < 2) return [batch];
+    const sorted = [...batch].sort((a, b) => a.row.tokenCount - b.row.tokenCount);
+    let from = 0;
+    return lengthRuns(sorted.map(({ row }) => row.tokenCount), passCost).map((end) => sorted.slice(from, (from = end)));
   }
 
   private pump(): void {
@@ -175,26 +223,30 @@ export class Batcher<Row extends { tokenCount: number }, Out> {
     this.running = true;
     const started = now();
     for (const { pending } of batch) pending.firstStart ??= started;
-    const tokens = batch.length * Math.max(1, ...batch.map(({ pending, index }) => pending.rows[index]!.tokenCount));
-    this.run(batch.map(({ pending, index }) => pending.rows[index]!))
-      .then(
-        (outputs) => {
-          const finished = now();
-          this.hooks.onBatch?.({ rows: batch.length, tokens, milliseconds: finished - started });
-          batch.forEach(({ pending, index }, b) => {
-            if (pending.cancelled) return;
-            pending.outputs[index] = outputs[b]!;
-            if (--pending.remaining === 0) pending.resolve({ outputs: pending.outputs, queueMs: pending.firstStart! - pending.accepted, inferenceMs: finished - pending.firstStart! });
-          });
-        },
-        (error: unknown) => {
-          const failure = error instanceof Error ? error : new Error(String(error));
-          for (const { pending } of batch) if (!pending.cancelled) this.fail(pending, failure);
-        },
-      )
-      .finally(() => {
-        this.running = false;
-        this.pump();
-      });
+    void this.runPasses(this.passes(batch)).finally(() => {
+      this.running = false;
+      this.pump();
+    });
+  }
+
+  /** Runs the passes one after another, answering each pass's rows as it finishes. */
+  private async runPasses(passes: Taken<Row, Out>[][]): Promise<void> {
+    for (const pass of passes) {
+      const started = now();
+      const tokens = pass.length * Math.max(1, ...pass.map(({ row }) => row.tokenCount));
+      try {
+        const outputs = await this.run(pass.map(({ row }) => row));
+        const finished = now();
+        this.hooks.onBatch?.({ rows: pass.length, tokens, milliseconds: finished - started });
+        pass.forEach(({ pending, index }, b) => {
+          if (pending.cancelled) return;
+          pending.outputs[index] = outputs[b]!;
+          if (--pending.remaining === 0) pending.resolve({ outputs: pending.outputs, queueMs: pending.firstStart! - pending.accepted, inferenceMs: finished - pending.firstStart! });
+        });
+      } catch (error: unknown) {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        for (const { pending } of pass) if (!pending.cancelled) this.fail(pending, failure);
+      }
+    }
   }
 }

@@ -1,6 +1,7 @@
 // The batcher alone, with a device stand-in whose batches finish when the test says so.
 import { describe, it, expect } from 'vitest';
-import { Batcher, QueueFullError, ShuttingDownError, CancelledError, type BatchInfo, type BatchLimits } from '../../src/serve/batcher.ts';
+import { Batcher, QueueFullError, ShuttingDownError, CancelledError, lengthRuns, type BatchInfo, type BatchLimits } from '../../src/serve/batcher.ts';
+import { seededRandom } from '../../src/util/random.ts';
 
 interface Row {
   id: string;
@@ -78,6 +79,67 @@ describe('Batcher', () => {
     await d.finish();
     // s0 s1 s2 cost 15; adding l0 would make 4 × 8 = 32.
     expect(d.batches).toEqual([['h0'], ['s0', 's1', 's2'], ['l0']]);
+  });
+
+  it('with passCostTokens, runs a batch of mixed lengths as length-sorted passes where padding costs more than a pass, answering each as it finishes', async () => {
+    const d = device();
+    const infos: BatchInfo[] = [];
+    const batcher = new Batcher<Row, string>(d.run, { ...limits, maxBatchRows: 8, passCostTokens: 10 }, { onBatch: (info) => infos.push(info) });
+    const first = batcher.submit(rows('a', 1, 3));
+    const long = batcher.submit([{ id: 'l0', tokenCount: 40 }]);
+    const short = batcher.submit(rows('s', 3, 4));
+    const mid = batcher.submit([{ id: 'm0', tokenCount: 6 }]);
+    await d.finish(); // a0
+    // One pass: 10 + 5 × 40 = 210; short ones, then l0: 10 + 4 × 6 + 10 + 40 = 84.
+    expect(d.batches[1]).toEqual(['s0', 's1', 's2', 'm0']);
+    await d.finish();
+    expect((await short).outputs).toEqual(['out s0', 'out s1', 'out s2']);
+    expect(d.batches[2]).toEqual(['l0']);
+    await d.finish();
+    expect((await long).outputs).toEqual(['out l0']);
+    expect((await mid).outputs).toEqual(['out m0']);
+    expect((await first).outputs).toEqual(['out a0']);
+    expect(infos.map((i) => [i.rows, i.tokens])).toEqual([[1, 3], [4, 24], [1, 40]]);
+    // Close lengths stay one pass: splitting would save less padding than a pass costs.
+    batcher.submit(rows('x', 1));
+    for (const tokens of [8, 4, 6, 5]) batcher.submit([{ id: `c${tokens}`, tokenCount: tokens }]);
+    await d.finish(); // x0
+    expect(d.batches.slice(4)).toEqual([['c4', 'c5', 'c6', 'c8']]); // one pass, its rows in length order
+  });
+
+  it('a failed pass of a split batch rejects only its own requests; the other passes of the batch still run', async () => {
+    const d = device();
+    const batcher = new Batcher<Row, string>(d.run, { ...limits, maxBatchRows: 8, passCostTokens: 10 });
+    const first = batcher.submit(rows('a', 1));
+    const short = batcher.submit(rows('s', 3, 4));
+    const long = batcher.submit([{ id: 'l0', tokenCount: 40 }]);
+    await d.finish(); // a0
+    expect(d.batches[1]).toEqual(['s0', 's1', 's2']);
+    const failed = expect(short).rejects.toThrow('device lost');
+    await d.fail('device lost');
+    await failed;
+    expect(d.batches[2]).toEqual(['l0']);
+    await d.finish();
+    expect((await long).outputs).toEqual(['out l0']);
+    expect((await first).outputs).toEqual(['out a0']);
+  });
+
+  it('lengthRuns finds the cheapest split into contiguous runs (against every split, on random lengths)', () => {
+    const random = seededRandom(7);
+    for (let trial = 0; trial < 200; trial++) {
+      const n = 1 + Math.floor(random() * 9);
+      const lengths = Array.from({ length: n }, () => Math.floor(random() * 80)).sort((a, b) => a - b);
+      const passCost = Math.floor(random() * 100);
+      const costOf = (ends: number[]) => ends.reduce((sum, end, i) => sum + passCost + (end - (i ? ends[i - 1]! : 0)) * Math.max(1, lengths[end - 1]!), 0);
+      let best = Infinity;
+      for (let mask = 0; mask < 1 << (n - 1); mask++) {
+        const ends = [...Array.from({ length: n - 1 }, (_, i) => i + 1).filter((_, i) => mask & (1 << i)), n];
+        best = Math.min(best, costOf(ends));
+      }
+      const ends = lengthRuns(lengths, passCost);
+      expect(ends.at(-1)).toBe(n);
+      expect(costOf(ends)).toBe(best);
+    }
   });
 
   it('refuses a request that would put more than maxQueuedRows rows in the queue, and queues nothing of it', async () => {

@@ -235,7 +235,7 @@ describe('gpt2-prompt serve', () => {
       ['emotion', 'multi', ['joy', 'love', 'anger']],
     ]);
     expect(tasks.body.model.fingerprint).toMatch(/^[0-9a-f]{16}$/);
-    expect(tasks.body.limits).toEqual({ maxBatchRows: 4, maxBatchTokens: 8192, maxQueuedRows: 64, maxClientBatch: 8, payloadLimit: 64000 });
+    expect(tasks.body.limits).toEqual({ maxBatchRows: 4, maxBatchTokens: 8192, maxQueuedRows: 64, passCostTokens: 72, maxClientBatch: 8, payloadLimit: 64000 });
     const metrics = await get(server, '/metrics');
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
     for (const name of ['gpt2_prompt_http_requests_total', 'gpt2_prompt_queued_rows', 'gpt2_prompt_batch_rows_bucket', 'gpt2_prompt_queue_seconds_bucket', 'gpt2_prompt_inference_seconds_bucket']) {
