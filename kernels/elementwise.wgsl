@@ -23,9 +23,7 @@ struct Strided {
 // Launches of one element (or vec4) per invocation: the count, and a scalar operand.
 struct Flat { n: u32, value: f32, _p0: u32, _p1: u32 }
 
-fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wid.x + wid.y * nwg.x) * WG + lid;
-}
+//#include <index>
 
 fn at8(v: array<vec4<u32>, 2>, d: u32) -> u32 {
   return v[d / 4u][d % 4u];
@@ -75,7 +73,7 @@ fn sigmoid_f(x: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= fl.n) { return; }
   un_y[i] = op_forward(un_x[i]);
 }
@@ -83,7 +81,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn forward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= fl.n) { return; }
   let x = un_x4[i];
   un_y4[i] = vec4<f32>(op_forward(x.x), op_forward(x.y), op_forward(x.z), op_forward(x.w));
@@ -102,7 +100,7 @@ fn forward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(WG)
 fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= fl.n) { return; }
   ub_dx[i] = op_grad(ub_x[i], ub_y[i], ub_g[i]);
 }
@@ -110,7 +108,7 @@ fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(WG)
 fn backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= fl.n) { return; }
   let x = ub_x4[i];
   let y = ub_y4[i];
@@ -131,7 +129,7 @@ fn backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 @compute @workgroup_size(WG)
 fn same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= fl.n) { return; }
   bin_out[i] = op_forward(bin_a[i], bin_b[i]);
 }
@@ -139,7 +137,7 @@ fn same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(WG)
 fn same4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= fl.n) { return; }
   let a = bin_a4[i];
   let b = bin_b4[i];
@@ -153,7 +151,7 @@ fn same4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(WG)
 fn scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= fl.n) { return; }
   bsc_out[i] = op_forward(bin_a[i], fl.value);
 }
@@ -161,7 +159,7 @@ fn scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn scalar4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= fl.n) { return; }
   let a = bin_a4[i];
   let b = fl.value;
@@ -172,7 +170,7 @@ fn scalar4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn strided(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= st.n) { return; }
   let o = strided_offsets(i);
   bin_out[i] = op_forward(bin_a[o.x], bin_b[o.y]);
@@ -188,7 +186,7 @@ fn strided(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn grad_a(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= st.n) { return; }
   let o = strided_offsets(i);
   bg_out[i] = op_grad_a(bin_a[o.x], bin_b[o.y], bg_z[i], bg_g[i]);
@@ -199,7 +197,7 @@ fn grad_a(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn grad_b(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= st.n) { return; }
   let o = strided_offsets(i);
   bg_out[i] = op_grad_b(bin_a[o.x], bin_b[o.y], bg_z[i], bg_g[i]);
@@ -217,7 +215,7 @@ struct ScaleParams { n: u32, scale: f32, shift: f32, _p: u32 }
 @compute @workgroup_size(WG)
 fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= sp.n) { return; }
   scale_out[i] = scale_in[i] * sp.scale + sp.shift;
 }
@@ -230,7 +228,7 @@ struct FillParams { n: u32, bits: u32, _p0: u32, _p1: u32 }
 @compute @workgroup_size(WG)
 fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= fp.n) { return; }
   fill_out[i] = fp.bits;
 }
@@ -239,7 +237,7 @@ fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(WG)
 fn broadcast_to(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= st.n) { return; }
   scale_out[i] = scale_in[strided_offsets(i).x];
 }
@@ -253,7 +251,7 @@ fn broadcast_to(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(WG)
 fn where_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-  let i = linear_index(wid, nwg, lid);
+  let i = flat_index(wid, nwg, lid);
   if (i >= st.n) { return; }
   let o = strided_offsets(i);
   where_out[i] = select(where_b[o.z], where_a[o.y], where_cond[o.x] != 0.0);
@@ -265,7 +263,7 @@ fn where_select(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(WG)
 fn sum_to_shape(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-  let j = linear_index(wid, nwg, lid);
+  let j = flat_index(wid, nwg, lid);
   if (j >= st.n) { return; }
   let base = strided_offsets(j).x;
   var count = 1u;
