@@ -38,3 +38,12 @@ export { pearson, correlationTable } from './metrics/correlation.ts';
 export { AdamW, globalGradNorm, type AdamOptions, type AdamState } from './engine/adam.ts';
 export { Optimizer, SGD, clipGradNorm, clipCoefficient, type SGDOptions, type SGDState, type StepOptions } from './engine/optim.ts';
 export { type CrossEntropyOptions } from './ops/loss.ts';
+// Elementwise, creation and reduction ops
+export {
+  neg, exp, log, sqrt, rsqrt, reciprocal, abs, sin, cos, tanh, sigmoid, relu, silu, square,
+  pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, broadcastShape, UNARY_OPS, BINARY_OPS,
+  type UnaryOpName, type BinaryOpName, type BinaryOp,
+} from './ops/elementwise.ts';
+export { zeros, ones, full, arange, rand, randn, type CreationOptions, type RandomOptions } from './ops/creation.ts';
+export { sum, mean, max, min, logsumexp, argmax, type Dims } from './ops/reduce.ts';
+export { logSoftmax, rmsNorm, mseLoss } from './ops/derived.ts';

@@ -1,15 +1,141 @@
-// Elementwise arithmetic with numpy-style broadcasting (up to 4 dims).
-import { packParams, f32, grid } from '../gpu/params.ts';
-import { Tensor, record, sameShape, setGradientAccumulator, shapeString, type Shape } from '../engine/tensor.ts';
+// Elementwise ops with numpy-style broadcasting (up to 8 dims), PyTorch's names and semantics.
+//
+// One table defines every op once: its forward as a WGSL expression, and its gradient as a WGSL
+// expression or composed from other ops. Each op's kernel is generated from the table (the
+// templates of kernels/elementwise.wgsl plus the op's functions) and registered as
+// `elementwise.<name>`.
+import { grid } from '../gpu/params.ts';
+import { specialize } from '../gpu/features.ts';
+import { kernelSource, registerKernel } from '../gpu/registry.ts';
+import type { Gpu } from '../gpu/context.ts';
+import { Tensor, numel, record, sameShape, setGradientAccumulator, shapeString, type DType, type Shape } from '../engine/tensor.ts';
 
 const WG = 256;
-const MAX_RANK = 4;
-const enum BinaryOp {
-  Add = 0,
-  Sub = 1,
-  Mul = 2,
-  Div = 3,
-  TakeA = 4,
+/** The most dims a broadcast operand or output may have. */
+export const MAX_RANK = 8;
+
+/**
+ * A unary op. `wgsl` is the output from `x`; `grad` is dx from `x` (input), `y` (output) and
+ * `g` (the output's gradient). Helpers sigmoid_f and pow_real are in kernels/elementwise.wgsl.
+ */
+interface UnaryDef {
+  wgsl: string;
+  grad: string;
+}
+
+/** A binary op's gradient for one operand at the output's shape: WGSL in x (a), y (b), z (output), g; or composed from ops. */
+type BinaryGrad = string | ((g: Tensor, a: Tensor, b: Tensor, out: Tensor) => Tensor);
+
+/** A binary op; null grad: not differentiable (comparisons give masks). */
+interface BinaryDef {
+  wgsl: string;
+  grad: { a: BinaryGrad; b: BinaryGrad } | null;
+}
+
+const UNARY = {
+  neg: { wgsl: '-x', grad: '-g' },
+  exp: { wgsl: 'exp(x)', grad: 'g * y' },
+  log: { wgsl: 'log(x)', grad: 'g / x' },
+  sqrt: { wgsl: 'sqrt(x)', grad: 'g * 0.5 / y' },
+  rsqrt: { wgsl: 'inverseSqrt(x)', grad: '-0.5 * g * y * y * y' },
+  reciprocal: { wgsl: '1.0 / x', grad: '-g * y * y' },
+  // sign(0) = 0: torch's subgradient of |x| at 0.
+  abs: { wgsl: 'abs(x)', grad: 'g * sign(x)' },
+  sin: { wgsl: 'sin(x)', grad: 'g * cos(x)' },
+  cos: { wgsl: 'cos(x)', grad: '-g * sin(x)' },
+  // Clamped: some backends build tanh from exp, which overflows to inf/inf; tanh(±15) is ±1 in f32.
+  tanh: { wgsl: 'tanh(clamp(x, -15.0, 15.0))', grad: 'g * (1.0 - y * y)' },
+  sigmoid: { wgsl: 'sigmoid_f(x)', grad: 'g * y * (1.0 - y)' },
+  // Gradient 0 at x = 0, as torch.
+  relu: { wgsl: 'max(x, 0.0)', grad: 'select(0.0, g, x > 0.0)' },
+  silu: { wgsl: 'x * sigmoid_f(x)', grad: 'g * sigmoid_f(x) * (1.0 + x * (1.0 - sigmoid_f(x)))' },
+  square: { wgsl: 'x * x', grad: '2.0 * g * x' },
+} as const satisfies Record<string, UnaryDef>;
+
+/** Where a == b, torch's maximum and minimum give each operand half the gradient. */
+const BINARY = {
+  add: { wgsl: 'x + y', grad: { a: (g) => g, b: (g) => g } },
+  sub: { wgsl: 'x - y', grad: { a: (g) => g, b: (g) => neg(g) } },
+  mul: { wgsl: 'x * y', grad: { a: (g, _a, b) => mul(g, b), b: (g, a) => mul(g, a) } },
+  div: { wgsl: 'x / y', grad: { a: (g, _a, b) => div(g, b), b: '-g * z / y' } },
+  // torch's masks: no gradient to x where y == 0, none to y where x == 0 and y >= 0.
+  pow: { wgsl: 'pow_real(x, y)', grad: { a: 'select(g * y * pow_real(x, y - 1.0), 0.0, y == 0.0)', b: 'select(g * z * log(x), 0.0, x == 0.0 && y >= 0.0)' } },
+  maximum: { wgsl: 'max(x, y)', grad: { a: 'select(select(0.0, 0.5 * g, x == y), g, x > y)', b: 'select(select(0.0, 0.5 * g, x == y), g, y > x)' } },
+  minimum: { wgsl: 'min(x, y)', grad: { a: 'select(select(0.0, 0.5 * g, x == y), g, x < y)', b: 'select(select(0.0, 0.5 * g, x == y), g, y < x)' } },
+  eq: { wgsl: 'select(0.0, 1.0, x == y)', grad: null },
+  ne: { wgsl: 'select(0.0, 1.0, x != y)', grad: null },
+  lt: { wgsl: 'select(0.0, 1.0, x < y)', grad: null },
+  le: { wgsl: 'select(0.0, 1.0, x <= y)', grad: null },
+  gt: { wgsl: 'select(0.0, 1.0, x > y)', grad: null },
+  ge: { wgsl: 'select(0.0, 1.0, x >= y)', grad: null },
+} as const satisfies Record<string, BinaryDef>;
+
+export type UnaryOpName = keyof typeof UNARY;
+export type BinaryOpName = keyof typeof BINARY;
+
+// Launch words, reused by every launch (dispatch copies them): ops on the training path run
+// thousands of times per step.
+const flatWords = new Uint32Array(4);
+const flatValue = new Float32Array(flatWords.buffer);
+/** The Strided struct: n, rank, value, rank2, then dims, sa, sb, sc (8 words each). */
+const stridedWords = new Uint32Array(36);
+const DIMS = 4;
+const SA = 12;
+const SB = 20;
+const SC = 28;
+
+function flatParams(n: number, value = 0): Uint32Array<ArrayBuffer> {
+  flatWords[0] = n;
+  flatValue[1] = value;
+  return flatWords;
+}
+
+/** The k-th dim from the right (k ≥ 1), 1 where the shape has fewer dims. */
+function dimFromRight(shape: Shape, k: number): number {
+  const i = shape.length - k;
+  return i >= 0 ? shape[i]! : 1;
+}
+
+/**
+ * The Strided words for operands a, b, c (null: unused) broadcast to `out`: the output's dims
+ * innermost first, size-1 dims dropped and neighbours every operand walks contiguously merged,
+ * with each operand's stride per dim (0 where broadcast).
+ */
+function stridedParams(out: Shape, a: Shape, b: Shape | null, c: Shape | null): Uint32Array<ArrayBuffer> {
+  const w = stridedWords;
+  w.fill(0);
+  let rank = 0;
+  let runA = 1;
+  let runB = 1;
+  let runC = 1;
+  for (let k = 1; k <= out.length; k++) {
+    const size = out[out.length - k]!;
+    const da = dimFromRight(a, k);
+    const db = b ? dimFromRight(b, k) : 1;
+    const dc = c ? dimFromRight(c, k) : 1;
+    if (size !== 1) {
+      const ta = da === 1 ? 0 : runA;
+      const tb = db === 1 ? 0 : runB;
+      const tc = dc === 1 ? 0 : runC;
+      const last = rank - 1;
+      const lastSize = w[DIMS + last]!;
+      if (rank > 0 && ta === w[SA + last]! * lastSize && tb === w[SB + last]! * lastSize && tc === w[SC + last]! * lastSize) {
+        w[DIMS + last] = lastSize * size;
+      } else {
+        w[DIMS + rank] = size;
+        w[SA + rank] = ta;
+        w[SB + rank] = tb;
+        w[SC + rank] = tc;
+        rank++;
+      }
+    }
+    runA *= da;
+    runB *= db;
+    runC *= dc;
+  }
+  w[0] = numel(out);
+  w[1] = rank;
+  return w;
 }
 
 /** The shape a and b broadcast to, or a clear error. */
@@ -27,52 +153,205 @@ export function broadcastShape(a: Shape, b: Shape): Shape {
   return out;
 }
 
-/** `shape` right-aligned to 4 dims. */
-function pad4(shape: Shape): number[] {
-  return [...Array(MAX_RANK - shape.length).fill(1), ...shape];
+function checkF32(x: Tensor, op: string, argument: string): void {
+  if (x.dtype !== 'f32') throw new TypeError(`${op}: ${argument} must be an f32 tensor, got ${x.dtype} ${shapeString(x.shape)}`);
 }
+
+/** Registers the kernel of one op: the templates resolved for its kind, then its functions. */
+function opKernel(name: string, flags: string[], functions: string): string {
+  const kernel = `elementwise.${name}`;
+  registerKernel(kernel, `${specialize(kernelSource('elementwise'), new Set(['op', ...flags]))}\n${functions}\n`);
+  return kernel;
+}
+
+/** A tensor of `shape` with every 32-bit word set to `value` (an f32, or a u32 for dtype u32), filled on the GPU. */
+export function filled(gpu: Gpu, shape: Shape, value: number, dtype: DType = 'f32', label?: string): Tensor {
+  if (dtype === 'f16') throw new TypeError(`fill: f16 tensors are not supported (value ${value}, shape ${shapeString(shape)})`);
+  if (dtype === 'u32' && !(Number.isInteger(value) && value >= 0 && value <= 0xffffffff)) {
+    throw new RangeError(`fill: a u32 tensor needs an integer in [0, 2^32), got ${value}`);
+  }
+  const out = Tensor.empty(gpu, shape, dtype, label);
+  const words = new Uint32Array(4);
+  words[0] = out.size;
+  if (dtype === 'u32') words[1] = value;
+  else new Float32Array(words.buffer)[1] = value;
+  gpu.dispatch({ kernel: 'elementwise', entry: 'fill', params: words, bindings: [out.binding()], workgroups: grid(out.size, WG) });
+  return out;
+}
+
+function unaryOp(name: string, def: UnaryDef): (x: Tensor) => Tensor {
+  const kernel = opKernel(
+    name,
+    ['unary'],
+    `fn op_forward(x: f32) -> f32 { return ${def.wgsl}; }\nfn op_grad(x: f32, y: f32, g: f32) -> f32 { return ${def.grad}; }`,
+  );
+  const backward = (x: Tensor, y: Tensor, g: Tensor): Tensor => {
+    const dx = Tensor.empty(x.gpu, x.shape, 'f32', `${name} dx`);
+    const count = x.size % 4 === 0 ? x.size / 4 : x.size;
+    x.gpu.dispatch({
+      kernel,
+      entry: x.size % 4 === 0 ? 'backward4' : 'backward',
+      params: flatParams(count),
+      bindings: [x.binding(), y.binding(), g.binding(), dx.binding()],
+      workgroups: grid(count, WG),
+    });
+    return dx;
+  };
+  return (x: Tensor): Tensor => {
+    checkF32(x, name, 'x');
+    const y = Tensor.empty(x.gpu, x.shape, 'f32', name);
+    // vec4 loads and stores where the length allows.
+    const count = x.size % 4 === 0 ? x.size / 4 : x.size;
+    x.gpu.dispatch({
+      kernel,
+      entry: x.size % 4 === 0 ? 'forward4' : 'forward',
+      params: flatParams(count),
+      bindings: [x.binding(), y.binding()],
+      workgroups: grid(count, WG),
+    });
+    return record(y, [x], (g) => [backward(x, y, g)]);
+  };
+}
+
+/** A binary op: b a tensor (broadcast with a) or a number. */
+export type BinaryOp = (a: Tensor, b: Tensor | number) => Tensor;
+
+function binaryOp(name: string, def: BinaryDef): BinaryOp {
+  const grad = def.grad;
+  const flags = ['binary'];
+  let functions = `fn op_forward(x: f32, y: f32) -> f32 { return ${def.wgsl}; }`;
+  for (const operand of ['a', 'b'] as const) {
+    const expression = grad?.[operand];
+    if (typeof expression !== 'string') continue;
+    flags.push(`grad_${operand}`);
+    functions += `\nfn op_grad_${operand}(x: f32, y: f32, z: f32, g: f32) -> f32 { return ${expression}; }`;
+  }
+  const kernel = opKernel(name, flags, functions);
+
+  /** The gradient of one operand, at its own shape. */
+  const operandGrad = (operand: 'a' | 'b', how: BinaryGrad, g: Tensor, a: Tensor, b: Tensor, out: Tensor): Tensor => {
+    const target = operand === 'a' ? a.shape : b.shape;
+    if (typeof how !== 'string') return sumToShape(how(g, a, b, out), target);
+    const full = Tensor.empty(g.gpu, out.shape, 'f32', `${name} d${operand}`);
+    g.gpu.dispatch({
+      kernel,
+      entry: `grad_${operand}`,
+      params: stridedParams(out.shape, a.shape, b.shape, null),
+      bindings: [a.binding(), b.binding(), out.binding(), g.binding(), full.binding()],
+      workgroups: grid(out.size, WG),
+    });
+    return sumToShape(full, target);
+  };
+
+  return (a: Tensor, b: Tensor | number): Tensor => {
+    checkF32(a, name, 'a');
+    const gpu = a.gpu;
+    if (typeof b === 'number') {
+      const out = Tensor.empty(gpu, a.shape, 'f32', name);
+      const count = a.size % 4 === 0 ? a.size / 4 : a.size;
+      gpu.dispatch({
+        kernel,
+        entry: a.size % 4 === 0 ? 'scalar4' : 'scalar',
+        params: flatParams(count, b),
+        bindings: [a.binding(), out.binding()],
+        workgroups: grid(count, WG),
+      });
+      if (!grad) return out;
+      // The rare path: the number as a tensor, so one set of gradient rules serves both.
+      return record(out, [a], (g) => [operandGrad('a', grad.a, g, a, filled(gpu, [], b), out)]);
+    }
+    checkF32(b, name, 'b');
+    let out: Tensor;
+    if (sameShape(a.shape, b.shape)) {
+      out = Tensor.empty(gpu, a.shape, 'f32', name);
+      const count = a.size % 4 === 0 ? a.size / 4 : a.size;
+      gpu.dispatch({
+        kernel,
+        entry: a.size % 4 === 0 ? 'same4' : 'same',
+        params: flatParams(count),
+        bindings: [a.binding(), b.binding(), out.binding()],
+        workgroups: grid(count, WG),
+      });
+    } else {
+      const shape = broadcastShape(a.shape, b.shape);
+      out = Tensor.empty(gpu, shape, 'f32', name);
+      gpu.dispatch({
+        kernel,
+        entry: 'strided',
+        params: stridedParams(shape, a.shape, b.shape, null),
+        bindings: [a.binding(), b.binding(), out.binding()],
+        workgroups: grid(out.size, WG),
+      });
+    }
+    if (!grad) return out;
+    return record(out, [a, b], (g, needs) => [
+      needs[0] ? operandGrad('a', grad.a, g, a, b, out) : null,
+      needs[1] ? operandGrad('b', grad.b, g, a, b, out) : null,
+    ]);
+  };
+}
+
+export const neg = unaryOp('neg', UNARY.neg);
+export const exp = unaryOp('exp', UNARY.exp);
+export const log = unaryOp('log', UNARY.log);
+export const sqrt = unaryOp('sqrt', UNARY.sqrt);
+export const rsqrt = unaryOp('rsqrt', UNARY.rsqrt);
+export const reciprocal = unaryOp('reciprocal', UNARY.reciprocal);
+export const abs = unaryOp('abs', UNARY.abs);
+export const sin = unaryOp('sin', UNARY.sin);
+export const cos = unaryOp('cos', UNARY.cos);
+export const tanh = unaryOp('tanh', UNARY.tanh);
+export const sigmoid = unaryOp('sigmoid', UNARY.sigmoid);
+export const relu = unaryOp('relu', UNARY.relu);
+export const silu = unaryOp('silu', UNARY.silu);
+export const square = unaryOp('square', UNARY.square);
+
+export const add = binaryOp('add', BINARY.add);
+export const sub = binaryOp('sub', BINARY.sub);
+export const mul = binaryOp('mul', BINARY.mul);
+export const div = binaryOp('div', BINARY.div);
+export const pow = binaryOp('pow', BINARY.pow);
+export const maximum = binaryOp('maximum', BINARY.maximum);
+export const minimum = binaryOp('minimum', BINARY.minimum);
+export const eq = binaryOp('eq', BINARY.eq);
+export const ne = binaryOp('ne', BINARY.ne);
+export const lt = binaryOp('lt', BINARY.lt);
+export const le = binaryOp('le', BINARY.le);
+export const gt = binaryOp('gt', BINARY.gt);
+export const ge = binaryOp('ge', BINARY.ge);
+
+/** The unary and binary ops by name, as the table defines them (tests iterate these). */
+export const UNARY_OPS: Readonly<Record<UnaryOpName, (x: Tensor) => Tensor>> = Object.freeze({
+  neg, exp, log, sqrt, rsqrt, reciprocal, abs, sin, cos, tanh, sigmoid, relu, silu, square,
+});
+export const BINARY_OPS: Readonly<Record<BinaryOpName, BinaryOp>> = Object.freeze({
+  add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge,
+});
 
 /**
- * The binary kernel's Params: size, op, the output's 4-dim shape, then a's and b's strides
- * within it (0 on broadcast dims). Written straight into the words: this runs on every add.
+ * cond ? a : b elementwise, all three broadcast together; cond is an f32 mask (nonzero = true),
+ * a and b tensors or numbers. Gradients flow to a and b, not cond.
  */
-function binaryParams(size: number, op: BinaryOp, a: Shape, b: Shape, out: Shape): Uint32Array<ArrayBuffer> {
-  // The BinaryParams struct, written directly: size, op, then per dim the output size and both strides.
-  const words = new Uint32Array(16);
-  words[0] = size;
-  words[1] = op;
-  let strideA = 1;
-  let strideB = 1;
-  for (let d = MAX_RANK - 1; d >= 0; d--) {
-    // Right-aligned dims; a missing leading dim is 1 (never read at a negative index: that is a slow property lookup).
-    const o = dimFromRight(out, MAX_RANK - d);
-    const da = dimFromRight(a, MAX_RANK - d);
-    const db = dimFromRight(b, MAX_RANK - d);
-    words[4 + d] = o;
-    words[8 + d] = da === 1 && o !== 1 ? 0 : strideA;
-    words[12 + d] = db === 1 && o !== 1 ? 0 : strideB;
-    strideA *= da;
-    strideB *= db;
-  }
-  return words;
-}
-
-/** The k-th dim from the right (k ≥ 1), 1 where the shape has fewer dims. */
-function dimFromRight(shape: Shape, k: number): number {
-  const i = shape.length - k;
-  return i >= 0 ? shape[i]! : 1;
-}
-
-function binaryRaw(a: Tensor, b: Tensor, op: BinaryOp, shape: Shape = broadcastShape(a.shape, b.shape)): Tensor {
-  const out = Tensor.empty(a.gpu, shape);
-  a.gpu.dispatch({
+export function where(cond: Tensor, a: Tensor | number, b: Tensor | number): Tensor {
+  checkF32(cond, 'where', 'cond');
+  const gpu = cond.gpu;
+  const ta = typeof a === 'number' ? filled(gpu, [], a) : a;
+  const tb = typeof b === 'number' ? filled(gpu, [], b) : b;
+  checkF32(ta, 'where', 'a');
+  checkF32(tb, 'where', 'b');
+  const shape = broadcastShape(broadcastShape(cond.shape, ta.shape), tb.shape);
+  const out = Tensor.empty(gpu, shape, 'f32', 'where');
+  gpu.dispatch({
     kernel: 'elementwise',
-    entry: 'binary',
-    params: binaryParams(out.size, op, a.shape, b.shape, shape),
-    bindings: [a.binding(), b.binding(), out.binding()],
+    entry: 'where_select',
+    params: stridedParams(shape, cond.shape, ta.shape, tb.shape),
+    bindings: [cond.binding(), ta.binding(), tb.binding(), out.binding()],
     workgroups: grid(out.size, WG),
   });
-  return out;
+  return record(out, [ta, tb], (g, needs) => [
+    needs[0] ? sumToShape(where(cond, g, 0), ta.shape) : null,
+    needs[1] ? sumToShape(where(cond, 0, g), tb.shape) : null,
+  ]);
 }
 
 /** x repeated along its size-1 (or missing leading) dims to `shape`. */
@@ -80,70 +359,75 @@ export function broadcastTo(x: Tensor, shape: Shape): Tensor {
   if (broadcastShape(x.shape, shape).some((d, i) => d !== shape[i])) {
     throw new RangeError(`cannot broadcast ${shapeString(x.shape)} to ${shapeString(shape)}`);
   }
-  return record(binaryRaw(x, x, BinaryOp.TakeA, [...shape]), [x], (g) => [sumToShape(g, x.shape)]);
+  const out = Tensor.empty(x.gpu, shape, 'f32', 'broadcast');
+  x.gpu.dispatch({
+    kernel: 'elementwise',
+    entry: 'broadcast_to',
+    params: stridedParams(shape, x.shape, null, null),
+    bindings: [x.binding(), out.binding()],
+    workgroups: grid(out.size, WG),
+  });
+  return record(out, [x], (g) => [sumToShape(g, x.shape)]);
 }
 
 /** Sums `g` over the dims along which `shape` was broadcast to g's shape. */
 export function sumToShape(g: Tensor, shape: Shape): Tensor {
-  if (g.size === shape.reduce((x, y) => x * y, 1)) return g.reshape(shape);
-  const full4 = pad4(g.shape);
-  const target4 = pad4(shape);
-  let keepMask = 0;
-  target4.forEach((d, i) => {
-    if (d === full4[i]) keepMask |= 1 << i;
-    else if (d !== 1) throw new RangeError(`cannot sum ${shapeString(g.shape)} to ${shapeString(shape)}`);
-  });
-  const out = Tensor.empty(g.gpu, shape);
+  if (g.size === numel(shape)) return g.reshape(shape);
+  if (g.shape.length > MAX_RANK || shape.length > g.shape.length) throw new RangeError(`cannot sum ${shapeString(g.shape)} to ${shapeString(shape)}`);
+  // Kept dims (dims, sa) and summed dims (sb, sc), innermost first, each with its stride in g.
+  const w = stridedWords;
+  w.fill(0);
+  let kept = 0;
+  let summed = 0;
+  let run = 1;
+  for (let k = 1; k <= g.shape.length; k++) {
+    const size = g.shape[g.shape.length - k]!;
+    const target = dimFromRight(shape, k);
+    if (target !== size && target !== 1) throw new RangeError(`cannot sum ${shapeString(g.shape)} to ${shapeString(shape)}`);
+    if (size !== 1) {
+      const [sizes, strides, count] = target === size ? [DIMS, SA, kept] : [SB, SC, summed];
+      const last = count - 1;
+      if (count > 0 && run === w[strides + last]! * w[sizes + last]!) w[sizes + last]! *= size;
+      else {
+        w[sizes + count] = size;
+        w[strides + count] = run;
+        if (target === size) kept++;
+        else summed++;
+      }
+    }
+    run *= size;
+  }
+  const out = Tensor.empty(g.gpu, shape, 'f32', 'sumToShape');
+  w[0] = out.size;
+  w[1] = kept;
+  w[3] = summed;
   g.gpu.dispatch({
     kernel: 'elementwise',
     entry: 'sum_to_shape',
-    params: packParams(out.size, keepMask, 0, 0, ...full4),
+    params: w,
     bindings: [g.binding(), out.binding()],
     workgroups: grid(out.size, WG),
   });
   return record(out, [g], (gradOut) => [broadcastTo(gradOut, g.shape)]);
 }
 
+const scaleWords = new Uint32Array(4);
+const scaleValues = new Float32Array(scaleWords.buffer);
+
 /** x * factor + shift, elementwise. */
 export function scale(x: Tensor, factor: number, shift = 0): Tensor {
   const out = Tensor.empty(x.gpu, x.shape);
+  scaleWords[0] = x.size;
+  scaleValues[1] = factor;
+  scaleValues[2] = shift;
   x.gpu.dispatch({
     kernel: 'elementwise',
     entry: 'scale',
-    params: packParams(x.size, f32(factor), f32(shift)),
+    params: scaleWords,
     bindings: [x.binding(), out.binding()],
     workgroups: grid(x.size, WG),
   });
   return record(out, [x], (g) => [scale(g, factor)]);
 }
 
-export function add(a: Tensor, b: Tensor): Tensor {
-  return record(binaryRaw(a, b, BinaryOp.Add), [a, b], (g, needs) => [
-    needs[0] ? sumToShape(g, a.shape) : null,
-    needs[1] ? sumToShape(g, b.shape) : null,
-  ]);
-}
-
-export function sub(a: Tensor, b: Tensor): Tensor {
-  return record(binaryRaw(a, b, BinaryOp.Sub), [a, b], (g, needs) => [
-    needs[0] ? sumToShape(g, a.shape) : null,
-    needs[1] ? sumToShape(scale(g, -1), b.shape) : null,
-  ]);
-}
-
-export function mul(a: Tensor, b: Tensor): Tensor {
-  return record(binaryRaw(a, b, BinaryOp.Mul), [a, b], (g, needs) => [
-    needs[0] ? sumToShape(binaryRaw(g, b, BinaryOp.Mul), a.shape) : null,
-    needs[1] ? sumToShape(binaryRaw(g, a, BinaryOp.Mul), b.shape) : null,
-  ]);
-}
-
-export function div(a: Tensor, b: Tensor): Tensor {
-  return record(binaryRaw(a, b, BinaryOp.Div), [a, b], (g, needs) => [
-    needs[0] ? sumToShape(binaryRaw(g, b, BinaryOp.Div), a.shape) : null,
-    // d(a/b)/db = -a/b²  →  -(g·a/b)/b
-    needs[1] ? sumToShape(scale(binaryRaw(binaryRaw(binaryRaw(g, a, BinaryOp.Mul), b, BinaryOp.Div), b, BinaryOp.Div), -1), b.shape) : null,
-  ]);
-}
-
-setGradientAccumulator((a, b) => binaryRaw(a, b, BinaryOp.Add));
+setGradientAccumulator((a, b) => add(a, b));

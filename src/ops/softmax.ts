@@ -1,6 +1,8 @@
-// Softmax along the last dim.
+// Softmax along a dim: a kernel for the last dim; other dims composed from reductions.
 import { packParams, grid } from '../gpu/params.ts';
-import { Tensor, record, shapeString } from '../engine/tensor.ts';
+import { Tensor, noGrad, record, shapeString } from '../engine/tensor.ts';
+import { div, exp, sub } from './elementwise.ts';
+import { max, normalizeDims, sum } from './reduce.ts';
 
 /**
  * Invocations per row (one workgroup per row). Small on purpose: on CPU adapters (llvmpipe)
@@ -10,7 +12,14 @@ import { Tensor, record, shapeString } from '../engine/tensor.ts';
 const ROW_WG = 32;
 const CONSTANTS = Object.freeze({ SM_WG: ROW_WG });
 
-export function softmax(x: Tensor): Tensor {
+/** exp(x) / Σ exp(x) along `dim` (default the last). */
+export function softmax(x: Tensor, dim = -1): Tensor {
+  const [d] = normalizeDims('softmax', x.shape, dim);
+  if (d !== undefined && d !== x.shape.length - 1) {
+    // Softmax does not change when a constant is taken off, so the max needs no gradient.
+    const e = exp(sub(x, noGrad(() => max(x, d, true))));
+    return div(e, sum(e, d, true));
+  }
   const n = x.shape.at(-1) ?? 0;
   if (n === 0) throw new RangeError(`softmax needs a non-empty last dim, got ${shapeString(x.shape)}`);
   const gpu = x.gpu;
