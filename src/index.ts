@@ -47,3 +47,7 @@ export {
 export { zeros, ones, full, arange, rand, randn, type CreationOptions, type RandomOptions } from './ops/creation.ts';
 export { sum, mean, max, min, logsumexp, argmax, type Dims } from './ops/reduce.ts';
 export { logSoftmax, rmsNorm, mseLoss } from './ops/derived.ts';
+// Movement ops, general matmul and attention
+export { permute, transpose, expand, narrow, pad, cat, stack, indexSelect } from './ops/movement.ts';
+export { type MatmulOptions } from './ops/matmul.ts';
+export { scaledDotProductAttention, type AttentionOptions } from './ops/sdpa.ts';

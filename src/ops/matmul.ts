@@ -3,6 +3,8 @@ import { grid, packParams } from '../gpu/params.ts';
 import type { Binding, Dispatch, Gpu } from '../gpu/context.ts';
 import { Tensor, record, shapeString, numel, sameShape, type Shape } from '../engine/tensor.ts';
 import { sumToShape } from './elementwise.ts';
+import { expand } from './movement.ts';
+import { registerKernel } from '../gpu/registry.ts';
 
 export interface MatmulOptions {
   /** a is stored [..., K, M] and used transposed. */
@@ -32,6 +34,9 @@ export interface MatmulKernel {
   rowsPerChunk?: number;
 }
 
+/** The register-blocked family's kernel name (its WGSL is generated at the end of this file). */
+const REGISTER_KERNEL = 'matmul_register';
+
 interface Kernel {
   entry: string;
   /** Rows and columns of C per invocation. */
@@ -57,16 +62,19 @@ function describeMatmul(a: Tensor, b: Tensor, transA: boolean, transB: boolean, 
 }
 
 /**
- * op(a)·op(b) (+ bias), where op transposes the last two dims when asked.
+ * op(a)·op(b) (+ bias), where op transposes the last two dims when asked, as torch.matmul.
  * a: [..., M, K] (or [..., K, M] with transA); b: [..., K, N] (or [..., N, K] with transB).
- * The batch dims of a and b must be equal, or one of them 2-D and shared across the other's batch.
+ * The batch dims broadcast (e.g. [2, 1, 5, 4]·[3, 4, 6] is [2, 3, 5, 6]); equal batches and a
+ * 2-D operand shared across the other's batch run directly, other broadcasts copy the operands
+ * out to the full batch first. A 1-D a is a row [1, K] and a 1-D b a column [K, 1], their
+ * dim dropped from the result (two vectors give their dot product, shape []).
  * Returns [..., M, N].
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
   const bias = opts.bias;
-  if (a.shape.length < 2 || b.shape.length < 2) throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: both operands need at least 2 dims`);
+  if (a.shape.length < 2 || b.shape.length < 2) return matmulVectors(a, b, opts);
   if (a.dtype !== 'f32' || b.dtype !== 'f32' || (bias && bias.dtype !== 'f32')) throw new TypeError(`${describeMatmul(a, b, transA, transB, bias)}: operands must be f32`);
   const ar = a.shape[a.shape.length - 2]!;
   const ac = a.shape[a.shape.length - 1]!;
@@ -83,7 +91,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   let batchShape: Shape;
   if (sameShape(aBatch, bBatch) || bBatch.length === 0) batchShape = aBatch;
   else if (aBatch.length === 0) batchShape = bBatch;
-  else throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: batch dims ${shapeString(aBatch)} and ${shapeString(bBatch)} differ`);
+  else return matmulBroadcast(a, b, aBatch, bBatch, opts);
   if (bias && !(bias.shape.length === 1 && bias.shape[0] === N)) throw new RangeError(`${describeMatmul(a, b, transA, transB, bias)}: bias must be [${N}]`);
 
   const batch = numel(batchShape);
@@ -112,6 +120,80 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       ...(bias ? [needs[2] ? sumRows(g, rows, N) : null] : []),
     ];
   });
+}
+
+/** Disposes views and copies made for a matmul once nothing records them for autodiff (tidy() frees them otherwise). */
+function release(out: Tensor, temporaries: Tensor[]): Tensor {
+  if (!out.requiresGrad) for (const t of temporaries) t.dispose();
+  return out;
+}
+
+/** torch.matmul's 1-D operands: a row vector a, a column vector b. */
+function matmulVectors(a: Tensor, b: Tensor, opts: MatmulOptions): Tensor {
+  if (a.shape.length === 0 || b.shape.length === 0 || opts.transA || opts.transB) {
+    throw new RangeError(`${describeMatmul(a, b, opts.transA ?? false, opts.transB ?? false, opts.bias)}: operands need at least 1 dim, and 2 to be transposed`);
+  }
+  const rowA = a.shape.length === 1;
+  const colB = b.shape.length === 1;
+  const a2 = rowA ? a.reshape([1, a.shape[0]!]) : a;
+  const b2 = colB ? b.reshape([b.shape[0]!, 1]) : b;
+  const product = matmul(a2, b2, opts);
+  const shape = product.shape.filter((_, i, all) => !(rowA && i === all.length - 2) && !(colB && i === all.length - 1));
+  const out = product.reshape(shape);
+  return release(out, [product, ...(rowA ? [a2] : []), ...(colB ? [b2] : [])]);
+}
+
+/** Batch dims that are neither equal nor one side absent: broadcast as torch.matmul. */
+function matmulBroadcast(a: Tensor, b: Tensor, aBatch: Shape, bBatch: Shape, opts: MatmulOptions): Tensor {
+  const rank = Math.max(aBatch.length, bBatch.length);
+  const batch: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const da = aBatch[aBatch.length - rank + i] ?? 1;
+    const db = bBatch[bBatch.length - rank + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new RangeError(`${describeMatmul(a, b, opts.transA ?? false, opts.transB ?? false, opts.bias)}: batch dims ${shapeString(aBatch)} and ${shapeString(bBatch)} do not broadcast`);
+    }
+    batch.push(da === 1 ? db : da);
+  }
+  const matrix = (t: Tensor) => t.shape.slice(-2);
+  const withoutLeadingOnes = (s: Shape) => {
+    const first = s.findIndex((n) => n !== 1);
+    return first < 0 ? [] : s.slice(first);
+  };
+  const temporaries: Tensor[] = [];
+  const flat = (t: Tensor, shape: Shape) => {
+    const view = t.reshape(shape);
+    temporaries.push(view);
+    return view;
+  };
+  let a2: Tensor;
+  let b2: Tensor;
+  if (numel(aBatch) === 1 && numel(bBatch) === 1) {
+    a2 = flat(a, matrix(a));
+    b2 = flat(b, matrix(b));
+  } else if (sameShape(withoutLeadingOnes(aBatch), withoutLeadingOnes(bBatch))) {
+    // Equal up to leading 1s: one flat batch.
+    a2 = flat(a, [numel(aBatch), ...matrix(a)]);
+    b2 = flat(b, [numel(bBatch), ...matrix(b)]);
+  } else if (numel(bBatch) === 1) {
+    a2 = flat(a, [numel(batch), ...matrix(a)]);
+    b2 = flat(b, matrix(b));
+  } else if (numel(aBatch) === 1) {
+    a2 = flat(a, matrix(a));
+    b2 = flat(b, [numel(batch), ...matrix(b)]);
+  } else {
+    // Both broadcast somewhere: copied out to the full batch; expand's gradient sums back over it.
+    const full = (t: Tensor) => {
+      const copy = expand(t, [...batch, ...matrix(t)]);
+      temporaries.push(copy);
+      return flat(copy, [numel(batch), ...matrix(t)]);
+    };
+    a2 = full(a);
+    b2 = full(b);
+  }
+  const product = matmul(a2, b2, opts);
+  const out = product.reshape([...batch, ...matrix(product)]);
+  return release(out, [product, ...temporaries]);
 }
 
 // The backward helpers dispose the views and partial results they make, so a backward pass
@@ -170,10 +252,10 @@ interface Dims {
 
 /** The register-blocked kernels by layout and block size, made once: a dispatch builds no names. */
 const REGISTER_KERNELS = Object.fromEntries(
-  (['general', 'nt', 'nn'] as const).map((layout) => [layout, { 8: registerKernel(layout, 8), 16: registerKernel(layout, 16) }]),
+  (['general', 'nt', 'nn'] as const).map((layout) => [layout, { 8: blockedKernel(layout, 8), 16: blockedKernel(layout, 16) }]),
 ) as Record<'general' | 'nt' | 'nn', Record<8 | 16, Kernel>>;
 
-function registerKernel(layout: string, size: number): Kernel {
+function blockedKernel(layout: string, size: number): Kernel {
   return { entry: `mm_${layout}_${size}x${size}`, tm: size, tn: size };
 }
 
@@ -338,7 +420,7 @@ function dispatchRegister(a: Tensor, b: Tensor, bias: Tensor | undefined, out: T
   const [aRs, aCs] = d.transA ? [1, m] : [k, 1];
   const [bRs, bCs] = d.transB ? [1, k] : [n, 1];
   a.gpu.dispatch({
-    kernel: 'matmul',
+    kernel: REGISTER_KERNEL,
     entry: kernel.entry,
     constants,
     params: packParams(m, n, k, bias ? 1 : 0, d.aBatch, d.bBatch, m * n, 0, aRs, aCs, bRs, bCs),
@@ -346,3 +428,177 @@ function dispatchRegister(a: Tensor, b: Tensor, bias: Tensor | undefined, out: T
     workgroups: [Math.ceil(n / (wx * kernel.tn)), Math.ceil(m / (wy * kernel.tm)), d.batch],
   });
 }
+
+// The register-blocked matmul kernels (kernel 'matmul_register'), generated from one template per
+// layout and registered at load: without workgroup memory, what CPU adapters run fastest, and a
+// GPU's fallback for sizes off the vec4 grid (the GPU's tiled family is kernels/matmul.wgsl).
+//
+// Register tiling: each invocation computes a TM×TN block of C, rows row0..row0+TM-1 and TN/4
+// column quads q0 + t·MM_WX, so neighbouring invocations read neighbouring quads of B
+// (coalesced on a GPU). On llvmpipe every invocation is a SIMD lane and each load instruction
+// becomes a loop over the lanes, so loads, not multiply-adds, bound the speed: a TM×TN block
+// loads TM + TN values per k for TM·TN multiply-adds. Every layout comes in two block sizes,
+// chosen by the op:
+//   16×16 for CPU adapters (256 accumulators are cheap there: spills are plain stack traffic),
+//   8×8 for GPUs and small matrices, which keeps a thread within the register file.
+// The entry points of a layout differ only in those sizes, so each layout is one template below. The tile loops have constant bounds
+// and the arrays constant sizes exactly matching them, so compilers unroll the loops and keep
+// the arrays in registers (arrays larger than their loops stay in memory on llvmpipe).
+//
+// Layouts: mm_nn_* (A [M, K], B [K, N]) and mm_nt_* (A [M, K], B [N, K]) read whole vec4s and
+// need K and N to be multiples of 4; mm_general_* takes any sizes and element strides (so any
+// transposes) with scalar loads.
+//
+// Loads clamp their row and column indices into range instead of branching, so a partial
+// block recomputes valid elements and only the final stores are guarded. Batch offsets are in
+// elements; a batch stride of 0 shares an operand across the batch.
+
+/** The bindings of one register-blocked entry point, named with its prefix. */
+function registerBindings(prefix: string, element: string): string {
+  return [
+    `@group(0) @binding(0) var<uniform> ${prefix}_p: MatmulParams;`,
+    `@group(0) @binding(1) var<storage, read> ${prefix}_a: array<${element}>;`,
+    `@group(0) @binding(2) var<storage, read> ${prefix}_b: array<${element}>;`,
+    `@group(0) @binding(3) var<storage, read> ${prefix}_bias: array<${element}>;`,
+    `@group(0) @binding(4) var<storage, read_write> ${prefix}_c: array<${element}>;`,
+    '',
+    '@compute @workgroup_size(MM_WX, MM_WY)',
+  ].join('\n');
+}
+
+/** mm_nn_SxS or mm_nt_SxS: vec4 loads; the layouts differ only in how a k-quad of op(B) is read. */
+function vec4Entry(layout: 'nn' | 'nt', s: number): string {
+  const p = `${layout}${s}`;
+  const t = s / 4;
+  const loadB =
+    layout === 'nn'
+      ? `    for (var i = 0u; i < 4u; i++) {
+      for (var t = 0u; t < ${t}u; t++) { b[i][t] = ${p}_b[b_base + (4u * kk + i) * n4 + quad[t]]; }
+    }`
+      : `    for (var t = 0u; t < ${t}u; t++) {
+      // Column 4·quad+j of op(B) is row 4·quad+j of B; its k-quad transposes into b[·][t][j].
+      for (var j = 0u; j < 4u; j++) {
+        let v = ${p}_b[b_base + (4u * quad[t] + j) * k4 + kk];
+        b[0][t][j] = v.x;
+        b[1][t][j] = v.y;
+        b[2][t][j] = v.z;
+        b[3][t][j] = v.w;
+      }
+    }`;
+  return `${registerBindings(p, 'vec4<f32>')}
+fn mm_${layout}_${s}x${s}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let p = ${p}_p;
+  let n4 = p.n / 4u;
+  let k4 = p.k / 4u;
+  let row0 = (wid.y * MM_WY + lid.y) * ${s}u;
+  let q0 = wid.x * MM_WX * ${t}u + lid.x;
+  let a_base = (wid.z * p.a_batch) / 4u;
+  let b_base = (wid.z * p.b_batch) / 4u;
+  var a_at: array<u32, ${s}>;
+  for (var r = 0u; r < ${s}u; r++) { a_at[r] = a_base + min(row0 + r, p.m - 1u) * k4; }
+  var quad: array<u32, ${t}>;
+  for (var t = 0u; t < ${t}u; t++) { quad[t] = min(q0 + t * MM_WX, n4 - 1u); }
+  var acc: array<array<vec4<f32>, ${t}>, ${s}>;
+  for (var kk = 0u; kk < k4; kk++) {
+    // b[i][t]: row 4kk+i of op(B), column quad t.
+    var b: array<array<vec4<f32>, ${t}>, 4>;
+${loadB}
+    for (var r = 0u; r < ${s}u; r++) {
+      let a = ${p}_a[a_at[r] + kk];
+      for (var t = 0u; t < ${t}u; t++) { acc[r][t] = mm_fma4(a, b[0][t], b[1][t], b[2][t], b[3][t], acc[r][t]); }
+    }
+  }
+  // Without a bias the op binds a dummy quad (bindings cannot be empty); index 0 keeps it in range.
+  let use_bias = p.has_bias != 0u;
+  var bias: array<vec4<f32>, ${t}>;
+  for (var t = 0u; t < ${t}u; t++) { bias[t] = select(vec4<f32>(0.0), ${p}_bias[select(0u, quad[t], use_bias)], use_bias); }
+  let c_base = (wid.z * p.c_batch) / 4u;
+  for (var r = 0u; r < ${s}u; r++) {
+    if (row0 + r < p.m) {
+      for (var t = 0u; t < ${t}u; t++) {
+        if (q0 + t * MM_WX < n4) { ${p}_c[c_base + (row0 + r) * n4 + q0 + t * MM_WX] = acc[r][t] + bias[t]; }
+      }
+    }
+  }
+}
+`;
+}
+
+/** mm_general_SxS: scalar loads through element strides. */
+function generalEntry(s: number): string {
+  const p = `gen${s}`;
+  const t = s / 4;
+  return `${registerBindings(p, 'f32')}
+fn mm_general_${s}x${s}(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let p = ${p}_p;
+  let row0 = (wid.y * MM_WY + lid.y) * ${s}u;
+  let q0 = wid.x * MM_WX * ${t}u + lid.x;
+  let a_base = wid.z * p.a_batch;
+  let b_base = wid.z * p.b_batch;
+  var a_at: array<u32, ${s}>;
+  for (var r = 0u; r < ${s}u; r++) { a_at[r] = a_base + min(row0 + r, p.m - 1u) * p.a_rs; }
+  // Columns 4·(q0 + t·MM_WX) + j, clamped to the last one; columns past N are never stored.
+  var col: array<array<u32, 4>, ${t}>;
+  for (var t = 0u; t < ${t}u; t++) {
+    for (var j = 0u; j < 4u; j++) { col[t][j] = min(4u * (q0 + t * MM_WX) + j, p.n - 1u); }
+  }
+  var b_at: array<array<u32, 4>, ${t}>;
+  for (var t = 0u; t < ${t}u; t++) {
+    for (var j = 0u; j < 4u; j++) { b_at[t][j] = b_base + col[t][j] * p.b_cs; }
+  }
+  var acc: array<array<vec4<f32>, ${t}>, ${s}>;
+  for (var k = 0u; k < p.k; k++) {
+    var b: array<vec4<f32>, ${t}>;
+    for (var t = 0u; t < ${t}u; t++) {
+      for (var j = 0u; j < 4u; j++) { b[t][j] = ${p}_b[b_at[t][j] + k * p.b_rs]; }
+    }
+    for (var r = 0u; r < ${s}u; r++) {
+      let a = vec4<f32>(${p}_a[a_at[r] + k * p.a_cs]);
+      for (var t = 0u; t < ${t}u; t++) { acc[r][t] = fma(a, b[t], acc[r][t]); }
+    }
+  }
+  let use_bias = p.has_bias != 0u;
+  var bias: array<vec4<f32>, ${t}>;
+  for (var t = 0u; t < ${t}u; t++) {
+    for (var j = 0u; j < 4u; j++) { bias[t][j] = select(0.0, ${p}_bias[select(0u, col[t][j], use_bias)], use_bias); }
+  }
+  let c_base = wid.z * p.c_batch;
+  for (var r = 0u; r < ${s}u; r++) {
+    if (row0 + r < p.m) {
+      for (var t = 0u; t < ${t}u; t++) {
+        for (var j = 0u; j < 4u; j++) {
+          let n = 4u * (q0 + t * MM_WX) + j;
+          if (n < p.n) { ${p}_c[c_base + (row0 + r) * p.n + n] = acc[r][t][j] + bias[t][j]; }
+        }
+      }
+    }
+  }
+}
+`;
+}
+
+registerKernel(
+  REGISTER_KERNEL,
+  `override MM_WX: u32 = 8u;
+override MM_WY: u32 = 8u;
+
+struct MatmulParams {
+  m: u32, n: u32, k: u32, has_bias: u32,
+  a_batch: u32, b_batch: u32, c_batch: u32, _p0: u32,
+  // Element strides of op(A)(m, k) and op(B)(k, n); read by the general entry point only.
+  a_rs: u32, a_cs: u32, b_rs: u32, b_cs: u32,
+}
+
+// c + a.x·b0 + a.y·b1 + a.z·b2 + a.w·b3: a k-quad of one row of A against 4 rows of B.
+fn mm_fma4(a: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>, c: vec4<f32>) -> vec4<f32> {
+  return fma(vec4<f32>(a.w), b3, fma(vec4<f32>(a.z), b2, fma(vec4<f32>(a.y), b1, fma(vec4<f32>(a.x), b0, c))));
+}
+
+// ---- Fast paths: every row of A, B and C is whole vec4s.
+
+${[vec4Entry('nn', 16), vec4Entry('nn', 8), vec4Entry('nt', 16), vec4Entry('nt', 8)].join('\n')}
+// ---- General path: any shapes and strides (transposes, odd K or N), scalar loads.
+
+${[generalEntry(16), generalEntry(8)].join('\n')}
+`,
+);

@@ -35,31 +35,52 @@ interface Case {
   bias?: boolean;
 }
 
-function outShape(c: Case): number[] {
-  const M = c.transA ? c.a.at(-1)! : c.a.at(-2)!;
-  const N = c.transB ? c.b.at(-2)! : c.b.at(-1)!;
-  return [...(c.a.length > 2 ? c.a.slice(0, -2) : c.b.slice(0, -2)), M, N];
-}
-
-/** Visits every (output, a, b) index triple of op(a)·op(b): batched, or one operand 2-D and shared. */
-function forEachTerm(c: Case, visit: (out: number, ai: number, bi: number) => void): number[] {
-  const [ar, ac] = c.a.slice(-2) as [number, number];
-  const [br, bc] = c.b.slice(-2) as [number, number];
+/** torch.matmul's view of a case: 1-D operands as a row / a column, batch dims broadcast. */
+function layout(c: Case) {
+  const a = c.a.length === 1 ? [1, c.a[0]!] : c.a;
+  const b = c.b.length === 1 ? [c.b[0]!, 1] : c.b;
+  const [ar, ac] = a.slice(-2) as [number, number];
+  const [br, bc] = b.slice(-2) as [number, number];
   const [M, K] = c.transA ? [ac, ar] : [ar, ac];
   const N = c.transB ? br : bc;
-  const batchShape = c.a.length > 2 ? c.a.slice(0, -2) : c.b.slice(0, -2);
-  const aStride = c.a.length > 2 ? M * K : 0;
-  const bStride = c.b.length > 2 ? K * N : 0;
-  for (let z = 0; z < numel(batchShape); z++) {
+  const aBatch = a.slice(0, -2);
+  const bBatch = b.slice(0, -2);
+  const rank = Math.max(aBatch.length, bBatch.length);
+  const align = (s: Shape) => [...new Array<number>(rank - s.length).fill(1), ...s];
+  const [pa, pb] = [align(aBatch), align(bBatch)];
+  const batch = pa.map((n, i) => Math.max(n, pb[i]!));
+  let shape = [...batch, M, N];
+  if (c.b.length === 1) shape = shape.slice(0, -1);
+  if (c.a.length === 1) shape = [...shape.slice(0, -(c.b.length === 1 ? 1 : 2)), ...(c.b.length === 1 ? [] : [N])];
+  return { M, N, K, batch, pa, pb, shape };
+}
+
+function outShape(c: Case): number[] {
+  return layout(c).shape;
+}
+
+/** Visits every (output, a, b) index triple of op(a)·op(b), batch dims broadcast. */
+function forEachTerm(c: Case, visit: (out: number, ai: number, bi: number) => void): number[] {
+  const { M, N, K, batch, pa, pb, shape } = layout(c);
+  // The batch offset of an operand: broadcast dims (size 1) do not advance it.
+  const offset = (coords: number[], dims: number[]) => coords.reduce((at, v, i) => at * dims[i]! + (dims[i] === 1 ? 0 : v), 0);
+  for (let z = 0; z < numel(batch); z++) {
+    const coords = batch.map(() => 0);
+    for (let d = batch.length - 1, rest = z; d >= 0; d--) {
+      coords[d] = rest % batch[d]!;
+      rest = Math.floor(rest / batch[d]!);
+    }
+    const aBase = offset(coords, pa) * M * K;
+    const bBase = offset(coords, pb) * K * N;
     for (let m = 0; m < M; m++) {
       for (let n = 0; n < N; n++) {
         for (let k = 0; k < K; k++) {
-          visit((z * M + m) * N + n, z * aStride + (c.transA ? k * M + m : m * K + k), z * bStride + (c.transB ? n * K + k : k * N + n));
+          visit((z * M + m) * N + n, aBase + (c.transA ? k * M + m : m * K + k), bBase + (c.transB ? n * K + k : k * N + n));
         }
       }
     }
   }
-  return [...batchShape, M, N];
+  return shape;
 }
 
 /** float64 reference of the forward. */
@@ -160,6 +181,18 @@ const cases: Case[] = [
   { a: [2, 9, 8], b: [12, 8], transB: true, bias: true },
   { a: [9, 7], b: [3, 7, 6] },
   { a: [7, 9], b: [3, 6, 7], transA: true, transB: true },
+  // torch.matmul's broadcasting: batch dims of different ranks and sizes 1, and 1-D operands.
+  { a: [2, 1, 5, 4], b: [3, 4, 6] },
+  { a: [2, 1, 5, 4], b: [3, 6, 4], transB: true, bias: true },
+  { a: [1, 3, 5, 7], b: [3, 7, 2] },
+  { a: [1, 1, 5, 8], b: [2, 3, 8, 4] },
+  { a: [4, 1, 3, 5], b: [1, 2, 5, 3], transA: false },
+  { a: [3, 1, 6, 5], b: [1, 1, 6, 4], transA: true },
+  { a: [2, 1, 2, 1, 3, 4], b: [2, 1, 2, 4, 5] },
+  { a: [7], b: [7] },
+  { a: [7], b: [2, 7, 3] },
+  { a: [2, 3, 7], b: [7] },
+  { a: [5], b: [5, 4], bias: true },
 ];
 
 describe('matmul', () => {
@@ -206,7 +239,8 @@ describe('matmul', () => {
     expect(() => matmul(t([3, 4]), t([4, 6]), { transB: true })).toThrow(/inner dimensions/);
     expect(() => matmul(t([2, 3, 4]), t([3, 4, 5]))).toThrow(/batch dims \[2\] and \[3\]/);
     expect(() => matmul(t([3, 4]), t([4, 5]), { bias: t([4]) })).toThrow(/bias must be \[5\]/);
-    expect(() => matmul(t([4]), t([4, 5]))).toThrow(/at least 2 dims/);
+    expect(() => matmul(t([2, 2, 3, 4]), t([3, 4, 5]))).toThrow(/batch dims \[2, 2\] and \[3\] do not broadcast/);
+    expect(() => matmul(t([4]), t([4, 5]), { transA: true })).toThrow(/2 to be transposed/);
   });
 });
 
