@@ -5,9 +5,10 @@
 //                  falls outside the input: permute, expand (stride 0), narrow (negative lo),
 //                  pad, and their backwards (inverse permute, pad ↔ narrow).
 //   strided_write  out[base + Σ c_d·stride_d] = in[i]: cat writes each piece into its slot
-//                  (its backward narrows the pieces back out with strided_read).
+//                  (its backward narrows the pieces back out with strided_read); copy_rows4
+//                  does the same in vec4s where the rows allow.
 //   transpose_tiled  the last two dims swapped through workgroup memory, so both the reads and
-//                  the writes of a GPU's workgroup are contiguous (GPU kernel class only).
+//                  the writes of a workgroup are contiguous.
 //   index_select / index_add_scan / index_add_csr  rows picked along a dim, and the
 //                  deterministic scatter-add of their gradient (no float atomics in WGSL).
 //   bool_mask_bias  a 0/1 u32 mask as an additive 0 / -1e30 one (attention).
@@ -82,6 +83,23 @@ fn strided_write(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     if (d == 0u) { break; }
   }
   write_dst[at] = write_src[i];
+}
+
+// ---- copy_rows4: strided_write's 2-D window in whole vec4s (cat's pieces when every row
+// and offset is a multiple of 4 elements): one division per quad instead of a loop of them.
+
+struct RowsParams { quads: u32, cols4: u32, row4: u32, offset4: u32 }
+
+@group(0) @binding(0) var<uniform> cp4: RowsParams;
+@group(0) @binding(1) var<storage, read> rows_src: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> rows_dst: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn copy_rows4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let i = mv_linear(wid, nwg, lid);
+  if (i >= cp4.quads) { return; }
+  rows_dst[cp4.offset4 + (i / cp4.cols4) * cp4.row4 + i % cp4.cols4] = rows_src[i];
 }
 
 // ---- transpose_tiled: [batch, rows, cols] -> [batch, cols, rows], 16×16 tiles. The tile row

@@ -226,6 +226,16 @@ describe('matmul', () => {
     expect(x.grad?.shape).toEqual([2, 3, 8]);
   });
 
+  it('keeps no views or copies of a broadcast or 1-D product once nothing records it for autodiff', () => {
+    const t = (s: Shape) => tensor(gpu, new Float32Array(numel(s)).fill(1), s);
+    const operands = [t([2, 1, 5, 4]), t([3, 4, 6]), t([1, 3, 4, 6]), t([4])];
+    const before = gpu.memory().inUse;
+    const products = [matmul(operands[0]!, operands[1]!), matmul(operands[0]!, operands[2]!), matmul(operands[3]!, operands[1]!)];
+    for (const p of products) p.dispose();
+    expect(gpu.memory().inUse).toBe(before);
+    for (const x of operands) x.dispose();
+  });
+
   it('rejects a forced tiled kernel where rows are not whole vec4s, and a bad split', () => {
     const t = (s: Shape) => tensor(gpu, new Float32Array(numel(s)), s);
     expect(() => matmul(t([3, 5]), t([5, 8]), { kernel: { tile: '64x64' } })).toThrow(/multiples of 4 \(M 3, N 8, K 5\)/);
@@ -348,7 +358,7 @@ describe('matmul, the GPU family forced on a CPU adapter', () => {
 
   // Forward and backward with the GPU class's own choices (tiled where rows are whole vec4s, the
   // 8×8 register kernels elsewhere), against finite differences.
-  const gradCases = [3, 5, 7, 8, 9, 16, 18, 19, 23, 26, 28, 31].map((i) => cases[i]!);
+  const gradCases = [3, 5, 7, 8, 9, 16, 18, 19, 23, 26, 28, 31, 34, 35, 37, 38, 40, 42].map((i) => cases[i]!);
   gradCases.forEach((c, i) => {
     it(`GPU class: ${label(c)} forward and backward`, () => withKernelClass(gpu, 'gpu', () => check(c, 1000 + 10 * i)));
   });

@@ -129,7 +129,10 @@ const CASES: Case[] = [
   { name: 'cat rank 1', inputs: [[3], [5], [1]], op: (xs) => cat(xs, 0), ref: refCat(0) },
   { name: 'cat rank 3, last dim', inputs: [[2, 3, 4], [2, 3, 1], [2, 3, 5]], op: (xs) => cat(xs, -1), ref: refCat(-1) },
   { name: 'cat rank 4, middle dim', inputs: [[2, 1, 3, 2], [2, 4, 3, 2]], op: (xs) => cat(xs, 1), ref: refCat(1) },
+  { name: 'cat rank 2, whole vec4 rows', inputs: [[3, 4], [3, 8]], op: (xs) => cat(xs, -1), ref: refCat(-1) },
+  { name: 'cat rank 3, dim 0, whole vec4 pieces', inputs: [[1, 2, 6], [3, 2, 6]], op: (xs) => cat(xs, 0), ref: refCat(0) },
   { name: 'stack rank 1 → 2', inputs: [[5], [5], [5]], op: (xs) => stack(xs, 0), ref: refStack(0) },
+  { name: 'stack rank 2, whole vec4 pieces', inputs: [[2, 4], [2, 4]], op: (xs) => stack(xs, 1), ref: refStack(1) },
   { name: 'stack rank 3, new last dim', inputs: [[2, 3, 4], [2, 3, 4]], op: (xs) => stack(xs, -1), ref: refStack(-1) },
   { name: 'indexSelect rank 1, host ids with repeats', inputs: [[6]], op: ([x]) => indexSelect(x!, 0, u32([5, 0, 5, 2, 5])), ref: refIndexSelect(0, [5, 0, 5, 2, 5]) },
   { name: 'indexSelect rank 3, tensor ids, negative dim', inputs: [[2, 7, 3]], op: ([x]) => indexSelect(x!, -2, idsTensor([3, 3, 0, 6])), ref: refIndexSelect(-2, [3, 3, 0, 6]) },
@@ -162,10 +165,12 @@ describe('movement ops', () => {
     it(`${c.name}: ${c.inputs.map((s) => JSON.stringify(s)).join(' ')} forward and backward`, () => check(c, 10 * i + 1));
   });
 
-  // The tiled transpose (GPU kernel class) on the CPU adapter: partial tiles and a batch.
+  // The tiled transpose: partial tiles, whole ones, a batch, under both kernel classes.
   for (const shape of [[33, 18], [2, 16, 16], [3, 5, 40]] as Shape[]) {
-    it(`GPU class: transpose ${JSON.stringify(shape)} through workgroup tiles`, () =>
-      withKernelClass(gpu, 'gpu', () => check({ name: 'tiled transpose', inputs: [shape], op: ([x]) => transpose(x!, -2, -1), ref: refPermute(swap(shape.length, -2, -1)) }, 7)));
+    for (const kernelClass of ['cpu', 'gpu'] as const) {
+      it(`${kernelClass} class: transpose ${JSON.stringify(shape)} through workgroup tiles`, () =>
+        withKernelClass(gpu, kernelClass, () => check({ name: 'tiled transpose', inputs: [shape], op: ([x]) => transpose(x!, -2, -1), ref: refPermute(swap(shape.length, -2, -1)) }, 7)));
+    }
   }
 
   it('indexSelect with tensor ids reads NaN past the dim (the host cannot check them)', async () => {

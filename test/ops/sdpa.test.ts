@@ -131,6 +131,21 @@ describe('scaledDotProductAttention', () => {
     it(`${label(c)}: forward and gradients`, () => check(c, 100 * i + 1));
   });
 
+  it('gives a query that may attend to no key uniform weights (torch gives NaN), and keeps nothing but its output without autodiff', async () => {
+    const q = tensor(gpu, asF32(randn(2 * 3, 1)), [2, 3]);
+    const k = tensor(gpu, asF32(randn(4 * 3, 2)), [4, 3]);
+    const v = tensor(gpu, asF32(randn(4 * 2, 3)), [4, 2]);
+    const mask = tensor(gpu, [1, 0, 1, 0, 0, 0, 0, 0], [2, 4], { dtype: 'u32' });
+    const before = gpu.memory().inUse;
+    const out = scaledDotProductAttention(q, k, v, { mask });
+    const got = await out.readF32();
+    out.dispose();
+    expect(gpu.memory().inUse).toBe(before);
+    const vs = await v.readF32();
+    const mean = [0, 1].map((d) => (vs[d]! + vs[2 + d]! + vs[4 + d]! + vs[6 + d]!) / 4);
+    expectClose('sdpa fully masked row', got.subarray(2), mean, { atol: 1e-6 });
+  });
+
   it('rejects bad shapes and options, naming them', () => {
     const t = (s: Shape) => tensor(gpu, new Float32Array(numel(s)), s);
     expect(() => scaledDotProductAttention(t([3, 4]), t([5, 3]), t([5, 2]))).toThrow(/different feature sizes/);
