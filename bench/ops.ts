@@ -7,7 +7,8 @@
 // gpu.sync(), tfjs's own queue): time to completion per op, the GPU's work included, on
 // inputs that live on the GPU. The samples of the two are taken in turn (ours, tfjs's, then
 // tfjs's, ours, ...), so a shared machine's slow moments fall on both alike, and each ratio is
-// the median over rounds of a sample of ours over the tfjs sample beside it.
+// the median over rounds of a sample of ours over the tfjs sample beside it; the ratio of the
+// two fastest samples is given beside it (on a loaded machine, the least disturbed of each).
 //
 // tfjs runs an op on the CPU when all its inputs are still host values under
 // WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD elements (shouldExecuteOnCPU); its inputs here are uploaded
@@ -50,6 +51,8 @@ export interface OpResult {
   tfjsMinMs: number;
   /** Median over rounds of ours / tfjs, each sample beside the other's. */
   ratio: number;
+  /** Fastest sample of ours over fastest of tfjs: each side's least disturbed by the machine's other work. */
+  fastestRatio: number;
   /** Median ms per op until the reps were encoded (tfjs submits every 15 dispatches on its own, so its part includes GPU work). */
   oursHostMs: number;
   tfjsHostMs: number;
@@ -325,6 +328,7 @@ export async function opsBench(gpu: Gpu, options: OpsOptions): Promise<{ adapter
         oursMinMs: Math.min(...o.total),
         tfjsMinMs: Math.min(...t.total),
         ratio: median(ratios),
+        fastestRatio: Math.min(...o.total) / Math.min(...t.total),
         oursHostMs: median(o.host),
         tfjsHostMs: median(t.host),
         oursGBps: bytes / median(o.total) / 1e6,
