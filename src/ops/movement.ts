@@ -11,7 +11,7 @@ const MAX_RANK = 8;
 const SUM_RANK = 4;
 
 /** A dim in [-rank, rank) as its index, or a clear error naming the op. */
-export function normalizeDim(op: string, dim: number, rank: number): number {
+function normalizeDim(op: string, dim: number, rank: number): number {
   if (!Number.isInteger(dim) || dim < -rank || dim >= rank) throw new RangeError(`${op}: dim ${dim} is out of range for ${rank} dims`);
   return dim < 0 ? dim + rank : dim;
 }
