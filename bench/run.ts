@@ -1,9 +1,10 @@
 // The benchmark suite: kernel throughput at GPT-2 small's shapes against the adapter's measured
 // peaks, TensorFlow.js's WebGPU backend as a peer for matmul, the method's pipeline, and the
 // epoch time saved by caching pasts, and the host cost of launching work (per op against
-// Dawn's own floor and tfjs, per training step), pretraining updates (tokens/s), and `serve` under
-// HTTP load (requests/s, latency, batching). Prints tables and writes bench/results/<adapter>.json.
-//   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,pretrain,peer,peak,overhead,serve] [-- --imdb PATH]
+// Dawn's own floor and tfjs, per training step), pretraining updates (tokens/s), the general
+// ops against tfjs, and `serve` under HTTP load (requests/s, latency, batching). Prints tables
+// and writes bench/results/<adapter>.json.
+//   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,pretrain,peer,peak,overhead,ops,serve] [-- --imdb PATH]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -15,11 +16,12 @@ import { tfjsMatmul, tfjsHostCost, closeTfjs, TFJS_ADD, TFJS_HOST_ADD, type Peer
 import { dawnFloor, engineOps, measureInTurn, promptStep, dawnOf, DAWN_REUSED, DAWN_FRESH, type OverheadOptions } from './overhead.ts';
 import { randomModel, pipelineBench, epochBench, imdbLengths, type BenchModel, type EpochOptions } from './pipeline.ts';
 import { pretrainBench, type PretrainShape } from './pretrain.ts';
+import { opsBench, type OpsOptions } from './ops.ts';
 import type { TimingOptions } from './timing.ts';
 import type { MatmulResult } from './matmul.ts';
 import { serveBench, type ServeBenchOptions } from './serve.ts';
 
-const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'features', 'overhead', 'pipeline', 'epoch', 'pretrain', 'serve'] as const;
+const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'features', 'overhead', 'pipeline', 'epoch', 'pretrain', 'ops', 'serve'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -126,6 +128,7 @@ interface Settings {
   epoch: EpochOptions;
   overhead: OverheadOptions & { layers: number };
   pretrain: { shapes: PretrainShape[]; samples: number };
+  ops: OpsOptions;
   serve: ServeBenchOptions;
 }
 
@@ -143,6 +146,7 @@ const FULL: Settings = {
   epoch: { examples: 64, tokens: 128, batchSize: 8, epochs: 3 },
   pretrain: { shapes: [PRETRAIN_SHIPPED, PRETRAIN_WIDER], samples: 3 },
   overhead: { reps: 128, samples: 21, steps: 3, layers: 12 },
+  ops: { targetMs: 100, samples: 31, warmRounds: 3 },
   serve: { seconds: 10, concurrencies: [1, 8, 32], constantSeconds: 60 },
 };
 
@@ -156,6 +160,7 @@ const QUICK: Settings = {
   epoch: { examples: 24, tokens: 128, batchSize: 8, epochs: 3 },
   pretrain: { shapes: [PRETRAIN_SHIPPED], samples: 1 },
   overhead: { reps: 64, samples: 9, steps: 3, layers: 2 },
+  ops: { targetMs: 40, samples: 5, warmRounds: 1 },
   serve: { seconds: 3, concurrencies: [1, 8, 32], constantSeconds: 10 },
 };
 
@@ -428,6 +433,22 @@ if (args.only.has('pretrain')) {
         'Pretraining update (forward + backward of every weight, tied head over 50,257 tokens, clipping, AdamW; random tokens)',
         ['model', 'parameters', 'tokens/update', 'ms/update', 'tokens/s', 'samples'],
         results.map((r) => [r.name, r.parameters, r.tokensPerStep, r.msPerStep, r.tokensPerSec, r.samples]),
+      ),
+  );
+}
+
+if (args.only.has('ops')) {
+  await section(
+    'ops',
+    () => opsBench(gpu, settings.ops),
+    ({ version, adapter, results }) =>
+      printTable(
+        `General ops against TensorFlow.js ${version} WebGPU on ${adapter} (ms per op to completion, medians of ${settings.ops.samples} samples taken in turn; ours / tfjs = median of paired samples)`,
+        ['op', 'ours ms', 'tfjs ms', 'ours / tfjs', 'fastest ours / tfjs', 'ours GB/s', 'tfjs GB/s', 'ours encode ms', 'tfjs encode+submit ms', 'dispatches ours / tfjs', 'reps', 'max abs err ours / tfjs'],
+        results.map((r) => [
+          r.name, r.oursMs, r.tfjsMs, `${r.ratio.toFixed(2)}×`, `${r.fastestRatio.toFixed(2)}×`, r.oursGBps, r.tfjsGBps, r.oursHostMs, r.tfjsHostMs,
+          `${r.oursDispatches} / ${r.tfjsPrograms.length}`, r.reps, `${r.oursMaxError.toExponential(1)} / ${r.tfjsMaxError.toExponential(1)}`,
+        ]),
       ),
   );
 }

@@ -1,5 +1,5 @@
 // Peer: TensorFlow.js's WebGPU backend on the same Dawn adapter as the engine, for matmul
-// throughput and per-op host cost.
+// throughput and per-op host cost, and the session bench/ops.ts times general ops in.
 // tfjs looks for navigator.gpu when its backend module loads, so the Dawn GPU object is put
 // there first; on the software adapter Dawn only gives a compatibility-level adapter, which
 // tfjs does not ask for, so requestAdapter is wrapped to ask for the level the engine got.
@@ -35,7 +35,7 @@ export interface PeerResult {
 }
 
 /** The backend members used here (they are public in tfjs's WebGPUBackend, but not typed from the core's view). */
-interface WebGPUBackendLike {
+export interface WebGPUBackendLike {
   device: GPUDevice;
   shouldExecuteOnCPU(inputs: unknown[]): boolean;
   commandEncoder: GPUCommandEncoder | null;
@@ -81,7 +81,7 @@ function checkSamples(s: PeerShape, a: Float32Array, b: Float32Array, bias: Floa
 
 type Tf = typeof import('@tensorflow/tfjs-core');
 
-interface TfjsSession {
+export interface TfjsSession {
   tf: Tf;
   adapter: string;
   sync: () => Promise<void>;
@@ -95,7 +95,7 @@ let session: Promise<TfjsSession> | null = null;
  * tfjs's WebGPU backend on its own device of the engine's adapter, opened once per process
  * (tfjs registers its backend once) and shared by the sections that use it; closeTfjs() ends it.
  */
-function tfjsSession(engineAdapter: string): Promise<TfjsSession> {
+export function tfjsSession(engineAdapter: string): Promise<TfjsSession> {
   session ??= (async () => {
     const { flags, featureLevel } = dawnSetup(engineAdapter);
     const { create } = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU };
