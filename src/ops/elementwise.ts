@@ -216,6 +216,30 @@ function unaryOp(name: string, def: UnaryDef): (x: Tensor) => Tensor {
 /** A binary op: b a tensor (broadcast with a) or a number. */
 export type BinaryOp = (a: Tensor, b: Tensor | number) => Tensor;
 
+/** Invocations per workgroup of the rows4 entry: rows of a few hundred vec4s leave less of a smaller group idle. */
+const ROW_WG = 64;
+const MAX_GROUPS = 65535;
+/** The rows4 entry's constants by which operand is splat (frozen: pipelines are then found by identity). */
+const ROWS4_CONSTANTS = [false, true].flatMap((aSplat) => [false, true].map((bSplat) => Object.freeze({ WG: ROW_WG, A_SPLAT: aSplat ? 1 : 0, B_SPLAT: bSplat ? 1 : 0 })));
+
+/**
+ * The rows4 entry's constants where a broadcast can run by rows of vec4s: at most 2 collapsed
+ * dims, rows a multiple of 4 long, each operand walking a row with stride 1 or 0 and holding a
+ * whole number of vec4s; null where the general strided entry must run.
+ */
+function rowsOfFour(params: Uint32Array, sizeA: number, sizeB: number): Readonly<Record<string, number>> | null {
+  const inner = params[DIMS]!;
+  const strideA = params[SA]!;
+  const strideB = params[SB]!;
+  if (params[1]! > 2 || inner % 4 !== 0 || strideA > 1 || strideB > 1 || sizeA % 4 !== 0 || sizeB % 4 !== 0) return null;
+  return ROWS4_CONSTANTS[(strideA === 0 ? 2 : 0) + (strideB === 0 ? 1 : 0)]!;
+}
+
+/** x along a row's vec4s, y and z over the rows (y at most the per-dimension limit). */
+function rowGrid(vec4sPerRow: number, rows: number): [number, number, number] {
+  return [Math.ceil(vec4sPerRow / ROW_WG), Math.min(rows, MAX_GROUPS), Math.ceil(rows / MAX_GROUPS)];
+}
+
 function binaryOp(name: string, def: BinaryDef): BinaryOp {
   const grad = def.grad;
   const flags = ['binary'];
@@ -275,12 +299,15 @@ function binaryOp(name: string, def: BinaryDef): BinaryOp {
     } else {
       const shape = broadcastShape(a.shape, b.shape);
       out = Tensor.empty(gpu, shape, 'f32', name);
+      const params = stridedParams(shape, a.shape, b.shape, null);
+      const rows4 = rowsOfFour(params, a.size, b.size);
       gpu.dispatch({
         kernel,
-        entry: 'strided',
-        params: stridedParams(shape, a.shape, b.shape, null),
+        entry: rows4 ? 'rows4' : 'strided',
+        ...(rows4 ? { constants: rows4 } : {}),
+        params,
         bindings: [a.binding(), b.binding(), out.binding()],
-        workgroups: grid(out.size, WG),
+        workgroups: rows4 ? rowGrid(params[DIMS]! / 4, out.size / params[DIMS]!) : grid(out.size, WG),
       });
     }
     if (!grad) return out;

@@ -40,6 +40,10 @@ const cases: [Shape, Shape][] = [
   [[4, 1], [1]],
   [[2, 1, 3, 1, 2, 3], [3, 2, 1]],
   [[3], [2, 1, 1, 1, 1, 3]],
+  // Rows of vec4s (the rows4 entry): b repeated over rows, a splat along rows, b splat.
+  [[5, 256], [256]],
+  [[8, 1], [8, 260]],
+  [[4, 8], [4, 1]],
 ];
 
 /** Each binary op's float64 reference and the inputs it is tested on (a, b from standard normals). */
@@ -116,6 +120,14 @@ describe('elementwise', () => {
     y.backward(tensor(gpu, new Float32Array(1000).fill(1), [10, 100]));
     expectClose('scale forward', await y.readF32(), x.map((v) => v * 2.5 - 1));
     expectClose('scale grad', await t.grad!.readF32(), new Float64Array(1000).fill(2.5));
+  });
+
+  it('broadcasts by rows over more rows than one grid dimension holds', async () => {
+    const [as, bs]: [Shape, Shape] = [[70_001, 4], [4]];
+    const a = asF32(randn(numel(as), 5));
+    const b = asF32(randn(numel(bs), 6));
+    const out = add(tensor(gpu, a, as), tensor(gpu, b, bs));
+    expectClose('add [70001, 4] + [4]', await out.readF32(), refBinary(a, as, b, bs, (x, y) => x + y), { atol: 1e-6, rtol: 1e-6 });
   });
 
   it('sumToShape reduces every broadcast dim', async () => {
