@@ -178,27 +178,33 @@ fn strided(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 
 // a and b broadcast to an output of at most 2 collapsed dims whose rows (the innermost dim) are
 // a multiple of 4 long and walked by each operand with stride 1 (a vec4 load) or 0 (its one
-// value, splat): x along the row in vec4s, y and z over the rows, so no invocation divides (a
-// software adapter divides lane by lane, and the general loop's divisions cost several times
-// the memory traffic on llvmpipe). Which operand is splat is fixed per pipeline.
+// value, splat): x along the row in vec4s, y and z over blocks of ROWS rows that each
+// invocation walks, so no invocation divides (a software adapter divides lane by lane, and the
+// general loop's divisions cost several times the memory traffic on llvmpipe), and an operand
+// repeated over the rows is loaded once per invocation. Which operand is splat is fixed per pipeline.
 override A_SPLAT: bool = false;
 override B_SPLAT: bool = false;
+const ROWS = 8u;
 
 @compute @workgroup_size(WG)
 fn rows4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
   let inner4 = st.dims[0].x / 4u;
   let col4 = wid.x * WG + lid;
-  let row = wid.y + wid.z * nwg.y;
-  if (col4 >= inner4 || row * inner4 >= st.n / 4u) { return; }
-  // Where the row starts in a and b (element offsets; a row stride of 0 repeats one row).
-  let ra = row * st.sa[0].y;
-  let rb = row * st.sb[0].y;
-  var a: vec4<f32>;
-  if (A_SPLAT) { a = vec4<f32>(bin_a4[ra / 4u][ra % 4u]); } else { a = bin_a4[ra / 4u + col4]; }
-  var b: vec4<f32>;
-  if (B_SPLAT) { b = vec4<f32>(bin_b4[rb / 4u][rb % 4u]); } else { b = bin_b4[rb / 4u + col4]; }
-  bin_out4[row * inner4 + col4] = vec4<f32>(op_forward(a.x, b.x), op_forward(a.y, b.y), op_forward(a.z, b.z), op_forward(a.w, b.w));
+  if (col4 >= inner4) { return; }
+  let rows = select(1u, st.dims[0].y, st.rank > 1u);
+  let first = (wid.y + wid.z * nwg.y) * ROWS;
+  let last = min(first + ROWS, rows);
+  for (var row = first; row < last; row++) {
+    // Where the row starts in a and b (element offsets; a row stride of 0 repeats one row).
+    let ra = row * st.sa[0].y;
+    let rb = row * st.sb[0].y;
+    var a: vec4<f32>;
+    if (A_SPLAT) { a = vec4<f32>(bin_a4[ra / 4u][ra % 4u]); } else { a = bin_a4[ra / 4u + col4]; }
+    var b: vec4<f32>;
+    if (B_SPLAT) { b = vec4<f32>(bin_b4[rb / 4u][rb % 4u]); } else { b = bin_b4[rb / 4u + col4]; }
+    bin_out4[row * inner4 + col4] = vec4<f32>(op_forward(a.x, b.x), op_forward(a.y, b.y), op_forward(a.z, b.z), op_forward(a.w, b.w));
+  }
 }
 
 // The gradient of a (grad_a) or b (grad_b) at the output's shape, from x = a, y = b, z = the

@@ -235,9 +235,13 @@ function rowsOfFour(params: Uint32Array, sizeA: number, sizeB: number): Readonly
   return ROWS4_CONSTANTS[(strideA === 0 ? 2 : 0) + (strideB === 0 ? 1 : 0)]!;
 }
 
-/** x along a row's vec4s, y and z over the rows (y at most the per-dimension limit). */
+/** Rows each rows4 invocation walks (ROWS in the kernel). */
+const ROWS_PER_INVOCATION = 8;
+
+/** x along a row's vec4s, y and z over blocks of rows (y at most the per-dimension limit). */
 function rowGrid(vec4sPerRow: number, rows: number): [number, number, number] {
-  return [Math.ceil(vec4sPerRow / ROW_WG), Math.min(rows, MAX_GROUPS), Math.ceil(rows / MAX_GROUPS)];
+  const blocks = Math.ceil(rows / ROWS_PER_INVOCATION);
+  return [Math.ceil(vec4sPerRow / ROW_WG), Math.min(blocks, MAX_GROUPS), Math.ceil(blocks / MAX_GROUPS)];
 }
 
 function binaryOp(name: string, def: BinaryDef): BinaryOp {
