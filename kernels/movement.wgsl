@@ -125,6 +125,21 @@ fn transpose_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
   if (out_r < tp.cols && out_c < tp.rows) { transpose_dst[base + out_r * tp.rows + out_c] = transpose_tile[lid.x * 17u + lid.y]; }
 }
 
+// The same swap by gathering, for CPU adapters: each invocation reads one source column of 4
+// consecutive rows and writes them as 4 adjacent outputs. No workgroup memory and no barrier,
+// which on llvmpipe cost more than the scattered reads they save.
+@compute @workgroup_size(WG)
+fn transpose_gather4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let base = wid.z * tp.rows * tp.cols;
+  let r = (wid.x * WG + lid) * 4u;
+  let c = wid.y;
+  if (r >= tp.rows) { return; }
+  let n = min(4u, tp.rows - r);
+  for (var k = 0u; k < n; k++) {
+    transpose_dst[base + c * tp.rows + r + k] = transpose_src[base + (r + k) * tp.cols + c];
+  }
+}
+
 // ---- index_select along a dim of x viewed as [outer, n, inner]; out is [outer, m, inner].
 // An index past n reads `missing` (NaN from the op): the ids live on the GPU, so the host
 // cannot check them. (A NaN constant would not compile: WGSL const-evaluates it.)

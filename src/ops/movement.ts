@@ -88,21 +88,24 @@ function permuteRaw(x: Tensor, order: number[]): Tensor {
   const shape = order.map((d) => x.shape[d]!);
   const rank = order.length;
   const gpu = x.gpu;
-  // Swapping the last two dims: tiles keep reads and writes contiguous (2× faster than the
-  // strided read for [1024, 768] even on llvmpipe, whose barriers are costly).
+  // Swapping the last two dims: a kernel of its own (on llvmpipe 2× the strided read's speed
+  // through tiles, and twice that again by gathering).
   const lastTwo = rank >= 2 && order.every((d, i) => (i < rank - 2 ? d === i : d === (i === rank - 2 ? rank - 1 : rank - 2)));
   if (lastTwo && x.size > 0) {
     const rows = x.shape[rank - 2]!;
     const cols = x.shape[rank - 1]!;
     const batch = x.size / Math.max(rows * cols, 1);
-    if (rows > 1 && cols > 1 && batch <= gpu.device.limits.maxComputeWorkgroupsPerDimension) {
+    const maxGroups = gpu.device.limits.maxComputeWorkgroupsPerDimension;
+    if (rows > 1 && cols > 1 && batch <= maxGroups) {
       const out = Tensor.empty(gpu, shape, 'f32', 'transpose');
+      // CPU adapters gather (their barriers cost more than scattered reads); GPUs go through tiles.
+      const gather = gpu.kernelClass === 'cpu' && cols <= maxGroups;
       gpu.dispatch({
         kernel: 'movement',
-        entry: 'transpose_tiled',
+        entry: gather ? 'transpose_gather4' : 'transpose_tiled',
         params: packParams(rows, cols),
         bindings: [x.binding(), out.binding()],
-        workgroups: [Math.ceil(cols / 16), Math.ceil(rows / 16), batch],
+        workgroups: gather ? [Math.ceil(rows / 4 / WG), cols, batch] : [Math.ceil(cols / 16), Math.ceil(rows / 16), batch],
       });
       return out;
     }

@@ -165,11 +165,12 @@ describe('movement ops', () => {
     it(`${c.name}: ${c.inputs.map((s) => JSON.stringify(s)).join(' ')} forward and backward`, () => check(c, 10 * i + 1));
   });
 
-  // The tiled transpose: partial tiles, whole ones, a batch, under both kernel classes.
-  for (const shape of [[33, 18], [2, 16, 16], [3, 5, 40]] as Shape[]) {
+  // The last two dims' own kernels (the GPU class's tiles, the CPU class's gather of 4 rows):
+  // partial tiles and row groups, whole ones, a batch.
+  for (const shape of [[33, 18], [2, 16, 16], [3, 5, 40], [1030, 3]] as Shape[]) {
     for (const kernelClass of ['cpu', 'gpu'] as const) {
-      it(`${kernelClass} class: transpose ${JSON.stringify(shape)} through workgroup tiles`, () =>
-        withKernelClass(gpu, kernelClass, () => check({ name: 'tiled transpose', inputs: [shape], op: ([x]) => transpose(x!, -2, -1), ref: refPermute(swap(shape.length, -2, -1)) }, 7)));
+      it(`${kernelClass} class: transpose ${JSON.stringify(shape)} of the last two dims`, () =>
+        withKernelClass(gpu, kernelClass, () => check({ name: 'transpose', inputs: [shape], op: ([x]) => transpose(x!, -2, -1), ref: refPermute(swap(shape.length, -2, -1)) }, 7)));
     }
   }
 
