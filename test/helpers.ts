@@ -73,23 +73,8 @@ export async function withKernelClass<T>(device: Gpu, kernelClass: KernelClass |
 }
 
 export { seededRandom as rng } from '../src/util/random.ts';
-import { seededRandom as rng } from '../src/util/random.ts';
 
-/** n standard-normal values (Box–Muller), times `scale`. */
-export function randn(n: number, seed: number, scale = 1): Float64Array {
-  const u = rng(seed);
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const r = Math.sqrt(-2 * Math.log(1 - u()));
-    out[i] = r * Math.cos(2 * Math.PI * u()) * scale;
-  }
-  return out;
-}
-
-/** Values rounded to f32, as the GPU sees them; references are computed from these in float64. */
-export function asF32(values: ArrayLike<number>): Float64Array {
-  return Float64Array.from(Float32Array.from(values));
-}
+export { randn, asF32 } from './numeric.ts';
 
 /** Values rounded to the nearest f16 (ties to even), as an f16 tensor holds them. */
 export function asF16(values: ArrayLike<number>): Float64Array {

@@ -1,7 +1,7 @@
 // float64 references for the op suite, in plain JS and independent of the engine (no engine
 // function computes an expected value): shapes, NumPy broadcasting, reductions, permutes and
 // batched matmul over flat row-major Float64Arrays.
-import { seededRandom } from '../../../src/util/random.ts';
+import { randn, asF32 } from '../../numeric.ts';
 
 export type Shape = readonly number[];
 
@@ -9,10 +9,7 @@ export const numel = (shape: Shape): number => shape.reduce((a, b) => a * b, 1);
 
 /** n standard normals (Box–Muller) times `scale`, rounded to f32 as the GPU will hold them. */
 export function normals(n: number, seed: number, scale = 1): Float64Array {
-  const u = seededRandom(seed);
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u()) * scale;
-  return Float64Array.from(Float32Array.from(out));
+  return asF32(randn(n, seed, scale));
 }
 
 export function coordsOf(flat: number, shape: Shape): number[] {
