@@ -138,18 +138,26 @@ function stridedParams(out: Shape, a: Shape, b: Shape | null, c: Shape | null): 
   return w;
 }
 
+/** NumPy's broadcast of two shapes (right-aligned, size-1 dims stretch), or null where they do not broadcast. */
+export function broadcastDims(a: Shape, b: Shape): number[] | null {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const da = a[a.length - rank + i] ?? 1;
+    const db = b[b.length - rank + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) return null;
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
 /** The shape a and b broadcast to, or a clear error. */
 export function broadcastShape(a: Shape, b: Shape): Shape {
   if (sameShape(a, b) && a.length <= MAX_RANK) return a;
   const rank = Math.max(a.length, b.length);
   if (rank > MAX_RANK) throw new RangeError(`broadcasting supports up to ${MAX_RANK} dims, got ${shapeString(a)} and ${shapeString(b)}`);
-  const out: number[] = [];
-  for (let i = 0; i < rank; i++) {
-    const da = a[a.length - rank + i] ?? 1;
-    const db = b[b.length - rank + i] ?? 1;
-    if (da !== db && da !== 1 && db !== 1) throw new RangeError(`shapes ${shapeString(a)} and ${shapeString(b)} do not broadcast`);
-    out.push(da === 1 ? db : da);
-  }
+  const out = broadcastDims(a, b);
+  if (!out) throw new RangeError(`shapes ${shapeString(a)} and ${shapeString(b)} do not broadcast`);
   return out;
 }
 

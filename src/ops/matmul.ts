@@ -2,7 +2,7 @@
 import { grid, packParams } from '../gpu/params.ts';
 import type { Binding, Dispatch, Gpu } from '../gpu/context.ts';
 import { Tensor, record, shapeString, numel, sameShape, type Shape } from '../engine/tensor.ts';
-import { sumToShape } from './elementwise.ts';
+import { broadcastDims, sumToShape } from './elementwise.ts';
 import { expand } from './movement.ts';
 import { registerKernel } from '../gpu/registry.ts';
 
@@ -145,15 +145,9 @@ function matmulVectors(a: Tensor, b: Tensor, opts: MatmulOptions): Tensor {
 
 /** Batch dims that are neither equal nor one side absent: broadcast as torch.matmul. */
 function matmulBroadcast(a: Tensor, b: Tensor, aBatch: Shape, bBatch: Shape, opts: MatmulOptions): Tensor {
-  const rank = Math.max(aBatch.length, bBatch.length);
-  const batch: number[] = [];
-  for (let i = 0; i < rank; i++) {
-    const da = aBatch[aBatch.length - rank + i] ?? 1;
-    const db = bBatch[bBatch.length - rank + i] ?? 1;
-    if (da !== db && da !== 1 && db !== 1) {
-      throw new RangeError(`${describeMatmul(a, b, opts.transA ?? false, opts.transB ?? false, opts.bias)}: batch dims ${shapeString(aBatch)} and ${shapeString(bBatch)} do not broadcast`);
-    }
-    batch.push(da === 1 ? db : da);
+  const batch = broadcastDims(aBatch, bBatch);
+  if (!batch) {
+    throw new RangeError(`${describeMatmul(a, b, opts.transA ?? false, opts.transB ?? false, opts.bias)}: batch dims ${shapeString(aBatch)} and ${shapeString(bBatch)} do not broadcast`);
   }
   const matrix = (t: Tensor) => t.shape.slice(-2);
   const withoutLeadingOnes = (s: Shape) => {

@@ -7,7 +7,7 @@ import { opCatalog, opsMarkdown } from '../../src/ops/catalog.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 /** Exported functions of src/ops that are building blocks of ops, not ops users call. */
-const NOT_OPS = new Set(['broadcastShape', 'filled', 'normalizeDims', 'splitPast', 'shardRows', 'shardRowCounts', 'boolMaskBias', 'opCatalog', 'opsMarkdown']);
+const NOT_OPS = new Set(['broadcastShape', 'broadcastDims', 'filled', 'normalizeDims', 'splitPast', 'shardRows', 'shardRowCounts', 'boolMaskBias', 'opCatalog', 'opsMarkdown']);
 /** Catalogued ops that are Tensor methods rather than functions. */
 const METHODS = new Set(['reshape']);
 
