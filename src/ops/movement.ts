@@ -2,13 +2,11 @@
 // are contiguous, so everything but a pure reshape copies through kernels/movement.wgsl.
 import { packParams, f32, grid } from '../gpu/params.ts';
 import { Tensor, record, tensor, numel, sameShape, shapeString, type Shape } from '../engine/tensor.ts';
-import { sumToShape } from './elementwise.ts';
+import { sumToShape, MAX_RANK as ELEMENTWISE_MAX_RANK } from './elementwise.ts';
 
 const WG = 256;
 /** Dims the strided kernels index after merging neighbouring dims that move together. */
 const MAX_RANK = 8;
-/** Dims sumToShape reduces over (elementwise.ts). */
-const SUM_RANK = 4;
 
 /** A dim in [-rank, rank) as its index, or a clear error naming the op. */
 function normalizeDim(op: string, dim: number, rank: number): number {
@@ -136,13 +134,13 @@ export function transpose(x: Tensor, d0: number, d1: number): Tensor {
 }
 
 /**
- * Sums g (the gradient of x broadcast to g's shape) back to x's shape, at any rank. Runs of
- * neighbouring dims that were all broadcast, or all kept, are merged first; sumToShape takes
- * 4 dims, so when more runs alternate than that, they are summed one run at a time.
+ * Sums g (the gradient of x broadcast to g's shape) back to x's shape. sumToShape merges
+ * neighbouring dims that move together itself; only a g of more dims than it takes has its runs
+ * of all-broadcast or all-kept dims merged first (expand's forward allows no more runs than that).
  */
 function sumToShapeAnyRank(g: Tensor, shape: Shape): Tensor {
   if (g.size === numel(shape)) return g.reshape(shape);
-  if (g.shape.length <= SUM_RANK) return sumToShape(g, shape);
+  if (g.shape.length <= ELEMENTWISE_MAX_RANK) return sumToShape(g, shape);
   const lead = g.shape.length - shape.length;
   const gDims: number[] = [];
   const xDims: number[] = [];
@@ -159,26 +157,9 @@ function sumToShapeAnyRank(g: Tensor, shape: Shape): Tensor {
     }
     lastKept = kept;
   });
-  let sum = g.reshape(gDims);
-  const steps: { from: number[]; to: number[] }[] = [];
-  if (gDims.length <= SUM_RANK) steps.push({ from: gDims, to: xDims });
-  else {
-    // One broadcast run at a time: [before, run, after] summed to [before, 1, after].
-    const dims = [...gDims];
-    for (let r = dims.length - 1; r >= 0; r--) {
-      if (dims[r] === xDims[r]) continue;
-      const before = numel(dims.slice(0, r));
-      const after = numel(dims.slice(r + 1));
-      steps.push({ from: [before, dims[r]!, after], to: [before, 1, after] });
-      dims[r] = 1;
-    }
-  }
-  for (const step of steps) {
-    const view = sum.reshape(step.from);
-    sum.dispose();
-    sum = sumToShape(view, step.to);
-    view.dispose();
-  }
+  const view = g.reshape(gDims);
+  const sum = sumToShape(view, xDims);
+  view.dispose();
   const out = sum.reshape(shape);
   sum.dispose();
   return out;

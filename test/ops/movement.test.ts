@@ -120,6 +120,7 @@ const CASES: Case[] = [
   { name: 'expand rank 1 to 3, -1 keeps', inputs: [[5]], op: ([x]) => expand(x!, [2, 3, -1]), ref: refExpand([2, 3, -1]) },
   { name: 'expand middle size-1 dims', inputs: [[3, 1, 4]], op: ([x]) => expand(x!, [3, 5, 4]), ref: refExpand([3, 5, 4]) },
   { name: 'expand rank 5, alternating', inputs: [[1, 3, 1, 2]], op: ([x]) => expand(x!, [2, 4, 3, 5, 2]), ref: refExpand([2, 4, 3, 5, 2]) },
+  { name: 'expand to rank 10 (its gradient merges runs before sumToShape)', inputs: [[3, 1, 4]], op: ([x]) => expand(x!, [2, 1, 1, 1, 1, 1, 1, 3, 5, 4]), ref: refExpand([2, 1, 1, 1, 1, 1, 1, 3, 5, 4]) },
   { name: 'narrow rank 1', inputs: [[11]], op: ([x]) => narrow(x!, 0, 3, 5), ref: refNarrow(0, 3, 5) },
   { name: 'narrow rank 3, negative dim and start', inputs: [[3, 4, 9]], op: ([x]) => narrow(x!, -1, -6, 4), ref: refNarrow(-1, -6, 4) },
   { name: 'narrow rank 4, a middle dim', inputs: [[2, 7, 3, 2]], op: ([x]) => narrow(x!, 1, 2, 3), ref: refNarrow(1, 2, 3) },
