@@ -7,7 +7,7 @@ import { predictLogits, type Example } from '../prompt/train.ts';
 import { evaluateTask, formatEvaluation, taskLogits, crossTaskTable, crossTaskColumns, formatR, formatP } from '../prompt/evaluate.ts';
 import { toExamples } from '../prompt/fit.ts';
 import { textExamples, predictionRows } from '../prompt/predict.ts';
-import type { PromptCheckpoint } from '../prompt/checkpoint.ts';
+import { textLength, type PromptCheckpoint } from '../prompt/checkpoint.ts';
 import { loadDataset, readTable } from '../node/dataset-file.ts';
 import { writeFileAtomic, checkOutputFile } from '../node/files.ts';
 import { ProgressBar } from '../node/progress.ts';
@@ -46,10 +46,9 @@ async function loadPrompts(session: Session, paths: string[]): Promise<{ path: s
   return out;
 }
 
+/** The text tokens every one of the prompts reads. */
 function maxLengthFor(session: Session, prompts: { checkpoint: PromptCheckpoint }[]): number {
-  const P = Math.max(...prompts.map((p) => p.checkpoint.promptTokens));
-  const fromTraining = Math.min(...prompts.map((p) => Number(p.checkpoint.training.maxLength) || Infinity));
-  return Math.min(session.model.config.nPositions - P, fromTraining);
+  return Math.min(...prompts.map((p) => textLength(session.model.config, p.checkpoint)));
 }
 
 function pickTask(checkpoint: PromptCheckpoint, name: string | undefined, path: string): Task {

@@ -114,3 +114,11 @@ export function checkSameModel(checkpoint: PromptCheckpoint, model: ModelIdentit
     );
   }
 }
+
+/**
+ * The text tokens a prompt file reads: n_positions − its prompt tokens, or fewer where it was
+ * trained on shorter texts. Predicting, evaluating and serving cut longer texts to this.
+ */
+export function textLength(config: GPT2Config, checkpoint: PromptCheckpoint): number {
+  return Math.min(config.nPositions - checkpoint.promptTokens, Number(checkpoint.training.maxLength) || Infinity);
+}

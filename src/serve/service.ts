@@ -3,7 +3,7 @@
 // put it behind its own transport); src/serve/http.ts puts it behind HTTP.
 import type { GPT2 } from '../gpt2/model.ts';
 import { PromptClassifier, type Task } from '../prompt/classifier.ts';
-import type { PromptCheckpoint } from '../prompt/checkpoint.ts';
+import { textLength, type PromptCheckpoint } from '../prompt/checkpoint.ts';
 import { composeHeads } from '../prompt/compose.ts';
 import type { Tokenizer } from '../prompt/fit.ts';
 import { mixedLogits, taskPrediction, type MixedRow, type TaskPrediction } from '../prompt/mixed.ts';
@@ -57,9 +57,9 @@ export class MixedTaskService {
   ) {
     const composite = composeHeads([...prompts]);
     this.classifier = new PromptClassifier(model, composite.params, composite.tasks);
-    // As `predict` truncates with one file: n_positions − prompt tokens, or less if the file was trained shorter.
+    // As `predict` truncates with one file.
     this.tasks = prompts.flatMap(({ source, checkpoint }) => {
-      const maxLength = Math.min(model.config.nPositions - checkpoint.promptTokens, Number(checkpoint.training.maxLength) || Infinity);
+      const maxLength = textLength(model.config, checkpoint);
       return checkpoint.tasks.map((t) => ({ name: t.name, kind: t.kind, labels: [...t.labelNames], source, maxLength }));
     });
     this.byName = new Map(this.tasks.map((t, i) => [t.name, i]));
