@@ -1,7 +1,7 @@
 // Attention (with a KV cache) and layerNorm/GELU throughput at GPT-2 small's shapes. Each case
 // is checked against a float64 reference before it is timed.
 import type { Gpu } from '../src/gpu/context.ts';
-import { tensor, keep, noGrad, type Tensor } from '../src/engine/tensor.ts';
+import { tensor, keep, noGrad, type Tensor } from '../src/tensor/tensor.ts';
 import { attention, type Past } from '../src/ops/attention.ts';
 import { layerNorm } from '../src/ops/layernorm.ts';
 import { gelu } from '../src/ops/gelu.ts';

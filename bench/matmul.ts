@@ -5,7 +5,7 @@
 //   node --import tsx bench/matmul.ts [--json] [--sweep] [--quick]
 // --quick multiplies 256 rows instead of 1024 (same K and N), with shorter samples.
 import { openGpu } from '../src/node/device.ts';
-import { tensor, type Tensor } from '../src/engine/tensor.ts';
+import { tensor, type Tensor } from '../src/tensor/tensor.ts';
 import { matmul, type MatmulKernel, type MatmulTile } from '../src/ops/matmul.ts';
 import type { Gpu } from '../src/gpu/context.ts';
 import { timeEngineOp, type TimingOptions } from './timing.ts';

@@ -14,7 +14,7 @@
 // WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD elements (shouldExecuteOnCPU); its inputs here are uploaded
 // first, the check says so, and the programs each op dispatched are recorded.
 import type { Gpu } from '../src/gpu/context.ts';
-import { tensor, tidy, type Tensor } from '../src/engine/tensor.ts';
+import { tensor, tidy, type Tensor } from '../src/tensor/tensor.ts';
 import { exp, add } from '../src/ops/elementwise.ts';
 import { sum, max } from '../src/ops/reduce.ts';
 import { softmax } from '../src/ops/softmax.ts';

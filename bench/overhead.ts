@@ -14,7 +14,7 @@
 // every few ops by itself; that is part of its host cost.
 import { readFileSync } from 'node:fs';
 import type { Gpu } from '../src/gpu/context.ts';
-import { Tensor, tensor, tidy } from '../src/engine/tensor.ts';
+import { Tensor, tensor, tidy } from '../src/tensor/tensor.ts';
 import { add } from '../src/ops/elementwise.ts';
 import { matmul } from '../src/ops/matmul.ts';
 import { layerNorm } from '../src/ops/layernorm.ts';

@@ -5,9 +5,9 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { Gpu } from '../src/gpu/context.ts';
-import { tidy, type Tensor } from '../src/engine/tensor.ts';
-import { Adam } from '../src/engine/adam.ts';
-import { CapturedStep } from '../src/engine/capture.ts';
+import { tidy, type Tensor } from '../src/tensor/tensor.ts';
+import { Adam } from '../src/optim/adam.ts';
+import { CapturedStep } from '../src/tensor/capture.ts';
 import { GPT2, type ModelPast, type TokenBatch } from '../src/gpt2/model.ts';
 import type { GPT2Config } from '../src/gpt2/config.ts';
 import { GPT2Tokenizer, GPT2_EOS_ID } from '../src/gpt2/tokenizer.ts';

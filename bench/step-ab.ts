@@ -24,8 +24,8 @@ const ENCODES = 3;
 const ENCODE_BATCH = 2;
 
 const { openGpu } = await import(`${root}/src/node/device.js`);
-const { tidy } = await import(`${root}/src/engine/tensor.js`);
-const { Adam } = await import(`${root}/src/engine/adam.js`);
+const { tidy } = await import(`${root}/src/engine.js`);
+const { Adam } = await import(`${root}/src/engine.js`);
 const { PromptClassifier, initialParams } = await import(`${root}/src/prompt/classifier.js`);
 const { encode, disposePast, batchLoss } = await import(`${root}/src/prompt/train.js`);
 const { seededRandom } = await import(`${root}/src/util/random.js`);
@@ -67,7 +67,7 @@ let encodeStep = () => {
   return l;
 };
 if (capture) {
-  const { CapturedStep } = await import(`${root}/src/engine/capture.js`);
+  const { CapturedStep } = await import(`${root}/src/engine.js`);
   const step = new CapturedStep(gpu, () => {
     const l = loss();
     optimizer.update();

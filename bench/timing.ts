@@ -5,7 +5,7 @@
 // lasts about `targetMs`, which amortises the submit-and-wait latency over many operations.
 import { Bench } from 'tinybench';
 import type { Dispatch, Gpu } from '../src/gpu/context.ts';
-import { tidy } from '../src/engine/tensor.ts';
+import { tidy } from '../src/tensor/tensor.ts';
 
 export interface TimingOptions {
   /** Wall time to aim for per sample. */

@@ -11,7 +11,7 @@ import { loadDataset } from '../src/node/dataset-file.ts';
 import { toExamples, freshParams } from '../src/prompt/fit.ts';
 import { PromptClassifier } from '../src/prompt/classifier.ts';
 import { tokenBatch, disposePast, lengthBuckets } from '../src/prompt/train.ts';
-import { tidy, noGrad } from '../src/engine/tensor.ts';
+import { tidy, noGrad } from '../src/tensor/tensor.ts';
 import { DEFAULT_TRAINING } from '../src/prompt/defaults.ts';
 
 const [modelDir, outDir] = process.argv.slice(2);

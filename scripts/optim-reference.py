@@ -1,6 +1,6 @@
-"""float64 PyTorch ground truth for the optimizers in src/engine/optim.ts and adam.ts.
+"""float64 PyTorch ground truth for the optimizers in src/optim/optim.ts and adam.ts.
 
-Writes test/engine/fixtures/optim-reference.json: for each configuration, the initial
+Writes test/optim/fixtures/optim-reference.json: for each configuration, the initial
 parameters, the gradients of every step, and the parameters torch.optim.SGD / AdamW leave
 after each step. Inputs are float32 values (so the f32 engine sees them exactly); the
 optimizer runs in float64. A configuration with "clip" applies
@@ -60,7 +60,7 @@ def main():
             "after": after,
             "norms": norms,
         })
-    out = pathlib.Path(__file__).resolve().parent.parent / "test/engine/fixtures/optim-reference.json"
+    out = pathlib.Path(__file__).resolve().parent.parent / "test/optim/fixtures/optim-reference.json"
     out.write_text(json.dumps({"torch": torch.__version__, "cases": cases}) + "\n")
     print(f"wrote {out}")
 

@@ -1,7 +1,7 @@
 // gpt2-prompt/engine: the WebGPU autodiff engine alone, for any project that computes on
 // tensors — a device wrapper, the kernel registry, tensors with a tape, custom WGSL ops,
 // optimizers, captured steps and the built-in ops. Nothing of GPT-2, the tokenizer, data
-// readers or checkpoints (test/engine/entry.test.ts keeps it so). Hand it a GPUDevice with
+// readers or checkpoints (test/tensor/entry.test.ts keeps it so). Hand it a GPUDevice with
 // `new Gpu(device)`, or open one with `openWebGpu()`.
 export { Gpu, GpuError, type Binding, type Dispatch, type GpuOptions } from './gpu/context.ts';
 export { openWebGpu, type WebGpuOptions } from './gpu/open.ts';
@@ -31,11 +31,11 @@ export {
   type BackwardFn,
   type BufferRange,
   type GpuBufferOptions,
-} from './engine/tensor.ts';
-export { customOp, type CustomOpSpec } from './engine/custom.ts';
-export { Adam, AdamW, type AdamOptions, type AdamState } from './engine/adam.ts';
-export { Optimizer, SGD, clipGradNorm, clipCoefficient, globalGradNorm, type SGDOptions, type SGDState, type StepOptions } from './engine/optim.ts';
-export { CapturedStep, type CaptureState } from './engine/capture.ts';
+} from './tensor/tensor.ts';
+export { customOp, type CustomOpSpec } from './tensor/custom.ts';
+export { Adam, AdamW, type AdamOptions, type AdamState } from './optim/adam.ts';
+export { Optimizer, SGD, clipGradNorm, clipCoefficient, globalGradNorm, type SGDOptions, type SGDState, type StepOptions } from './optim/optim.ts';
+export { CapturedStep, type CaptureState } from './tensor/capture.ts';
 export {
   neg, exp, log, sqrt, rsqrt, reciprocal, abs, sin, cos, tanh, sigmoid, relu, silu, square,
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where,

@@ -13,20 +13,21 @@ const MAY_IMPORT: Record<string, string[]> = {
   gpu: ['util'],
   data: ['util'],
   metrics: ['util'],
-  engine: ['gpu', 'util'],
-  ops: ['engine', 'gpu', 'util'],
-  gpt2: ['ops', 'engine', 'gpu', 'util'],
-  prompt: ['gpt2', 'ops', 'engine', 'gpu', 'data', 'metrics', 'util'],
+  tensor: ['gpu', 'util'],
+  optim: ['tensor', 'gpu', 'util'],
+  ops: ['tensor', 'gpu', 'util'],
+  gpt2: ['ops', 'optim', 'tensor', 'gpu', 'util'],
+  prompt: ['gpt2', 'ops', 'optim', 'tensor', 'gpu', 'data', 'metrics', 'util'],
   // The engine entry (gpt2-prompt/engine): the engine with its ops, nothing of the model or the method.
-  'engine.ts': ['ops', 'engine', 'gpu', 'util'],
-  serve: ['prompt', 'gpt2', 'ops', 'engine', 'gpu', 'data', 'metrics', 'util'],
-  'index.ts': ['engine.ts', 'serve', 'prompt', 'gpt2', 'ops', 'engine', 'gpu', 'data', 'metrics', 'util'],
-  node: ['index.ts', 'serve', 'prompt', 'gpt2', 'ops', 'engine', 'gpu', 'data', 'metrics', 'util'],
-  cli: ['node', 'index.ts', 'serve', 'prompt', 'gpt2', 'ops', 'engine', 'gpu', 'data', 'metrics', 'util'],
+  'engine.ts': ['ops', 'optim', 'tensor', 'gpu', 'util'],
+  serve: ['prompt', 'gpt2', 'ops', 'optim', 'tensor', 'gpu', 'data', 'metrics', 'util'],
+  'index.ts': ['engine.ts', 'serve', 'prompt', 'gpt2', 'ops', 'optim', 'tensor', 'gpu', 'data', 'metrics', 'util'],
+  node: ['index.ts', 'serve', 'prompt', 'gpt2', 'ops', 'optim', 'tensor', 'gpu', 'data', 'metrics', 'util'],
+  cli: ['node', 'index.ts', 'serve', 'prompt', 'gpt2', 'ops', 'optim', 'tensor', 'gpu', 'data', 'metrics', 'util'],
 };
 
 /** Layers a web page or Deno loads: no Node API, no Dawn binding. */
-const CORE = ['util', 'gpu', 'data', 'metrics', 'engine', 'ops', 'gpt2', 'prompt', 'serve', 'engine.ts', 'index.ts'];
+const CORE = ['util', 'gpu', 'data', 'metrics', 'tensor', 'optim', 'ops', 'gpt2', 'prompt', 'serve', 'engine.ts', 'index.ts'];
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {

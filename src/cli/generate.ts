@@ -1,7 +1,7 @@
 // `gpt2-prompt generate`: greedy or sampled continuation through the tied LM head, to check
 // that real weights load and run correctly ("Hello, I'm a language model," should continue
 // sensibly with openai-community/gpt2).
-import { tidy, noGrad } from '../engine/tensor.ts';
+import { tidy, noGrad } from '../tensor/tensor.ts';
 import { gatherRows } from '../ops/gather.ts';
 import { seededRandom } from '../util/random.ts';
 import { openSession, closeSession, positiveInt, nonNegativeNumber, integer } from './common.ts';

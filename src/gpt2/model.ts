@@ -4,7 +4,7 @@
 // values; forwardWithPast() runs new vectors (a soft prompt) per example at the positions
 // right after that example's own last real token, attending to its past.
 import type { Gpu } from '../gpu/context.ts';
-import { Tensor, tensor, keep, noGrad, tidy, isGradEnabled, BYTES_PER_ELEMENT } from '../engine/tensor.ts';
+import { Tensor, tensor, keep, noGrad, tidy, isGradEnabled, BYTES_PER_ELEMENT } from '../tensor/tensor.ts';
 import { add } from '../ops/elementwise.ts';
 import { matmul } from '../ops/matmul.ts';
 import { layerNorm } from '../ops/layernorm.ts';

@@ -4,8 +4,8 @@
 // rate schedule, and one optimizer step (gradient accumulation, clipping by global norm,
 // AdamW with weight decay on matrices only). Everything is a function of the run's settings
 // and the step number, so a run restored from its state continues bit for bit.
-import { Tensor, tidy } from '../engine/tensor.ts';
-import { Adam, globalGradNorm, type AdamState } from '../engine/adam.ts';
+import { Tensor, tidy } from '../tensor/tensor.ts';
+import { Adam, globalGradNorm, type AdamState } from '../optim/adam.ts';
 import { add, scale } from '../ops/elementwise.ts';
 import { matmul } from '../ops/matmul.ts';
 import { gatherRows } from '../ops/gather.ts';

@@ -1,4 +1,4 @@
-// Recordings of encoded work, for captured steps (src/engine/capture.ts): the commands some
+// Recordings of encoded work, for captured steps (src/tensor/capture.ts): the commands some
 // synchronous work encoded, kept so Gpu.replay can encode the same work again without
 // running the code that made it.
 import type { Binding } from './context.ts';

@@ -2,7 +2,7 @@
 // other, forward and backward (to qkv only: the past is constant), and the head split that
 // turns a c_attn output into such a past, in f32 or, to halve a cached past's memory, f16.
 import { packParams, f32, grid } from '../gpu/params.ts';
-import { Tensor, record, tensor, shapeString, type DType } from '../engine/tensor.ts';
+import { Tensor, record, tensor, shapeString, type DType } from '../tensor/tensor.ts';
 
 export interface Past {
   /** [B, H, Tp, D], f32 or f16 (both k and v alike; f16 needs an even D). */

@@ -2,7 +2,7 @@
 // full are filled on the GPU; arange and the seeded random tensors are made on the host
 // (seeded: the same seed gives the same values on every device) and uploaded.
 import type { Gpu } from '../gpu/context.ts';
-import { Tensor, numel, shapeString, tensor, type DType, type Shape } from '../engine/tensor.ts';
+import { Tensor, numel, shapeString, tensor, type DType, type Shape } from '../tensor/tensor.ts';
 import { seededRandom } from '../util/random.ts';
 import { filled } from './elementwise.ts';
 

@@ -1,6 +1,6 @@
 // Routines composed from the elementwise and reduction ops: their gradients come from the
 // ops' own, so they need no kernels of their own.
-import { shapeString, type Tensor } from '../engine/tensor.ts';
+import { shapeString, type Tensor } from '../tensor/tensor.ts';
 import { add, mul, rsqrt, square, sub } from './elementwise.ts';
 import { logsumexp, mean } from './reduce.ts';
 

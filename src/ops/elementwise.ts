@@ -8,7 +8,7 @@ import { grid } from '../gpu/params.ts';
 import { specialize } from '../gpu/features.ts';
 import { kernelSource, registerKernel } from '../gpu/registry.ts';
 import type { Gpu } from '../gpu/context.ts';
-import { Tensor, numel, record, sameShape, shapeString, type DType, type Shape } from '../engine/tensor.ts';
+import { Tensor, numel, record, sameShape, shapeString, type DType, type Shape } from '../tensor/tensor.ts';
 
 const WG = 256;
 /** The most dims a broadcast operand or output may have. */

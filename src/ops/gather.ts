@@ -5,7 +5,7 @@
 import type { Gpu } from '../gpu/context.ts';
 import { sizeClass } from '../gpu/pool.ts';
 import { packParams, grid } from '../gpu/params.ts';
-import { Tensor, record, tensor, shapeString } from '../engine/tensor.ts';
+import { Tensor, record, tensor, shapeString } from '../tensor/tensor.ts';
 
 const WG = 256;
 

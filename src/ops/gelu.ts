@@ -1,7 +1,7 @@
 // GELU with the tanh approximation, exactly Hugging Face's gelu_new (GPT-2's activation):
 // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
 import { packParams, grid } from '../gpu/params.ts';
-import { Tensor, record } from '../engine/tensor.ts';
+import { Tensor, record } from '../tensor/tensor.ts';
 
 const WG = 256;
 const CONSTANTS = Object.freeze({ GELU_WG: WG });

@@ -1,7 +1,7 @@
 // Layer normalization over the last dim, as torch.nn.functional.layer_norm (biased
 // variance, eps inside the square root).
 import { packParams, f32, grid } from '../gpu/params.ts';
-import { Tensor, record, shapeString } from '../engine/tensor.ts';
+import { Tensor, record, shapeString } from '../tensor/tensor.ts';
 
 /**
  * Invocations per row (one workgroup per row). Small on purpose: on CPU adapters (llvmpipe)

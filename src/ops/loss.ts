@@ -2,7 +2,7 @@
 // gradient inside the kernel, so a training step never waits on the host.
 import { packParams, f32, grid } from '../gpu/params.ts';
 import type { Gpu } from '../gpu/context.ts';
-import { Tensor, record, tensor, shapeString } from '../engine/tensor.ts';
+import { Tensor, record, tensor, shapeString } from '../tensor/tensor.ts';
 
 const WG = 256;
 

@@ -1,7 +1,7 @@
 // Batched matrix multiply with optional transposes and a fused bias, and its backward.
 import { grid, packParams } from '../gpu/params.ts';
 import type { Binding, Dispatch, Gpu } from '../gpu/context.ts';
-import { Tensor, record, shapeString, numel, sameShape, type Shape } from '../engine/tensor.ts';
+import { Tensor, record, shapeString, numel, sameShape, type Shape } from '../tensor/tensor.ts';
 import { broadcastDims, sumToShape } from './elementwise.ts';
 import { expand } from './movement.ts';
 import { registerKernel } from '../gpu/registry.ts';

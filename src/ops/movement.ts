@@ -1,7 +1,7 @@
 // Movement ops with PyTorch's names and semantics (negative dims count from the end). Tensors
 // are contiguous, so everything but a pure reshape copies through kernels/movement.wgsl.
 import { packParams, f32, grid } from '../gpu/params.ts';
-import { Tensor, record, tensor, numel, sameShape, shapeString, type Shape } from '../engine/tensor.ts';
+import { Tensor, record, tensor, numel, sameShape, shapeString, type Shape } from '../tensor/tensor.ts';
 import { sumToShape, MAX_RANK as ELEMENTWISE_MAX_RANK } from './elementwise.ts';
 
 const WG = 256;

@@ -2,7 +2,7 @@
 // keepdim, negative dims, and all dims when `dim` is omitted (giving shape [], as torch).
 // Kernels in kernels/reduce.wgsl; gradients composed from elementwise ops.
 import { grid } from '../gpu/params.ts';
-import { Tensor, numel, record, shapeString, type Shape } from '../engine/tensor.ts';
+import { Tensor, numel, record, shapeString, type Shape } from '../tensor/tensor.ts';
 import { broadcastTo, div, eq, exp, mul, scale, sub } from './elementwise.ts';
 
 /** One dim, several, or (undefined) all. Negative dims count from the end. */

@@ -1,7 +1,7 @@
 // Scaled dot-product attention as torch.nn.functional.scaled_dot_product_attention (no dropout),
 // composed from batched matmul, softmax and a mask, so its gradient comes from those pieces.
 // GPT-2's fused attention over a cached past is ops/attention.ts.
-import { Tensor, tensor, shapeString } from '../engine/tensor.ts';
+import { Tensor, tensor, shapeString } from '../tensor/tensor.ts';
 import { add, scale } from './elementwise.ts';
 import { matmul } from './matmul.ts';
 import { softmax } from './softmax.ts';

@@ -1,6 +1,6 @@
 // Softmax along a dim: a kernel for the last dim; other dims composed from reductions.
 import { packParams, grid } from '../gpu/params.ts';
-import { Tensor, noGrad, record, shapeString } from '../engine/tensor.ts';
+import { Tensor, noGrad, record, shapeString } from '../tensor/tensor.ts';
 import { div, exp, sub } from './elementwise.ts';
 import { max, normalizeDims, sum } from './reduce.ts';
 

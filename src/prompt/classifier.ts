@@ -1,7 +1,7 @@
 // The method: P trainable prompt vectors run after each text's cached past through the
 // frozen GPT-2, and a linear head on the final hidden state of the last prompt position.
 // A head may be composite: several tasks' heads concatenated, each owning a column range.
-import { Tensor, tensor, keep } from '../engine/tensor.ts';
+import { Tensor, tensor, keep } from '../tensor/tensor.ts';
 import { matmul } from '../ops/matmul.ts';
 import { gatherRows } from '../ops/gather.ts';
 import type { GPT2, ModelPast } from '../gpt2/model.ts';

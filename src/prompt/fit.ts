@@ -2,8 +2,8 @@
 // with a checkpoint and validation after every epoch, and resuming from a checkpoint. Nothing
 // here touches files or a terminal: the caller gets the checkpoint and the reports and decides
 // where they go (the CLI writes files atomically, a web page draws them).
-import { tidy, noGrad } from '../engine/tensor.ts';
-import { Adam } from '../engine/adam.ts';
+import { tidy, noGrad } from '../tensor/tensor.ts';
+import { Adam } from '../optim/adam.ts';
 import { gatherRows } from '../ops/gather.ts';
 import type { GPT2 } from '../gpt2/model.ts';
 import type { GPT2Tokenizer } from '../gpt2/tokenizer.ts';

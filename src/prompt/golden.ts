@@ -2,8 +2,8 @@
 // hidden states, cached keys/values, prompt + head logits, first-step gradients, and three
 // Adam steps for both losses. Any layer/head/width/position counts.
 import type { Gpu } from '../gpu/context.ts';
-import { tidy } from '../engine/tensor.ts';
-import { Adam } from '../engine/adam.ts';
+import { tidy } from '../tensor/tensor.ts';
+import { Adam } from '../optim/adam.ts';
 import { GPT2 } from '../gpt2/model.ts';
 import { loadCheckpoint, type GPT2Checkpoint } from '../gpt2/checkpoint.ts';
 import { parseSafetensors, type SafetensorsFile } from '../gpt2/safetensors.ts';

@@ -3,7 +3,7 @@
 // (a per-row gather of prompts) and reads its own task's head columns. A row's logits are
 // the ones it gets run alone with its task: rows never mix (the engine's outputs do not
 // depend on batch or padding).
-import { tidy, noGrad } from '../engine/tensor.ts';
+import { tidy, noGrad } from '../tensor/tensor.ts';
 import type { GPT2, PastOptions } from '../gpt2/model.ts';
 import { taskWidth, type PromptClassifier, type Task } from './classifier.ts';
 import { encode, disposePast, tokenBatch } from './train.ts';

@@ -1,8 +1,8 @@
 // Training and inference loops for prompt classifiers. Texts are grouped into fixed batches
 // of similar length (little padding); each batch's past is computed once and, within the
 // cache budget, kept for later epochs, since the frozen model gives the same past every time.
-import { Tensor, rawTensor, tidy, keep, noGrad, type DType, type RawData } from '../engine/tensor.ts';
-import { Adam } from '../engine/adam.ts';
+import { Tensor, rawTensor, tidy, keep, noGrad, type DType, type RawData } from '../tensor/tensor.ts';
+import { Adam } from '../optim/adam.ts';
 import { add, scale } from '../ops/elementwise.ts';
 import { crossEntropy, bceWithLogits } from '../ops/loss.ts';
 import { gatherRows } from '../ops/gather.ts';

@@ -4,7 +4,7 @@ import { testGpu, expectClose } from '../helpers.ts';
 import { referenceHidden, randomWeights } from './reference.ts';
 import { GPT2, type ModelPast } from '../../src/gpt2/model.ts';
 import type { GPT2Config } from '../../src/gpt2/config.ts';
-import { tensor, tidy, noGrad } from '../../src/engine/tensor.ts';
+import { tensor, tidy, noGrad } from '../../src/tensor/tensor.ts';
 import { gatherRows } from '../../src/ops/gather.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { testGpu } from '../helpers.ts';
 import { openGpu } from '../../src/node/device.ts';
 import { GpuError, type Gpu } from '../../src/gpu/context.ts';
-import { tensor, Tensor } from '../../src/engine/tensor.ts';
+import { tensor, Tensor } from '../../src/tensor/tensor.ts';
 import { add } from '../../src/ops/elementwise.ts';
 import { packParams } from '../../src/gpu/params.ts';
 import { kernelClassOf } from '../../src/gpu/kernel-class.ts';
@@ -127,7 +127,7 @@ describe('device', () => {
   it('lets the process exit by itself when work is done', () => {
     const script = `
       import { openGpu } from './src/node/device.ts';
-      import { tensor } from './src/engine/tensor.ts';
+      import { tensor } from './src/tensor/tensor.ts';
       import { add } from './src/ops/elementwise.ts';
       const gpu = await openGpu({ quiet: true });
       const x = tensor(gpu, [1, 2], [2]);

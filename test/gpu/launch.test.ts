@@ -4,7 +4,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn } from '../helpers.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
-import { tensor, Tensor, tidy } from '../../src/engine/tensor.ts';
+import { tensor, Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { add, scale } from '../../src/ops/elementwise.ts';
 import { matmul } from '../../src/ops/matmul.ts';
 import { layerNorm } from '../../src/ops/layernorm.ts';

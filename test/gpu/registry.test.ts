@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers.ts';
 import { hasKernel, kernelNames, kernelSource, registerKernel } from '../../src/gpu/registry.ts';
 import { packParams, grid } from '../../src/gpu/params.ts';
-import { tensor, Tensor } from '../../src/engine/tensor.ts';
+import { tensor, Tensor } from '../../src/tensor/tensor.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;

@@ -11,7 +11,7 @@ import { ROOT } from './hosts.ts';
 import { readCheckpoint } from '../../src/node/checkpoint-file.ts';
 import { GPT2 } from '../../src/gpt2/model.ts';
 import { GPT2Tokenizer } from '../../src/gpt2/tokenizer.ts';
-import { tidy, noGrad } from '../../src/engine/tensor.ts';
+import { tidy, noGrad } from '../../src/tensor/tensor.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'gpt2-prompt-package-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

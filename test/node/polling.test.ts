@@ -6,7 +6,7 @@ import { describe, it, expect } from 'vitest';
 import { openGpu } from '../../src/node/device.ts';
 import { isDawnPoll } from '../../src/node/polling.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
-import { tensor } from '../../src/engine/tensor.ts';
+import { tensor } from '../../src/tensor/tensor.ts';
 import { matmul } from '../../src/ops/matmul.ts';
 
 // Installed before the relaxed wrapper, so it sees only the polls that wrapper lets run at once.

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, type TestContext } from 'vitest';
 import { testGpu, randn, asF32, asF16, expectClose, finiteDifferences, withKernelFeatures, withKernelClass } from '../helpers.ts';
-import { tensor, tidy, f16Bits, f16Values, type DType } from '../../src/engine/tensor.ts';
+import { tensor, tidy, f16Bits, f16Values, type DType } from '../../src/tensor/tensor.ts';
 import { attention, splitPast, type Past } from '../../src/ops/attention.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 

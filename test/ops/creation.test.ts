@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, expectClose } from '../helpers.ts';
-import type { Shape } from '../../src/engine/tensor.ts';
+import type { Shape } from '../../src/tensor/tensor.ts';
 import { zeros, ones, full, arange, rand, randn } from '../../src/ops/creation.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.ts';
-import { tensor, tidy, type Shape, type Tensor } from '../../src/engine/tensor.ts';
+import { tensor, tidy, type Shape, type Tensor } from '../../src/tensor/tensor.ts';
 import { logSoftmax, rmsNorm, mseLoss } from '../../src/ops/derived.ts';
 import { softmax } from '../../src/ops/softmax.ts';
 import type { Gpu } from '../../src/gpu/context.ts';

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.ts';
-import { tensor, tidy, type Shape } from '../../src/engine/tensor.ts';
+import { tensor, tidy, type Shape } from '../../src/tensor/tensor.ts';
 import { add, mul, scale, sumToShape, broadcastShape, broadcastTo, where, maximum, minimum, pow, UNARY_OPS, BINARY_OPS, type UnaryOpName, type BinaryOpName } from '../../src/ops/elementwise.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 

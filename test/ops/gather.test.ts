@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose, finiteDifferences, rng } from '../helpers.ts';
-import { tensor, tidy, type Tensor } from '../../src/engine/tensor.ts';
+import { tensor, tidy, type Tensor } from '../../src/tensor/tensor.ts';
 import { gatherRows, shardRows, shardRowCounts } from '../../src/ops/gather.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 

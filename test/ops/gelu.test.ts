@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.ts';
-import { tensor, tidy, type Shape } from '../../src/engine/tensor.ts';
+import { tensor, tidy, type Shape } from '../../src/tensor/tensor.ts';
 import { gelu } from '../../src/ops/gelu.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, featureTestGpu, randn, asF32, expectClose, finiteDifferences, withKernelClass } from '../helpers.ts';
-import { tensor, tidy, type Shape } from '../../src/engine/tensor.ts';
+import { tensor, tidy, type Shape } from '../../src/tensor/tensor.ts';
 import { matmul, type MatmulKernel } from '../../src/ops/matmul.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 

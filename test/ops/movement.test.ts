@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose, finiteDifferences, withKernelClass } from '../helpers.ts';
-import { tensor, tidy, type Shape, type Tensor } from '../../src/engine/tensor.ts';
+import { tensor, tidy, type Shape, type Tensor } from '../../src/tensor/tensor.ts';
 import { permute, transpose, expand, narrow, cat, stack, pad, indexSelect } from '../../src/ops/movement.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.ts';
-import { tensor, tidy, type Shape, type Tensor } from '../../src/engine/tensor.ts';
+import { tensor, tidy, type Shape, type Tensor } from '../../src/tensor/tensor.ts';
 import { scaledDotProductAttention } from '../../src/ops/sdpa.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose, finiteDifferences, withKernelFeatures } from '../helpers.ts';
-import { tensor, tidy, noGrad, type Shape } from '../../src/engine/tensor.ts';
+import { tensor, tidy, noGrad, type Shape } from '../../src/tensor/tensor.ts';
 import { softmax } from '../../src/ops/softmax.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 

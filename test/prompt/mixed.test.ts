@@ -12,7 +12,7 @@ import { train, encode, disposePast, tokenBatch, type Example } from '../../src/
 import { encodeCheckpoint, decodeCheckpoint, type PromptCheckpoint } from '../../src/prompt/checkpoint.ts';
 import { composeHeads } from '../../src/prompt/compose.ts';
 import { mixedLogits, taskPrediction, type MixedRow } from '../../src/prompt/mixed.ts';
-import { tidy, noGrad } from '../../src/engine/tensor.ts';
+import { tidy, noGrad } from '../../src/tensor/tensor.ts';
 import { seededRandom } from '../../src/util/random.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 

@@ -5,7 +5,7 @@ import { GPT2 } from '../../src/gpt2/model.ts';
 import type { GPT2Config } from '../../src/gpt2/config.ts';
 import { PromptClassifier, initialParams, type Task } from '../../src/prompt/classifier.ts';
 import { train, PastCache, lengthBuckets, mixedBuckets, tokenBatch, batchLoss, encode, disposePast, type Example } from '../../src/prompt/train.ts';
-import { tidy, noGrad } from '../../src/engine/tensor.ts';
+import { tidy, noGrad } from '../../src/tensor/tensor.ts';
 import { seededRandom } from '../../src/util/random.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 

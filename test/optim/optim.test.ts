@@ -3,10 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose } from '../helpers.ts';
-import { tensor, tidy, type Tensor } from '../../src/engine/tensor.ts';
-import { AdamW } from '../../src/engine/adam.ts';
-import { SGD, clipGradNorm, clipCoefficient, globalGradNorm, type Optimizer } from '../../src/engine/optim.ts';
-import { CapturedStep } from '../../src/engine/capture.ts';
+import { tensor, tidy, type Tensor } from '../../src/tensor/tensor.ts';
+import { AdamW } from '../../src/optim/adam.ts';
+import { SGD, clipGradNorm, clipCoefficient, globalGradNorm, type Optimizer } from '../../src/optim/optim.ts';
+import { CapturedStep } from '../../src/tensor/capture.ts';
 import { mul, sumToShape } from '../../src/ops/elementwise.ts';
 import { matmul } from '../../src/ops/matmul.ts';
 import type { Gpu } from '../../src/gpu/context.ts';

@@ -21,7 +21,7 @@ describe('gpt2-prompt/engine', () => {
       absWorkingDir: root,
     });
     const files = Object.keys(result.metafile.inputs);
-    expect(files).toContain('src/engine/tensor.ts');
+    expect(files).toContain('src/tensor/tensor.ts');
     expect(files).toContain('src/ops/matmul.ts');
     expect(files.filter((f) => /^src\/(gpt2|prompt|data|node|cli|metrics)\//.test(f))).toEqual([]);
   });

@@ -1,7 +1,7 @@
 // torch.optim.Adam / AdamW on GPU tensors: moments live on the GPU and parameters update in
 // place, so a training step needs no readback.
 import { packParams, f32, grid } from '../gpu/params.ts';
-import type { Tensor } from './tensor.ts';
+import type { Tensor } from '../tensor/tensor.ts';
 import { Optimizer, perParameter } from './optim.ts';
 
 // Clipping lives with the optimizers' shared code; re-exported for this module's existing importers.

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, asF16, expectClose } from '../helpers.ts';
-import { tensor, rawTensor, tidy, keep, noGrad, Tensor } from '../../src/engine/tensor.ts';
+import { tensor, rawTensor, tidy, keep, noGrad, Tensor } from '../../src/tensor/tensor.ts';
 import { add, mul, sumToShape, scale } from '../../src/ops/elementwise.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 

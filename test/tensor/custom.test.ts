@@ -6,10 +6,10 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 import { grid } from '../../src/gpu/params.ts';
-import { customOp } from '../../src/engine/custom.ts';
-import { tensor, tidy, type Tensor } from '../../src/engine/tensor.ts';
-import { Adam } from '../../src/engine/adam.ts';
-import { CapturedStep } from '../../src/engine/capture.ts';
+import { customOp } from '../../src/tensor/custom.ts';
+import { tensor, tidy, type Tensor } from '../../src/tensor/tensor.ts';
+import { Adam } from '../../src/optim/adam.ts';
+import { CapturedStep } from '../../src/tensor/capture.ts';
 import { mul, sumToShape } from '../../src/ops/elementwise.ts';
 
 let gpu: Gpu;

@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose } from '../helpers.ts';
-import { tensor, tidy, type Tensor } from '../../src/engine/tensor.ts';
-import { Adam, globalGradNorm } from '../../src/engine/adam.ts';
+import { tensor, tidy, type Tensor } from '../../src/tensor/tensor.ts';
+import { Adam, globalGradNorm } from '../../src/optim/adam.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;

@@ -4,9 +4,9 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn } from '../helpers.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
-import { tensor, tidy, keep, type Tensor } from '../../src/engine/tensor.ts';
-import { Adam } from '../../src/engine/adam.ts';
-import { CapturedStep } from '../../src/engine/capture.ts';
+import { tensor, tidy, keep, type Tensor } from '../../src/tensor/tensor.ts';
+import { Adam } from '../../src/optim/adam.ts';
+import { CapturedStep } from '../../src/tensor/capture.ts';
 import { add, mul, scale, sumToShape } from '../../src/ops/elementwise.ts';
 import { matmul } from '../../src/ops/matmul.ts';
 import { randomWeights } from '../gpt2/reference.ts';

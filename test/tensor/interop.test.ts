@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.ts';
 import { Gpu } from '../../src/gpu/context.ts';
 import { openGpu } from '../../src/node/device.ts';
-import { fromGpuBuffer, tensor, tidy } from '../../src/engine/tensor.ts';
+import { fromGpuBuffer, tensor, tidy } from '../../src/tensor/tensor.ts';
 import { add, mul, sumToShape } from '../../src/ops/elementwise.ts';
 import { matmul } from '../../src/ops/matmul.ts';
 

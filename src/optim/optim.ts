@@ -5,7 +5,7 @@
 // update() (GPU: the same launches with the same uniforms every step), which is what lets a
 // CapturedStep (capture.ts) replay update().
 import { packParams, f32, grid } from '../gpu/params.ts';
-import { Tensor, tensor, keep, shapeString } from './tensor.ts';
+import { Tensor, tensor, keep, shapeString } from '../tensor/tensor.ts';
 
 const WG = 256;
 // Elements one grad_sumsq workgroup sums (WG threads × SUMSQ_PER_THREAD in optim.wgsl).
