@@ -130,7 +130,8 @@ function release(out: Tensor, temporaries: Tensor[]): Tensor {
 
 /** torch.matmul's 1-D operands: a row vector a, a column vector b. */
 function matmulVectors(a: Tensor, b: Tensor, opts: MatmulOptions): Tensor {
-  if (a.shape.length === 0 || b.shape.length === 0 || opts.transA || opts.transB) {
+  // A 1-D operand has nothing to transpose; the other one may still be (F.linear of a vector).
+  if (a.shape.length === 0 || b.shape.length === 0 || (opts.transA && a.shape.length < 2) || (opts.transB && b.shape.length < 2)) {
     throw new RangeError(`${describeMatmul(a, b, opts.transA ?? false, opts.transB ?? false, opts.bias)}: operands need at least 1 dim, and 2 to be transposed`);
   }
   const rowA = a.shape.length === 1;

@@ -6,6 +6,7 @@
 // A new op needs a case here: test/ops/suite.test.ts fails while a catalog op has none.
 import type * as EngineModule from '../../../src/engine.ts';
 import { seededRandom } from '../../../src/util/random.ts';
+import { linearCases } from './linear.ts';
 import {
   broadcastIndex, broadcastMap, broadcastRef, broadcastShapes, coordsOf, logSumExpOf, matmulRef, normals, numel, permuteRef,
   reduceRef, sigmoid, sliceRef, softmaxRows, sumOf, sumToShapeRef, type Shape,
@@ -26,6 +27,8 @@ export interface SuiteInput {
   data: Float64Array;
   /** Whether the case checks this input's gradient. */
   grad: boolean;
+  /** Integer ids (embedding, indexSelect) are made as a u32 tensor; f32 otherwise. */
+  dtype?: 'u32';
 }
 
 export type Family = 'creation' | 'elementwise' | 'comparison' | 'reduction' | 'movement' | 'matmul' | 'routine' | 'loss';
@@ -43,6 +46,11 @@ export interface OpCase {
   run(e: Engine, xs: Tensor[], gpu: Gpu): Tensor;
   /** The float64 forward, flat, from the inputs' data. */
   reference(xs: Float64Array[]): Float64Array;
+  /**
+   * Gradients computed elsewhere (PyTorch: torch.ts) of Σ outputGradient·output, used instead
+   * of finite differences of `reference`.
+   */
+  expected?: { outputGradient: Float64Array; gradients: (Float64Array | null)[] };
   tol?: Tolerance;
   gradTol?: Tolerance;
   /** Part of the subset the Deno and Chromium host tests run. */
@@ -508,7 +516,7 @@ function lossCases(): OpCase[] {
 
 /** Every case of the suite. */
 export function suiteCases(): OpCase[] {
-  return [...creationCases(), ...elementwiseCases(), ...reductionCases(), ...movementCases(), ...matmulCases(), ...routineCases(), ...lossCases()];
+  return [...creationCases(), ...elementwiseCases(), ...reductionCases(), ...movementCases(), ...matmulCases(), ...routineCases(), ...lossCases(), ...linearCases()];
 }
 
 /** The cases the Deno and Chromium host tests run: a few of each op family. */

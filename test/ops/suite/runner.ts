@@ -1,6 +1,7 @@
 // Runs op-suite cases on a device and reports, per case, how far the GPU's forward and
 // gradients are from float64: the forward from the case's reference, each gradient from
-// central finite differences of Σ w·reference for seeded weights w, all in float64 on the host.
+// central finite differences of Σ w·reference for seeded weights w, all in float64 on the host,
+// or, for cases from PyTorch fixtures (torch.ts), PyTorch's float64 gradients for its recorded w.
 // Host-neutral (no Node or vitest imports): Node, Deno and a web page each run it and assert.
 import { FORWARD_TOLERANCE, GRADIENT_TOLERANCE, suiteCases, type Engine, type OpCase, type Tolerance } from './cases.ts';
 import { normals } from './reference.ts';
@@ -83,10 +84,10 @@ export async function runCase(e: Engine, gpu: Gpu, c: OpCase): Promise<CaseResul
   const leaves: Tensor[] = [];
   const outputs: Tensor[] = [];
   try {
-    for (const x of c.inputs) leaves.push(e.tensor(gpu, x.data, x.shape, { requiresGrad: x.grad }));
+    for (const x of c.inputs) leaves.push(e.tensor(gpu, x.data, x.shape, { requiresGrad: x.grad, dtype: x.dtype ?? 'f32' }));
     const withGrad = c.inputs.some((x) => x.grad);
     const size = c.shape.reduce((a, b) => a * b, 1);
-    const w = normals(size, WEIGHT_SEED);
+    const w = c.expected?.outputGradient ?? normals(size, WEIGHT_SEED);
     const out = e.tidy(() => {
       const y = c.run(e, leaves, gpu);
       if (withGrad) y.backward(e.tensor(gpu, w, y.shape));
@@ -105,7 +106,9 @@ export async function runCase(e: Engine, gpu: Gpu, c: OpCase): Promise<CaseResul
         checks.push({ what, n: x.data.length, maxAbsError: NaN, maxRelError: NaN, ok: false, mismatches: ['no gradient reached the input'] });
         continue;
       }
-      checks.push(compare(what, await grad.readF32(), expectedGradient(c, xs, w, k), c.gradTol ?? GRADIENT_TOLERANCE));
+      const expected = c.expected ? c.expected.gradients[k] : expectedGradient(c, xs, w, k);
+      if (!expected) throw new Error(`${c.name}: input ${k} is marked grad but its fixture has no gradient`);
+      checks.push(compare(what, await grad.readF32(), expected, c.gradTol ?? GRADIENT_TOLERANCE));
     }
     return { name: c.name, op: c.op, ok: checks.every((ch) => ch.ok), checks, ms: performance.now() - started };
   } catch (error) {
