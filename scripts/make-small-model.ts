@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expectedTensors } from '../src/gpt2/checkpoint.ts';
 import { parseConfig } from '../src/gpt2/config.ts';
-import { encodeSafetensors, numel, type TensorToWrite } from '../src/gpt2/safetensors.ts';
+import { encodeSafetensors, numel, type TensorToWrite } from '../src/nn/safetensors.ts';
 import { seededRandom } from '../src/util/random.ts';
 
 const SEED = 20240601;

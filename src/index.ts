@@ -6,7 +6,7 @@ export * from './engine.ts';
 export { GPT2, type ModelPast, type PastOptions, type TokenBatch } from './gpt2/model.ts';
 export { parseConfig, type GPT2Config } from './gpt2/config.ts';
 export { loadCheckpoint, fingerprint, type GPT2Checkpoint, type GPT2HostWeights } from './gpt2/checkpoint.ts';
-export { parseSafetensors, encodeSafetensors, type SafetensorsFile } from './gpt2/safetensors.ts';
+export { parseSafetensors, encodeSafetensors, type SafetensorsFile } from './nn/safetensors.ts';
 export { GPT2Tokenizer } from './gpt2/tokenizer.ts';
 
 // The method: soft prompts and linear heads on the frozen model

@@ -1,7 +1,7 @@
 // GPT-2 weights from a Hugging Face checkpoint (config.json + model.safetensors), as host
 // Float32Arrays. Conv1D weights keep the file's [in, out] layout.
 import { parseConfig, hfConfig, type GPT2Config } from './config.ts';
-import { numel, SafetensorsFile, encodeSafetensors, type TensorEntry, type TensorToWrite } from './safetensors.ts';
+import { numel, SafetensorsFile, encodeSafetensors, type TensorEntry, type TensorToWrite } from '../nn/safetensors.ts';
 
 export interface LayerNormWeights {
   weight: Float32Array; // [C]

@@ -12,7 +12,7 @@ import { gatherRows } from '../ops/gather.ts';
 import { crossEntropy } from '../ops/loss.ts';
 import { seededRandom, shuffledIndices } from '../util/random.ts';
 import { expectedTensors, assembleWeights, type GPT2HostWeights } from './checkpoint.ts';
-import { encodeSafetensors, SafetensorsFile, type TensorToWrite } from './safetensors.ts';
+import { encodeSafetensors, SafetensorsFile, type TensorToWrite } from '../nn/safetensors.ts';
 import type { GPT2Config } from './config.ts';
 import type { GPT2 } from './model.ts';
 

@@ -2,7 +2,7 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { loadCheckpoint, type GPT2Checkpoint } from '../gpt2/checkpoint.ts';
-import { headerLength, parseHeader, type SafetensorsHeader } from '../gpt2/safetensors.ts';
+import { headerLength, parseHeader, type SafetensorsHeader } from '../nn/safetensors.ts';
 
 export interface CheckpointPaths {
   configPath: string;

@@ -6,7 +6,7 @@ import { tidy } from '../tensor/tensor.ts';
 import { Adam } from '../optim/adam.ts';
 import { GPT2 } from '../gpt2/model.ts';
 import { loadCheckpoint, type GPT2Checkpoint } from '../gpt2/checkpoint.ts';
-import { parseSafetensors, type SafetensorsFile } from '../gpt2/safetensors.ts';
+import { parseSafetensors, type SafetensorsFile } from '../nn/safetensors.ts';
 import { PromptClassifier, type Task } from './classifier.ts';
 import { batchLoss, disposePast, encode, type Example } from './train.ts';
 

@@ -6,7 +6,7 @@ import { f16round } from '@petamoriken/float16';
 import { afterAll, describe, expect, it } from 'vitest';
 import { expectedTensors, fingerprint, loadCheckpoint, weightArrays, type GPT2Checkpoint } from '../../src/gpt2/checkpoint.ts';
 import { parseConfig } from '../../src/gpt2/config.ts';
-import { encodeSafetensors, numel, parseSafetensors, type TensorToWrite, type WritableDtype } from '../../src/gpt2/safetensors.ts';
+import { encodeSafetensors, numel, parseSafetensors, type TensorToWrite, type WritableDtype } from '../../src/nn/safetensors.ts';
 import { readCheckpoint } from '../../src/node/checkpoint-file.ts';
 import { seededRandom } from '../../src/util/random.ts';
 

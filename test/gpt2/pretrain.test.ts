@@ -5,7 +5,7 @@ import type { Gpu } from '../../src/gpu/context.ts';
 import { GPT2 } from '../../src/gpt2/model.ts';
 import { parseConfig, type GPT2Config } from '../../src/gpt2/config.ts';
 import { assembleWeights, encodeModel, expectedTensors, loadCheckpoint, weightArrays } from '../../src/gpt2/checkpoint.ts';
-import { SafetensorsFile } from '../../src/gpt2/safetensors.ts';
+import { SafetensorsFile } from '../../src/nn/safetensors.ts';
 import {
   Pretrainer, TokenWindows, initialWeights, learningRate, lmLoss, encodeOptimizerState, decodeOptimizerState,
   type PretrainSettings, type WindowSource,

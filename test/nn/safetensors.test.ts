@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { f16round, getFloat16 } from '@petamoriken/float16';
 import { describe, expect, it } from 'vitest';
-import { encodeSafetensors, parseSafetensors } from '../../src/gpt2/safetensors.ts';
+import { encodeSafetensors, parseSafetensors } from '../../src/nn/safetensors.ts';
 import { seededRandom } from '../../src/util/random.ts';
 
 const FIXTURE = new URL('../../../shared/fixtures/tiny-gpt2/', import.meta.url);
