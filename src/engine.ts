@@ -1,7 +1,7 @@
 // gpt2-prompt/engine: the WebGPU autodiff engine alone, for any project that computes on
 // tensors — a device wrapper, the kernel registry, tensors with a tape, custom WGSL ops,
-// optimizers, captured steps and the built-in ops. Nothing of GPT-2, the tokenizer, data
-// readers or checkpoints (test/tensor/entry.test.ts keeps it so). Hand it a GPUDevice with
+// optimizers, captured steps, the built-in ops, and modules (nn) with state dicts in
+// safetensors. Nothing of GPT-2, the tokenizer, data readers or checkpoints (test/tensor/entry.test.ts keeps it so). Hand it a GPUDevice with
 // `new Gpu(device)`, or open one with `openWebGpu()`.
 export { Gpu, GpuError, type Binding, type Dispatch, type GpuOptions } from './gpu/context.ts';
 export { openWebGpu, type WebGpuOptions } from './gpu/open.ts';
@@ -54,3 +54,6 @@ export { softmax } from './ops/softmax.ts';
 export { attention, splitPast, type Past } from './ops/attention.ts';
 export { gatherRows, shardRows } from './ops/gather.ts';
 export { crossEntropy, bceWithLogits, type CrossEntropyOptions } from './ops/loss.ts';
+export * as nn from './nn/index.ts';
+export { saveSafetensors, loadSafetensors, type SaveOptions, type LoadOptions } from './nn/state-dict.ts';
+export type { StateDict, StateDictLike, LoadResult } from './nn/module.ts';

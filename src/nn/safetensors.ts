@@ -1,6 +1,8 @@
 // The safetensors format, web-standard only (no fs): an 8-byte little-endian header length,
 // a JSON header { name: { dtype, shape, data_offsets: [begin, end] }, __metadata__? }, then
 // the raw little-endian tensor data, with offsets relative to the end of the header.
+// The one reader and writer of the package, on host arrays (no GPU): GPT-2's checkpoints and
+// the Node edge read headers and tensors with it; state-dict.ts puts tensors through it.
 import { setFloat16 } from '@petamoriken/float16';
 
 /** Bytes per element of every dtype the format defines; sizes are checked even for dtypes we cannot read. */
@@ -10,8 +12,10 @@ const DTYPE_SIZE: Readonly<Record<string, number>> = {
 };
 
 /** The dtypes `read` converts to Float32Array. */
-export type ReadableDtype = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U8';
-const READABLE: ReadonlySet<string> = new Set<ReadableDtype>(['F32', 'F16', 'BF16', 'I64', 'I32', 'U8']);
+export type ReadableDtype = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U32' | 'U8';
+const READABLE: ReadonlySet<string> = new Set<ReadableDtype>(['F32', 'F16', 'BF16', 'I64', 'I32', 'U32', 'U8']);
+/** The integer dtypes `readIntegers` keeps exactly, as u32. */
+export const INTEGER_DTYPES: ReadonlySet<string> = new Set(['I64', 'I32', 'U32', 'U8']);
 
 export interface TensorEntry {
   readonly dtype: string;
@@ -144,9 +148,47 @@ export function decodeTensor(bytes: Uint8Array, dtype: string, where: string): F
     case 'I32':
       for (let i = 0; i < n; i++) out[i] = view.getInt32(4 * i, true);
       break;
+    case 'U32':
+      for (let i = 0; i < n; i++) out[i] = view.getUint32(4 * i, true);
+      break;
     case 'U8':
       out.set(bytes);
       break;
+  }
+  return out;
+}
+
+/**
+ * One integer tensor's raw bytes, exactly, as u32 (what the engine's integer tensors hold): a
+ * value below 0 or from 2^32 on is an error naming it, never a silent wrap.
+ */
+export function decodeIntegers(bytes: Uint8Array, dtype: string, where: string): Uint32Array {
+  if (!INTEGER_DTYPES.has(dtype)) throw new Error(`${where}: ${dtype} is not an integer dtype (integers: ${[...INTEGER_DTYPES].join(', ')})`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = bytes.byteLength / DTYPE_SIZE[dtype]!;
+  const out = new Uint32Array(n);
+  const outOfRange = (i: number, v: bigint | number) =>
+    new RangeError(`${where}: ${dtype} value ${v} (element ${i}) does not fit a u32 tensor (0 ≤ value < 2^32)`);
+  for (let i = 0; i < n; i++) {
+    switch (dtype) {
+      case 'I64': {
+        const v = view.getBigInt64(8 * i, true);
+        if (v < 0n || v >= 2n ** 32n) throw outOfRange(i, v);
+        out[i] = Number(v);
+        break;
+      }
+      case 'I32': {
+        const v = view.getInt32(4 * i, true);
+        if (v < 0) throw outOfRange(i, v);
+        out[i] = v;
+        break;
+      }
+      case 'U32':
+        out[i] = view.getUint32(4 * i, true);
+        break;
+      default:
+        out[i] = bytes[i]!;
+    }
   }
   return out;
 }
@@ -177,13 +219,19 @@ export class SafetensorsFile {
     const e = this.entry(tensor);
     return decodeTensor(this.bytes.subarray(e.begin, e.end), e.dtype, `${this.name}: tensor ${tensor}`);
   }
+
+  /** An integer tensor exactly, as u32 (see decodeIntegers). */
+  readIntegers(tensor: string): Uint32Array {
+    const e = this.entry(tensor);
+    return decodeIntegers(this.bytes.subarray(e.begin, e.end), e.dtype, `${this.name}: tensor ${tensor}`);
+  }
 }
 
 export function parseSafetensors(bytes: Uint8Array, name = 'safetensors data'): SafetensorsFile {
   return new SafetensorsFile(bytes, name);
 }
 
-export type WritableDtype = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U8';
+export type WritableDtype = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U32' | 'U8';
 
 export interface TensorToWrite {
   dtype: WritableDtype;
@@ -199,20 +247,42 @@ function f32ToBf16(x: number, scratch: DataView): number {
   return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
-/** Serializes tensors (in the given key order) with 8-byte aligned data, as the reference writer does. */
-export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): Uint8Array {
-  const header: Record<string, unknown> = {};
-  if (metadata) header.__metadata__ = metadata;
+/** The values each integer dtype holds exactly (I64: as far as a double is exact). */
+const INTEGER_RANGE: Partial<Record<WritableDtype, readonly [number, number]>> = {
+  I64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  I32: [-(2 ** 31), 2 ** 31 - 1],
+  U32: [0, 2 ** 32 - 1],
+  U8: [0, 255],
+};
+
+/**
+ * Serializes tensors (in the given key order: a Map keeps any order, an object puts
+ * integer-like keys first) with 8-byte aligned data, as the reference writer does.
+ */
+export function encodeSafetensors(tensors: Readonly<Record<string, TensorToWrite>> | ReadonlyMap<string, TensorToWrite>, metadata?: Record<string, string>): Uint8Array {
+  const list: [string, TensorToWrite][] = tensors instanceof Map ? [...tensors] : Object.entries(tensors as Record<string, TensorToWrite>);
+  // JSON.stringify writes an object's integer-like keys first, so the header is written as entries.
+  const parts: string[] = [];
+  if (metadata) parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
   let offset = 0;
-  for (const [key, t] of Object.entries(tensors)) {
+  for (const [key, t] of list) {
     if (numel(t.shape) !== t.data.length) {
       throw new Error(`encodeSafetensors: tensor ${key} has ${t.data.length} values but shape [${t.shape.join(', ')}]`);
     }
+    const range = INTEGER_RANGE[t.dtype];
+    if (range) {
+      for (let i = 0; i < t.data.length; i++) {
+        const v = t.data[i]!;
+        if (!Number.isInteger(v) || v < range[0] || v > range[1]) {
+          throw new RangeError(`encodeSafetensors: tensor ${key} holds ${v} (element ${i}), not an integer ${t.dtype} can hold`);
+        }
+      }
+    }
     const bytes = t.data.length * DTYPE_SIZE[t.dtype]!;
-    header[key] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    parts.push(`${JSON.stringify(key)}:${JSON.stringify({ dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] })}`);
     offset += bytes;
   }
-  const json = new TextEncoder().encode(JSON.stringify(header));
+  const json = new TextEncoder().encode(`{${parts.join(',')}}`);
   // Space padding (valid JSON whitespace) so the data section starts 8-byte aligned.
   const headerBytes = new Uint8Array(json.length + ((8 - (json.length % 8)) % 8)).fill(0x20);
   headerBytes.set(json);
@@ -222,7 +292,7 @@ export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metada
   out.set(headerBytes, 8);
   let p = 8 + headerBytes.length;
   const scratch = new DataView(new ArrayBuffer(4));
-  for (const t of Object.values(tensors)) {
+  for (const [, t] of list) {
     const d = t.data;
     for (let i = 0; i < d.length; i++) {
       switch (t.dtype) {
@@ -231,6 +301,7 @@ export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metada
         case 'BF16': view.setUint16(p, f32ToBf16(d[i]!, scratch), true); p += 2; break;
         case 'I64': view.setBigInt64(p, BigInt(d[i]!), true); p += 8; break;
         case 'I32': view.setInt32(p, d[i]!, true); p += 4; break;
+        case 'U32': view.setUint32(p, d[i]!, true); p += 4; break;
         case 'U8': view.setUint8(p, d[i]!); p += 1; break;
       }
     }
