@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { f16round, getFloat16 } from '@petamoriken/float16';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Gpu } from '../../src/gpu/context.ts';
 import { encodeSafetensors, parseSafetensors } from '../../src/nn/safetensors.ts';
+import { saveSafetensors, loadSafetensors, tensor, rawTensor, f16Bits, type Tensor } from '../../src/engine.ts';
 import { seededRandom } from '../../src/util/random.ts';
+import { testGpu } from '../helpers.ts';
 
 const FIXTURE = new URL('../../../shared/fixtures/tiny-gpt2/', import.meta.url);
 
@@ -162,5 +165,87 @@ describe('safetensors errors name the file', () => {
 
   it('names a missing tensor', () => {
     expect(() => parseSafetensors(good, 'g.safetensors').read('nope')).toThrow(/g\.safetensors: no tensor named nope/);
+  });
+});
+
+describe('state dicts in safetensors (saveSafetensors, loadSafetensors)', () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await testGpu();
+  });
+
+  const dtypesOf = (bytes: Uint8Array) => Object.fromEntries([...parseSafetensors(bytes).entries].map(([k, e]) => [k, e.dtype]));
+
+  it('keeps the order, the metadata and every f32 value; f16 as F16, exactly', async () => {
+    const x = values(30, 3);
+    const half = f16Bits(x);
+    const dict = new Map<string, Tensor>([
+      ['z.weight', tensor(gpu, x, [5, 6])],
+      ['a.bias', rawTensor(gpu, half, [30], 'f16')],
+      ['m.0.weight', tensor(gpu, [0.1, -0], [2, 1])],
+    ]);
+    const bytes = await saveSafetensors(dict, { metadata: { format: 'pt' } });
+    expect(dtypesOf(bytes)).toEqual({ 'z.weight': 'F32', 'a.bias': 'F16', 'm.0.weight': 'F32' });
+    expect(parseSafetensors(bytes).metadata).toEqual({ format: 'pt' });
+    const back = loadSafetensors(gpu, bytes);
+    expect([...back.keys()]).toEqual(['z.weight', 'a.bias', 'm.0.weight']);
+    expect(back.get('z.weight')!.shape).toEqual([5, 6]);
+    expect(await back.get('z.weight')!.read()).toEqual(x);
+    expect(back.get('a.bias')!.dtype).toBe('f32');
+    expect([...(await back.get('a.bias')!.read())]).toEqual([...x].map(f16round));
+    expect(Object.is((await back.get('m.0.weight')!.read())[1], -0)).toBe(true);
+    const halves = loadSafetensors(gpu, bytes, { dtype: 'f16' });
+    expect(halves.get('a.bias')!.dtype).toBe('f16');
+    expect(await halves.get('a.bias')!.readRaw()).toEqual(half);
+    expect(await halves.get('z.weight')!.readRaw()).toEqual(half);
+    for (const t of [...dict.values(), ...back.values(), ...halves.values()]) t.dispose();
+  });
+
+  it('u32 tensors save as I64 (or I32, U32 when asked) and load back exactly as u32', async () => {
+    const ids = [0, 1, 2 ** 24 + 1, 2 ** 31 + 5, 2 ** 32 - 1];
+    const dict = { 'bn.num_batches_tracked': tensor(gpu, [3], [], { dtype: 'u32' }), ids: tensor(gpu, ids, [5], { dtype: 'u32' }) };
+    for (const integerDtype of ['I64', 'U32'] as const) {
+      const bytes = await saveSafetensors(dict, integerDtype === 'I64' ? {} : { integerDtype });
+      expect(dtypesOf(bytes)).toEqual({ 'bn.num_batches_tracked': integerDtype, ids: integerDtype });
+      const back = loadSafetensors(gpu, bytes);
+      expect(back.get('bn.num_batches_tracked')!.shape).toEqual([]);
+      expect(back.get('ids')!.dtype).toBe('u32');
+      expect([...(await back.get('ids')!.read())]).toEqual(ids);
+      expect([...(await back.get('bn.num_batches_tracked')!.read())]).toEqual([3]);
+      for (const t of back.values()) t.dispose();
+    }
+    await expect(saveSafetensors(dict, { integerDtype: 'I32' })).rejects.toThrow(/tensor ids holds 2147483653 \(element 3\), not an integer I32 can hold/);
+    const small = { ids: tensor(gpu, [7, 2 ** 31 - 1], [2], { dtype: 'u32' }) };
+    const i32 = await saveSafetensors(small, { integerDtype: 'I32' });
+    expect(dtypesOf(i32)).toEqual({ ids: 'I32' });
+    expect([...(await loadSafetensors(gpu, i32).get('ids')!.read())]).toEqual([7, 2 ** 31 - 1]);
+    for (const t of [...Object.values(dict), ...Object.values(small)]) t.dispose();
+  });
+
+  it('loads BF16 as f32 exactly, or rounded to f16', async () => {
+    const bytes = handMade({ b: { dtype: 'BF16', shape: [3], data_offsets: [0, 6] } }, [0x80, 0x3f, 0x49, 0x40, 0x80, 0xbf]);
+    expect([...(await loadSafetensors(gpu, bytes).get('b')!.read())]).toEqual([1, 3.140625, -1]);
+    const half = loadSafetensors(gpu, bytes, { dtype: 'f16' }).get('b')!;
+    expect(half.dtype).toBe('f16');
+    expect([...(await half.read())]).toEqual([1, f16round(3.140625), -1]);
+  });
+
+  it('refuses integers a u32 cannot hold, naming the file, the tensor and the value', () => {
+    const int64 = (v: bigint) => [...new Uint8Array(new BigInt64Array([v]).buffer)];
+    const negative = handMade({ n: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, int64(-1n));
+    expect(() => loadSafetensors(gpu, negative, { name: 'neg.safetensors' })).toThrow(/neg\.safetensors: tensor n: I64 value -1 \(element 0\) does not fit a u32 tensor/);
+    const huge = handMade({ h: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, int64(2n ** 32n));
+    expect(() => loadSafetensors(gpu, huge)).toThrow(/tensor h: I64 value 4294967296 \(element 0\) does not fit a u32 tensor/);
+    const i32 = handMade({ i: { dtype: 'I32', shape: [1], data_offsets: [0, 4] } }, [0xff, 0xff, 0xff, 0xff]);
+    expect(() => loadSafetensors(gpu, i32)).toThrow(/tensor i: I32 value -1/);
+  });
+
+  it('bad bytes give one error naming the data', () => {
+    const good = encodeSafetensors({ w: { dtype: 'F32', shape: [2], data: [1, 2] } });
+    expect(() => loadSafetensors(gpu, good.subarray(0, good.length - 2), { name: 'cut.safetensors' })).toThrow(/^cut\.safetensors: truncated \(tensor w ends/);
+    expect(() => loadSafetensors(gpu, new TextEncoder().encode('<html>not found</html>'), { name: 'page.html' })).toThrow(/^page\.html: not a safetensors file/);
+    const f64 = handMade({ d: { dtype: 'F64', shape: [1], data_offsets: [0, 8] } }, new Array(8).fill(0));
+    expect(() => loadSafetensors(gpu, f64, { name: 'f64.safetensors' })).toThrow(/^f64\.safetensors: tensor d: unsupported dtype F64/);
+    expect(() => loadSafetensors(gpu, good, { dtype: 'u32' as 'f32' })).toThrow(/dtype must be 'f32' or 'f16', got u32/);
   });
 });
