@@ -143,28 +143,29 @@ export class RMSNorm extends Norm {
   }
 }
 
-export class ReLU extends Module {
+/** A module applying one elementwise op, with no state. */
+abstract class Activation extends Module {
+  protected abstract readonly op: (x: Tensor) => Tensor;
+
   override forward(x: Tensor): Tensor {
-    return relu(x);
+    return this.op(x);
   }
 }
 
-export class SiLU extends Module {
-  override forward(x: Tensor): Tensor {
-    return silu(x);
-  }
+export class ReLU extends Activation {
+  protected readonly op = relu;
 }
 
-export class Tanh extends Module {
-  override forward(x: Tensor): Tensor {
-    return tanh(x);
-  }
+export class SiLU extends Activation {
+  protected readonly op = silu;
 }
 
-export class Sigmoid extends Module {
-  override forward(x: Tensor): Tensor {
-    return sigmoid(x);
-  }
+export class Tanh extends Activation {
+  protected readonly op = tanh;
+}
+
+export class Sigmoid extends Activation {
+  protected readonly op = sigmoid;
 }
 
 /**
@@ -172,18 +173,15 @@ export class Sigmoid extends Module {
  * than compute a different function under torch's default name, the tanh form must be asked
  * for by name.
  */
-export class GELU extends Module {
+export class GELU extends Activation {
   readonly approximate = 'tanh';
+  protected readonly op = gelu;
 
   constructor(options: { approximate?: 'none' | 'tanh' } = {}) {
     super();
     if (options.approximate !== 'tanh') {
       throw new Error(`GELU: approximate '${options.approximate ?? 'none'}' (the erf form, torch's default) is not implemented; pass { approximate: 'tanh' } (torch.nn.GELU(approximate='tanh'))`);
     }
-  }
-
-  override forward(x: Tensor): Tensor {
-    return gelu(x);
   }
 }
 
