@@ -2,7 +2,7 @@
 // Parameters are drawn on the host from our seeded generator (src/util/random.ts), so a seed
 // gives the same model on every device; without a seed each model is drawn afresh.
 import type { Gpu } from '../gpu/context.ts';
-import { Tensor, tensor, shapeString } from '../tensor/tensor.ts';
+import { Tensor, tensor, keep, shapeString } from '../tensor/tensor.ts';
 import { ones, zeros, randn } from '../ops/creation.ts';
 import { relu, silu, tanh, sigmoid } from '../ops/elementwise.ts';
 import { gelu } from '../ops/gelu.ts';
@@ -96,7 +96,7 @@ abstract class Norm extends Module {
   protected affine(gpu: Gpu, name: string, n: number, affine: boolean, fill: 0 | 1): Tensor {
     const t = fill === 1 ? ones(gpu, [n]) : zeros(gpu, [n]);
     if (affine) return this.registerParameter(name, t);
-    this.constants.push(t);
+    this.constants.push(keep(t));
     return t;
   }
 
