@@ -4,7 +4,7 @@ import type { Gpu } from '../src/gpu/context.ts';
 import { tensor, keep, noGrad, type Tensor } from '../src/tensor/tensor.ts';
 import { attention, type Past } from '../src/ops/attention.ts';
 import { layerNorm } from '../src/ops/layernorm.ts';
-import { gelu } from '../src/ops/gelu.ts';
+import { gelu, GELU_TANH } from '../src/ops/gelu.ts';
 import { seededRandom } from '../src/util/random.ts';
 import { timeEngineOp, kernelMs, type TimingOptions } from './timing.ts';
 
@@ -222,7 +222,7 @@ async function normCases(gpu: Gpu, rows: number, timing: TimingOptions): Promise
   const gamma = keep(tensor(gpu, gammaHost, [C]));
   const beta = keep(tensor(gpu, betaHost, [C]));
   const ln = keep(layerNorm(x, gamma, beta));
-  const act = keep(gelu(x));
+  const act = keep(gelu(x, GELU_TANH));
   const lnBackward = () => ln.node!.backward(dy, [true, false, false])[0]!;
   const geluBackward = () => act.node!.backward(dy, [true])[0]!;
 
@@ -244,7 +244,7 @@ async function normCases(gpu: Gpu, rows: number, timing: TimingOptions): Promise
   const cases = [
     { name: `layerNorm fwd ${shape}`, bytes: 2 * n * 4, run: () => void noGrad(() => layerNorm(x, gamma, beta)) },
     { name: `layerNorm bwd dx ${shape}`, bytes: 3 * n * 4, run: () => void noGrad(lnBackward) },
-    { name: `gelu fwd ${shape}`, bytes: 2 * n * 4, run: () => void noGrad(() => gelu(x)) },
+    { name: `gelu fwd ${shape}`, bytes: 2 * n * 4, run: () => void noGrad(() => gelu(x, GELU_TANH)) },
     { name: `gelu bwd ${shape}`, bytes: 3 * n * 4, run: () => void noGrad(geluBackward) },
   ];
   const results: KernelResult[] = [];

@@ -59,6 +59,20 @@ fn pow_real(x: f32, y: f32) -> f32 {
   return select(m, -m, fract(y * 0.5) != 0.0);
 }
 
+// erf, which WGSL lacks: its Maclaurin series to x¹¹ below |x| = 0.5 (terms past it are under
+// 2e-8, and the series keeps the relative accuracy near 0 that the other form loses to
+// cancellation), Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5e-7) above.
+fn erf_f(x: f32) -> f32 {
+  let a = abs(x);
+  if (a < 0.5) {
+    let x2 = x * x;
+    return 1.1283791670955126 * x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (0.1 + x2 * (-1.0 / 42.0 + x2 * (1.0 / 216.0 - x2 / 1320.0)))));
+  }
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  return sign(x) * (1.0 - poly * exp(-a * a));
+}
+
 // 1 / (1 + e^-x): saturates to 0 or 1 without NaN (exp overflows to inf, 1/inf = 0).
 fn sigmoid_f(x: f32) -> f32 {
   return 1.0 / (1.0 + exp(-x));

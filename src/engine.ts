@@ -38,7 +38,7 @@ export { Adam, AdamW, type AdamOptions, type AdamState } from './optim/adam.ts';
 export { Optimizer, SGD, clipGradNorm, clipCoefficient, globalGradNorm, type SGDOptions, type SGDState, type StepOptions } from './optim/optim.ts';
 export { CapturedStep, type CaptureState } from './tensor/capture.ts';
 export {
-  neg, exp, log, sqrt, rsqrt, reciprocal, abs, sin, cos, tanh, sigmoid, relu, silu, square,
+  neg, exp, log, sqrt, rsqrt, reciprocal, abs, sin, cos, tanh, sigmoid, relu, silu, square, erf,
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where,
   scale, broadcastTo, broadcastShape, sumToShape, UNARY_OPS, BINARY_OPS,
   type UnaryOpName, type BinaryOpName, type BinaryOp,
@@ -50,7 +50,7 @@ export { permute, transpose, expand, narrow, pad, cat, stack, indexSelect } from
 export { scaledDotProductAttention, type AttentionOptions } from './ops/sdpa.ts';
 export { matmul, type MatmulOptions } from './ops/matmul.ts';
 export { layerNorm } from './ops/layernorm.ts';
-export { gelu } from './ops/gelu.ts';
+export { gelu, type GeluOptions } from './ops/gelu.ts';
 export { softmax } from './ops/softmax.ts';
 export { attention, splitPast, type Past } from './ops/attention.ts';
 export { gatherRows, shardRows } from './ops/gather.ts';

@@ -8,7 +8,7 @@ import { Tensor, tensor, keep, noGrad, tidy, isGradEnabled, BYTES_PER_ELEMENT } 
 import { add } from '../ops/elementwise.ts';
 import { matmul } from '../ops/matmul.ts';
 import { layerNorm } from '../ops/layernorm.ts';
-import { gelu } from '../ops/gelu.ts';
+import { gelu, GELU_TANH } from '../ops/gelu.ts';
 import { attention, splitPast, type Past } from '../ops/attention.ts';
 import { gatherRows, shardRows } from '../ops/gather.ts';
 import type { GPT2Config } from './config.ts';
@@ -250,7 +250,7 @@ export class GPT2 {
     const qkv = this.queryKeyValue(w, x); // [B, T, 3C]
     const attended = attention(qkv, this.config.nHead, opts); // [B, T, C]
     const h = add(x, matmul(attended, w.attnProjW, { bias: w.attnProjB }));
-    const hidden = gelu(matmul(layerNorm(h, w.ln2.weight, w.ln2.bias, eps), w.cFcW, { bias: w.cFcB })); // [B, T, 4C]
+    const hidden = gelu(matmul(layerNorm(h, w.ln2.weight, w.ln2.bias, eps), w.cFcW, { bias: w.cFcB }), GELU_TANH); // [B, T, 4C]
     return { out: add(h, matmul(hidden, w.mlpProjW, { bias: w.mlpProjB })), qkv };
   }
 

@@ -5,7 +5,7 @@ import type { Gpu } from '../gpu/context.ts';
 import { Tensor, tensor, keep, numel, shapeString } from '../tensor/tensor.ts';
 import { ones, zeros, randn } from '../ops/creation.ts';
 import { relu, silu, tanh, sigmoid } from '../ops/elementwise.ts';
-import { gelu } from '../ops/gelu.ts';
+import { gelu, type GeluOptions } from '../ops/gelu.ts';
 import { layerNorm } from '../ops/layernorm.ts';
 import { rmsNorm } from '../ops/derived.ts';
 import { matmul } from '../ops/matmul.ts';
@@ -168,20 +168,19 @@ export class Sigmoid extends Activation {
   protected readonly op = sigmoid;
 }
 
-/**
- * torch.nn.GELU(approximate='tanh'). The erf form, torch's default, has no op here: rather
- * than compute a different function under torch's default name, the tanh form must be asked
- * for by name.
- */
+/** torch.nn.GELU: the exact erf form by default, GPT-2's tanh form with { approximate: 'tanh' }. */
 export class GELU extends Activation {
-  readonly approximate = 'tanh';
-  protected readonly op = gelu;
+  readonly approximate: 'none' | 'tanh';
+  protected readonly op: (x: Tensor) => Tensor;
 
-  constructor(options: { approximate?: 'none' | 'tanh' } = {}) {
+  constructor(options: GeluOptions = {}) {
     super();
-    if (options.approximate !== 'tanh') {
-      throw new Error(`GELU: approximate '${options.approximate ?? 'none'}' (the erf form, torch's default) is not implemented; pass { approximate: 'tanh' } (torch.nn.GELU(approximate='tanh'))`);
+    this.approximate = options.approximate ?? 'none';
+    if (this.approximate !== 'none' && this.approximate !== 'tanh') {
+      throw new RangeError(`GELU: approximate must be 'none' or 'tanh', got '${String(this.approximate)}'`);
     }
+    const fixed = Object.freeze({ approximate: this.approximate });
+    this.op = (x) => gelu(x, fixed);
   }
 }
 

@@ -50,6 +50,8 @@ export const UNARY_TABLE = {
   relu: { wgsl: 'max(x, 0.0)', grad: 'select(0.0, g, x > 0.0)' },
   silu: { wgsl: 'x * sigmoid_f(x)', grad: 'g * sigmoid_f(x) * (1.0 + x * (1.0 - sigmoid_f(x)))' },
   square: { wgsl: 'x * x', grad: '2.0 * g * x' },
+  // d/dx erf = 2/√π·e^(−x²).
+  erf: { wgsl: 'erf_f(x)', grad: 'g * 1.1283791670955126 * exp(-x * x)' },
 } as const satisfies Record<string, UnaryDef>;
 
 /** Where a == b, torch's maximum and minimum give each operand half the gradient. */
@@ -344,6 +346,7 @@ export const sigmoid = unaryOp('sigmoid', UNARY_TABLE.sigmoid);
 export const relu = unaryOp('relu', UNARY_TABLE.relu);
 export const silu = unaryOp('silu', UNARY_TABLE.silu);
 export const square = unaryOp('square', UNARY_TABLE.square);
+export const erf = unaryOp('erf', UNARY_TABLE.erf);
 
 export const add = binaryOp('add', BINARY_TABLE.add);
 export const sub = binaryOp('sub', BINARY_TABLE.sub);
@@ -361,7 +364,7 @@ export const ge = binaryOp('ge', BINARY_TABLE.ge);
 
 /** The unary and binary ops by name, as the table defines them (tests iterate these). */
 export const UNARY_OPS: Readonly<Record<UnaryOpName, (x: Tensor) => Tensor>> = Object.freeze({
-  neg, exp, log, sqrt, rsqrt, reciprocal, abs, sin, cos, tanh, sigmoid, relu, silu, square,
+  neg, exp, log, sqrt, rsqrt, reciprocal, abs, sin, cos, tanh, sigmoid, relu, silu, square, erf,
 });
 export const BINARY_OPS: Readonly<Record<BinaryOpName, BinaryOp>> = Object.freeze({
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge,

@@ -8,7 +8,7 @@ import { tensor, Tensor, tidy } from '../../src/tensor/tensor.ts';
 import { add, scale } from '../../src/ops/elementwise.ts';
 import { matmul } from '../../src/ops/matmul.ts';
 import { layerNorm } from '../../src/ops/layernorm.ts';
-import { gelu } from '../../src/ops/gelu.ts';
+import { gelu, GELU_TANH } from '../../src/ops/gelu.ts';
 import { softmax } from '../../src/ops/softmax.ts';
 import { attention } from '../../src/ops/attention.ts';
 import { gatherRows } from '../../src/ops/gather.ts';
@@ -144,7 +144,7 @@ describe('the fast launch path against the plain one', () => {
       const h = add(layerNorm(x, gamma, beta), rows.reshape([B, T, C]));
       const qkv = matmul(h, w, { bias });
       const att = attention(qkv, nHead, { past, newLengths: Uint32Array.from([3, 2]) });
-      const logits = softmax(gelu(att)).reshape([B * T, C]);
+      const logits = softmax(gelu(att, GELU_TANH)).reshape([B * T, C]);
       const loss = crossEntropy(logits, Uint32Array.from([0, 1, 2, 3, 4, 5]));
       loss.backward();
       return [att, loss];

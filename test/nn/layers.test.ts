@@ -119,9 +119,13 @@ describe('layers', () => {
     expect(() => new nn.Flatten(3, 1).forward(x)).toThrow(/Flatten\(3, 1\): dims out of range for \[2, 3, 4, 5\]/);
   });
 
-  it('GELU is the tanh form, asked for by name; the erf form is refused', () => {
-    expect(() => new nn.GELU()).toThrow(/approximate 'none' \(the erf form, torch's default\) is not implemented; pass \{ approximate: 'tanh' \}/);
-    expect(new nn.GELU({ approximate: 'tanh' }).approximate).toBe('tanh');
+  it("GELU is torch's: the erf form by default, the tanh form by name, anything else refused", async () => {
+    // x·Φ(x) and 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))) at -1, 1 and 2, from scipy/torch in float64.
+    const x = tensor(gpu, [-1, 1, 2], [3]);
+    expectClose('GELU()', await new nn.GELU().forward(x).readF32(), [-0.15865525393145707, 0.8413447460685429, 1.9544997361036416], { atol: 2e-7, rtol: 0 });
+    expectClose("GELU({ approximate: 'tanh' })", await new nn.GELU({ approximate: 'tanh' }).forward(x).readF32(), [-0.15880800939172324, 0.8411919906082768, 1.954597694087775], { atol: 2e-7, rtol: 0 });
+    expect(new nn.GELU().approximate).toBe('none');
+    expect(() => new nn.GELU({ approximate: 'erf' as 'none' })).toThrow(/GELU: approximate must be 'none' or 'tanh', got 'erf'/);
   });
 
   it('LayerNorm over several dims is refused with the shape', () => {

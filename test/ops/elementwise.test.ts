@@ -238,6 +238,26 @@ describe('elementwise', () => {
     expectClose('broadcastTo grad', await tx.grad!.readF32(), finiteDifferences(loss, x), { atol: 1e-4, rtol: 1e-3 });
   });
 
+  /**
+   * erf in float64: its Maclaurin series below |x| = 2.5 (terms stay under e^6.25, so float64
+   * keeps 13 digits), the continued fraction of erfc above, evaluated from its 60th term.
+   */
+  function erfRef(x: number): number {
+    const a = Math.abs(x);
+    if (a < 2.5) {
+      let term = x;
+      let sum = x;
+      for (let n = 1; n < 60; n++) {
+        term *= (-x * x) / n;
+        sum += term / (2 * n + 1);
+      }
+      return (2 / Math.sqrt(Math.PI)) * sum;
+    }
+    let fraction = a;
+    for (let k = 60; k >= 1; k--) fraction = a + k / 2 / fraction;
+    return Math.sign(x) * (1 - Math.exp(-a * a) / Math.sqrt(Math.PI) / fraction);
+  }
+
   /** Each unary op's float64 reference and derivative, and the inputs it is defined on. */
   const unaryRefs: Record<UnaryOpName, { f: (x: number) => number; domain?: (v: number) => number; tol?: number }> = {
     neg: { f: (x) => -x },
@@ -256,6 +276,7 @@ describe('elementwise', () => {
     relu: { f: (x) => Math.max(x, 0), domain: (v) => Math.sign(v || 1) * (0.1 + Math.abs(v)) },
     silu: { f: (x) => x / (1 + Math.exp(-x)) },
     square: { f: (x) => x * x },
+    erf: { f: erfRef },
   };
   const unaryShapes: Shape[] = [[1], [7], [257], [3, 68], [2, 3, 4, 5], [2, 1, 3, 1, 2, 3]];
   for (const name of Object.keys(UNARY_OPS) as UnaryOpName[]) {

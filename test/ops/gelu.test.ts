@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose, finiteDifferences } from '../helpers.ts';
 import { tensor, tidy, type Shape } from '../../src/tensor/tensor.ts';
-import { gelu } from '../../src/ops/gelu.ts';
+import { gelu, GELU_TANH } from '../../src/ops/gelu.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
@@ -21,7 +21,7 @@ function refSlope(x: number): number {
 async function run(x: Float64Array, w: Float64Array, shape: Shape) {
   const tx = tensor(gpu, x, shape, { requiresGrad: true });
   const y = tidy(() => {
-    const out = gelu(tx);
+    const out = gelu(tx, GELU_TANH);
     out.backward(tensor(gpu, w, shape));
     return out;
   });

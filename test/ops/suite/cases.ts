@@ -7,6 +7,7 @@
 import type * as EngineModule from '../../../src/engine.ts';
 import { seededRandom } from '../../../src/util/random.ts';
 import { linearCases } from './linear.ts';
+import { erfCases } from './erf.ts';
 import {
   broadcastIndex, broadcastMap, broadcastRef, broadcastShapes, coordsOf, logSumExpOf, matmulRef, normals, numel, permuteRef,
   reduceRef, sigmoid, sliceRef, softmaxRows, sumOf, sumToShapeRef, type Shape,
@@ -163,8 +164,8 @@ function elementwiseCases(): OpCase[] {
       reference: ([x]) => x!.map((v) => v * 2.5 - 1),
     },
     {
-      op: 'gelu', name: 'gelu [3, 5, 67]', family: 'elementwise', inputs: [input([3, 5, 67], 75, { scale: 3 })], shape: [3, 5, 67],
-      run: (e, [x]) => e.gelu(x!),
+      op: 'gelu', name: 'gelu [3, 5, 67] approximate tanh', family: 'elementwise', inputs: [input([3, 5, 67], 75, { scale: 3 })], shape: [3, 5, 67],
+      run: (e, [x]) => e.gelu(x!, { approximate: 'tanh' }),
       reference: ([x]) => x!.map((v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)))),
     },
   );
@@ -516,7 +517,7 @@ function lossCases(): OpCase[] {
 
 /** Every case of the suite. */
 export function suiteCases(): OpCase[] {
-  return [...creationCases(), ...elementwiseCases(), ...reductionCases(), ...movementCases(), ...matmulCases(), ...routineCases(), ...lossCases(), ...linearCases()];
+  return [...creationCases(), ...elementwiseCases(), ...reductionCases(), ...movementCases(), ...matmulCases(), ...routineCases(), ...lossCases(), ...linearCases(), ...erfCases()];
 }
 
 /** The cases the Deno and Chromium host tests run: a few of each op family. */
