@@ -120,10 +120,11 @@ describe('layers', () => {
   });
 
   it("GELU is torch's: the erf form by default, the tanh form by name, anything else refused", async () => {
-    // x·Φ(x) and 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))) at -1, 1 and 2, from scipy/torch in float64.
+    // x·Φ(x) and 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))) at -1, 1 and 2, from torch in float64; the
+    // forms differ by 1.5e-4 to 1e-3 there, f32 holds 2 to 2.4e-7.
     const x = tensor(gpu, [-1, 1, 2], [3]);
-    expectClose('GELU()', await new nn.GELU().forward(x).readF32(), [-0.15865525393145707, 0.8413447460685429, 1.9544997361036416], { atol: 2e-7, rtol: 0 });
-    expectClose("GELU({ approximate: 'tanh' })", await new nn.GELU({ approximate: 'tanh' }).forward(x).readF32(), [-0.15880800939172324, 0.8411919906082768, 1.954597694087775], { atol: 2e-7, rtol: 0 });
+    expectClose('GELU()', await new nn.GELU().forward(x).readF32(), [-0.15865525393145707, 0.8413447460685429, 1.9544997361036416], { atol: 5e-7, rtol: 0 });
+    expectClose("GELU({ approximate: 'tanh' })", await new nn.GELU({ approximate: 'tanh' }).forward(x).readF32(), [-0.15880800939172324, 0.8411919906082768, 1.954597694087775], { atol: 5e-7, rtol: 0 });
     expect(new nn.GELU().approximate).toBe('none');
     expect(() => new nn.GELU({ approximate: 'erf' as 'none' })).toThrow(/GELU: approximate must be 'none' or 'tanh', got 'erf'/);
   });
