@@ -22,25 +22,20 @@ import { transpose, cat } from '../src/ops/movement.ts';
 import { matmul } from '../src/ops/matmul.ts';
 import { seededRandom } from '../src/util/random.ts';
 import { median } from './overhead.ts';
+import { pairedSamples, type PairedOptions } from './timing.ts';
 import { tfjsSession, type WebGPUBackendLike } from './peers/tfjs.ts';
 
 type Tf = typeof import('@tensorflow/tfjs-core');
 type TfTensor = import('@tensorflow/tfjs-core').Tensor;
 
 /** The backend members used here beyond peers/tfjs.ts's: where a tensor's data lives, and each program run. */
-interface ResidentBackend extends WebGPUBackendLike {
+export interface ResidentBackend extends WebGPUBackendLike {
   tensorMap: { get(dataId: object): { resource: unknown; values: unknown } };
   uploadToGPU(dataId: object): void;
   runWebGPUProgram(program: { constructor: { name: string } }, ...rest: unknown[]): unknown;
 }
 
-export interface OpsOptions {
-  /** Wall time to aim for per sample (the slower side's). */
-  targetMs: number;
-  /** Timed rounds (one sample of each side per op) after `warmRounds` untimed ones. */
-  samples: number;
-  warmRounds: number;
-}
+export type OpsOptions = PairedOptions;
 
 export interface OpResult {
   name: string;
@@ -236,26 +231,6 @@ function check(side: string, op: OpCase, inputs: readonly Float32Array[], got: F
   return worst;
 }
 
-interface Side {
-  run: () => void;
-  wait: () => Promise<void>;
-}
-
-const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** One sample: `reps` runs, then the wait for the queue; per-op ms until encoded and until done. */
-async function sample(side: Side, reps: number): Promise<{ host: number; total: number }> {
-  await side.wait();
-  // A software adapter's worker threads wind down on the same cores after a wait.
-  await pause(5);
-  const start = performance.now();
-  for (let i = 0; i < reps; i++) side.run();
-  const encoded = performance.now();
-  await side.wait();
-  const done = performance.now();
-  return { host: (encoded - start) / reps, total: (done - start) / reps };
-}
-
 export async function opsBench(gpu: Gpu, options: OpsOptions): Promise<{ adapter: string; version: string; results: OpResult[] }> {
   const { tf, adapter, sync } = await tfjsSession(gpu.adapterName);
   const backend = tf.backend() as unknown as ResidentBackend;
@@ -293,34 +268,15 @@ export async function opsBench(gpu: Gpu, options: OpsOptions): Promise<{ adapter
       const tfjsMaxError = check('tfjs', op, host, (await tfjsOut.data()) as Float32Array);
       tfjsOut.dispose();
 
-      const sides: Side[] = [
-        { run: () => tidy(() => void op.ours(ours)), wait: () => gpu.sync() },
-        { run: () => op.tfjs(tf, theirs).dispose(), wait: sync },
-      ];
-      // Sized on the slower side's single op, warm; both sides run the same reps.
-      let slowest = 0;
-      for (const side of sides) {
-        await sample(side, 1);
-        slowest = Math.max(slowest, (await sample(side, 1)).total);
-      }
-      const reps = Math.max(1, Math.round(options.targetMs / Math.max(slowest, 1e-3)));
-      const times = sides.map(() => ({ host: [] as number[], total: [] as number[] }));
-      const ratios: number[] = [];
-      for (let round = 0; round < options.warmRounds + options.samples; round++) {
-        if (round === options.warmRounds) (globalThis as { gc?: () => void }).gc?.();
-        const order = round % 2 ? [1, 0] : [0, 1];
-        const got: number[] = [];
-        for (const s of order) {
-          const t = await sample(sides[s]!, reps);
-          got[s] = t.total;
-          if (round < options.warmRounds) continue;
-          times[s]!.host.push(t.host);
-          times[s]!.total.push(t.total);
-        }
-        if (round >= options.warmRounds) ratios.push(got[0]! / got[1]!);
-      }
+      const { reps, times, ratios } = await pairedSamples(
+        [
+          { run: () => tidy(() => void op.ours(ours)), wait: () => gpu.sync() },
+          { run: () => op.tfjs(tf, theirs).dispose(), wait: sync },
+        ],
+        options,
+      );
       const bytes = 4 * (host.reduce((n, x) => n + x.length, 0) + numel(op.outShape));
-      const [o, t] = times as [{ host: number[]; total: number[] }, { host: number[]; total: number[] }];
+      const [o, t] = times;
       results.push({
         name: op.name,
         oursMs: median(o.total),
