@@ -1,35 +1,25 @@
 // Neural-network layers against TensorFlow.js's WebGPU backend on the same adapter, in the
 // same process: each entry is a forward and backward pass (every gradient) on data that lives
 // on the GPU. Both sides are first checked against a float64 reference at sampled elements,
-// then timed in turn (bench/timing.ts pairedSamples), so their ratio shares the machine's load.
+// then timed in turn, so their ratio shares the machine's load.
 // Each side uses its own native layout (ours NCHW as PyTorch, tfjs NHWC); the data are the
-// same numbers. An entry is one NnEntry in ENTRIES: a name and a prepare() that builds, checks
+// same numbers. The timing is bench/paired.ts's. An entry is one NnEntry in ENTRIES: a name and a prepare() that builds, checks
 // and hands back both sides' runs.
 import type { Gpu } from '../src/gpu/context.ts';
 import { tensor, tidy, type Tensor } from '../src/tensor/tensor.ts';
 import { conv2d } from '../src/ops/conv.ts';
 import { seededRandom } from '../src/util/random.ts';
-import { median } from './overhead.ts';
-import { pairedSamples, type PairedOptions } from './timing.ts';
+import { pairedSamples, pairedSummary, type PairedOptions, type PairedSummary } from './paired.ts';
 import { tfjsSession, type TfjsSession } from './peers/tfjs.ts';
-import type { ResidentBackend } from './ops.ts';
+import { tfjsProgramsOf, type ResidentBackend } from './ops.ts';
 
 type TfTensor = import('@tensorflow/tfjs-core').Tensor;
 
 export type NnOptions = PairedOptions;
 
-export interface NnResult {
+/** Times are per forward + backward pass. */
+export interface NnResult extends PairedSummary {
   name: string;
-  /** Median ms per forward + backward to completion, ours and tfjs's. */
-  oursMs: number;
-  tfjsMs: number;
-  oursMinMs: number;
-  tfjsMinMs: number;
-  /** Median over rounds of ours / tfjs, each sample beside the other's. */
-  ratio: number;
-  fastestRatio: number;
-  reps: number;
-  samples: number;
   oursDispatches: number;
   /** tfjs's programs for one pass, by class name. */
   tfjsPrograms: string[];
@@ -81,22 +71,6 @@ function check(what: string, got: ArrayLike<number>, reference: (i: number) => R
     worst = Math.max(worst, err);
   }
   return worst;
-}
-
-/** Runs `body` while recording the class name of each program tfjs dispatches. */
-function tfjsProgramsOf(backend: ResidentBackend, body: () => void): string[] {
-  const programs: string[] = [];
-  const runProgram = backend.runWebGPUProgram;
-  backend.runWebGPUProgram = function (program, ...rest) {
-    programs.push(program.constructor.name);
-    return runProgram.call(this, program, ...rest);
-  };
-  try {
-    body();
-  } finally {
-    backend.runWebGPUProgram = runProgram;
-  }
-  return programs;
 }
 
 /** NCHW ↔ NHWC of host data: tfjs's layout of the same numbers. */
@@ -266,24 +240,16 @@ export async function nnBench(gpu: Gpu, options: NnOptions): Promise<{ adapter: 
   for (const entry of ENTRIES) {
     const prepared = await entry.prepare(gpu, peer);
     try {
-      const { reps, times, ratios } = await pairedSamples(
+      const timed = await pairedSamples(
         [
           { run: prepared.ours, wait: () => gpu.sync() },
           { run: prepared.tfjs, wait: peer.sync },
         ],
         options,
       );
-      const [o, t] = times;
       results.push({
         name: entry.name,
-        oursMs: median(o.total),
-        tfjsMs: median(t.total),
-        oursMinMs: Math.min(...o.total),
-        tfjsMinMs: Math.min(...t.total),
-        ratio: median(ratios),
-        fastestRatio: Math.min(...o.total) / Math.min(...t.total),
-        reps,
-        samples: options.samples,
+        ...pairedSummary(timed),
         oursDispatches: prepared.oursDispatches,
         tfjsPrograms: prepared.tfjsPrograms,
         oursMaxError: prepared.oursMaxError,

@@ -22,7 +22,7 @@ import { transpose, cat } from '../src/ops/movement.ts';
 import { matmul } from '../src/ops/matmul.ts';
 import { seededRandom } from '../src/util/random.ts';
 import { median } from './overhead.ts';
-import { pairedSamples, type PairedOptions } from './timing.ts';
+import { pairedSamples, pairedSummary, type PairedOptions, type PairedSummary } from './paired.ts';
 import { tfjsSession, type WebGPUBackendLike } from './peers/tfjs.ts';
 
 type Tf = typeof import('@tensorflow/tfjs-core');
@@ -37,30 +37,35 @@ export interface ResidentBackend extends WebGPUBackendLike {
 
 export type OpsOptions = PairedOptions;
 
-export interface OpResult {
+export interface OpResult extends PairedSummary {
   name: string;
-  /** Median ms per op to completion, ours and tfjs's. */
-  oursMs: number;
-  tfjsMs: number;
-  oursMinMs: number;
-  tfjsMinMs: number;
-  /** Median over rounds of ours / tfjs, each sample beside the other's. */
-  ratio: number;
-  /** Fastest sample of ours over fastest of tfjs: each side's least disturbed by the machine's other work. */
-  fastestRatio: number;
   /** Median ms per op until the reps were encoded (tfjs submits every 15 dispatches on its own, so its part includes GPU work). */
   oursHostMs: number;
   tfjsHostMs: number;
   /** Bytes the op must read and write at least once, over oursMs and tfjsMs. */
   oursGBps: number;
   tfjsGBps: number;
-  reps: number;
-  samples: number;
   oursDispatches: number;
   /** tfjs's programs for one op, by class name. */
   tfjsPrograms: string[];
   oursMaxError: number;
   tfjsMaxError: number;
+}
+
+/** Runs `body` while recording the class name of each program tfjs dispatches. */
+export function tfjsProgramsOf(backend: ResidentBackend, body: () => void): string[] {
+  const programs: string[] = [];
+  const runProgram = backend.runWebGPUProgram;
+  backend.runWebGPUProgram = function (program, ...rest) {
+    programs.push(program.constructor.name);
+    return runProgram.call(this, program, ...rest);
+  };
+  try {
+    body();
+  } finally {
+    backend.runWebGPUProgram = runProgram;
+  }
+  return programs;
 }
 
 /** A float64 reference of the output, element by flat index. */
@@ -252,23 +257,13 @@ export async function opsBench(gpu: Gpu, options: OpsOptions): Promise<{ adapter
       const oursDispatches = gpu.dispatches - before;
       const oursMaxError = check('ours', op, host, (await oursOut.read()) as Float32Array);
       oursOut.dispose();
-      const tfjsPrograms: string[] = [];
-      const runProgram = backend.runWebGPUProgram;
-      backend.runWebGPUProgram = function (program, ...rest) {
-        tfjsPrograms.push(program.constructor.name);
-        return runProgram.call(this, program, ...rest);
-      };
-      let tfjsOut: TfTensor;
-      try {
-        tfjsOut = op.tfjs(tf, theirs);
-      } finally {
-        backend.runWebGPUProgram = runProgram;
-      }
+      let tfjsOut: TfTensor | undefined;
+      const tfjsPrograms = tfjsProgramsOf(backend, () => (tfjsOut = op.tfjs(tf, theirs)));
       if (tfjsPrograms.length === 0) throw new Error(`tfjs ${op.name}: ran no GPU program (computed on the CPU)`);
-      const tfjsMaxError = check('tfjs', op, host, (await tfjsOut.data()) as Float32Array);
-      tfjsOut.dispose();
+      const tfjsMaxError = check('tfjs', op, host, (await tfjsOut!.data()) as Float32Array);
+      tfjsOut!.dispose();
 
-      const { reps, times, ratios } = await pairedSamples(
+      const timed = await pairedSamples(
         [
           { run: () => tidy(() => void op.ours(ours)), wait: () => gpu.sync() },
           { run: () => op.tfjs(tf, theirs).dispose(), wait: sync },
@@ -276,21 +271,15 @@ export async function opsBench(gpu: Gpu, options: OpsOptions): Promise<{ adapter
         options,
       );
       const bytes = 4 * (host.reduce((n, x) => n + x.length, 0) + numel(op.outShape));
-      const [o, t] = times;
+      const summary = pairedSummary(timed);
+      const [o, t] = timed.times;
       results.push({
         name: op.name,
-        oursMs: median(o.total),
-        tfjsMs: median(t.total),
-        oursMinMs: Math.min(...o.total),
-        tfjsMinMs: Math.min(...t.total),
-        ratio: median(ratios),
-        fastestRatio: Math.min(...o.total) / Math.min(...t.total),
+        ...summary,
         oursHostMs: median(o.host),
         tfjsHostMs: median(t.host),
-        oursGBps: bytes / median(o.total) / 1e6,
-        tfjsGBps: bytes / median(t.total) / 1e6,
-        reps,
-        samples: options.samples,
+        oursGBps: bytes / summary.oursMs / 1e6,
+        tfjsGBps: bytes / summary.tfjsMs / 1e6,
         oursDispatches,
         tfjsPrograms,
         oursMaxError,
