@@ -2,9 +2,8 @@
 // columns, one matmul per group against the weight, the bias broadcast-added. The multiply-adds
 // run in the matmul kernels (register-blocked on CPU adapters, tiled on GPUs), and the
 // gradients follow from matmul's and from im2col's own backward, col2im (kernels/conv.wgsl).
-import { grid, packParams } from '../gpu/params.ts';
+import { packParams } from '../gpu/params.ts';
 import { Tensor, record, shapeString, type Shape } from '../tensor/tensor.ts';
-import { add } from './elementwise.ts';
 import { matmul } from './matmul.ts';
 
 export interface Conv2dOptions {
@@ -88,23 +87,42 @@ function geometry(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, di
   return { n, c, h, w, kh, kw, ho, wo, stride, padding, dilation, groups, o };
 }
 
-function convParams(g: Geometry, size: number): Uint32Array<ArrayBuffer> {
-  return packParams(size, g.c, g.h, g.w, g.kh, g.kw, g.ho, g.wo, ...g.stride, ...g.padding, ...g.dilation, 0, 0);
+function convParams(g: Geometry, o: number): Uint32Array<ArrayBuffer> {
+  return packParams(g.c, g.h, g.w, o, g.kh, g.kw, g.ho, g.wo, ...g.stride, ...g.padding, ...g.dilation, g.n, 0);
 }
 
 /** x [N, C, H, W] → columns [N, C·KH·KW, HO·WO]; its gradient is col2im. */
 function im2col(x: Tensor, g: Geometry): Tensor {
   const gpu = x.gpu;
   const col = Tensor.empty(gpu, [g.n, g.c * g.kh * g.kw, g.ho * g.wo], 'f32', 'conv im2col');
+  const params = convParams(g, 0);
   if (col.size > 0) {
-    gpu.dispatch({ kernel: 'conv', entry: 'im2col', constants: CONSTANTS, params: convParams(g, col.size), bindings: [x.binding(), col.binding()], workgroups: grid(col.size, WG) });
+    gpu.dispatch({ kernel: 'conv', entry: 'im2col', constants: CONSTANTS, params, bindings: [x.binding(), col.binding()], workgroups: [Math.ceil((g.ho * g.wo) / WG), g.c * g.kh * g.kw, g.n] });
   }
   return record(col, [x], (dcol) => {
     const dx = Tensor.empty(gpu, x.shape, 'f32', 'conv dx');
     if (dx.size > 0) {
-      gpu.dispatch({ kernel: 'conv', entry: 'col2im', constants: CONSTANTS, params: convParams(g, dx.size), bindings: [dcol.binding(), dx.binding()], workgroups: grid(dx.size, WG) });
+      gpu.dispatch({ kernel: 'conv', entry: 'col2im', constants: CONSTANTS, params, bindings: [dcol.binding(), dx.binding()], workgroups: [Math.ceil((g.h * g.w) / WG), g.c, g.n] });
     }
     return [dx];
+  });
+}
+
+/** y [N, O, ...] + bias [O] along dim 1; its gradients are dy and dy summed over all but dim 1. */
+function addBias(y: Tensor, bias: Tensor, g: Geometry, o: number): Tensor {
+  const gpu = y.gpu;
+  const out = Tensor.empty(gpu, y.shape, 'f32', 'conv + bias');
+  const params = convParams(g, o);
+  if (out.size > 0) {
+    gpu.dispatch({ kernel: 'conv', entry: 'bias_add', constants: CONSTANTS, params, bindings: [y.binding(), bias.binding(), out.binding()], workgroups: [Math.ceil((g.ho * g.wo) / WG), o, g.n] });
+  }
+  return record(out, [y, bias], (dy, needs) => {
+    let dbias: Tensor | null = null;
+    if (needs[1]) {
+      dbias = Tensor.empty(gpu, [o], 'f32', 'conv dbias');
+      gpu.dispatch({ kernel: 'conv', entry: 'bias_backward', constants: CONSTANTS, params, bindings: [dy.binding(), dbias.binding()], workgroups: [o, 1, 1] });
+    }
+    return [needs[0] ? dy : null, dbias];
   });
 }
 
@@ -120,7 +138,7 @@ function convolve(x: Tensor, weight: Tensor, bias: Tensor | null, g: Geometry & 
   const cols = groups === 1 ? col : col.reshape([n, groups, k, positions]);
   const product = matmul(w, cols);
   const flat = product.reshape(shape);
-  const out = bias ? add(flat, bias.reshape([o, ...shape.slice(2).map(() => 1)])) : flat;
+  const out = bias ? addBias(flat, bias, g, o) : flat;
   if (!out.requiresGrad) {
     for (const t of new Set([x4, col, w, cols, product, flat])) if (t !== x && t !== out) t.dispose();
   }
