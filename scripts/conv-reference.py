@@ -36,6 +36,7 @@ conv2d("depthwise, channel multiplier 3", (3, 4, 8, 13), (12, 1, 5, 3), groups=4
 conv2d("1×1", (4, 7, 5, 3), (9, 7, 1, 1))
 conv2d("kernel 1×7 on a 1-row input", (2, 3, 1, 17), (4, 3, 1, 7), padding=(0, 3), stride=(1, 3))
 conv2d("stride 3 past a 2×2 kernel (pixels no tap reads get gradient 0)", (1, 2, 8, 7), (3, 2, 2, 2), stride=3)
+conv2d("on the vec4 grid (a GPU's tiled matmuls)", (2, 4, 6, 6), (8, 4, 3, 3), padding=1)
 conv1d("padding 2", (3, 4, 19), (6, 4, 5), padding=2)
 conv1d("stride 2, dilation 3, no bias", (2, 3, 29), (5, 3, 4), stride=2, dilation=3, bias=False)
 conv1d("depthwise, groups 6", (2, 6, 17), (12, 1, 3), groups=6, padding=1)

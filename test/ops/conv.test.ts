@@ -1,8 +1,12 @@
 // conv1d and conv2d: shapes that do not fit throw at the call, naming the shapes; a forward
-// without gradients leaves no columns behind. Values and gradients against PyTorch are in the
-// op suite (test/ops/suite/conv.ts).
+// without gradients leaves no columns behind; the GPU kernel class (tiled matmuls) computes
+// the same. Values and gradients against PyTorch are in the op suite (test/ops/suite/conv.ts),
+// which runs the adapter's own kernel class.
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu } from '../helpers.ts';
+import { testGpu, withKernelClass } from '../helpers.ts';
+import * as engine from '../../src/engine.ts';
+import { convCases } from './suite/conv.ts';
+import { runCase, describeFailure } from './suite/runner.ts';
 import { tensor, type Shape } from '../../src/tensor/tensor.ts';
 import { conv1d, conv2d, type Conv2dOptions } from '../../src/ops/conv.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
@@ -45,6 +49,18 @@ describe('conv2d', () => {
     throws([1, 1, 5, 5], [1, 1, 3, 3], null, { padding: [1, -1] }, 'padding must be a non-negative integer or a pair of them, got [1,-1]');
     throws([1, 1, 5, 5], [1, 1, 3, 3], null, { dilation: 1.5 }, 'dilation must be a positive integer');
     throws([1, 1, 5, 5], [1, 1, 3, 3], null, { groups: 0 }, 'groups must be a positive integer, got 0');
+  });
+
+  it('matches PyTorch with the GPU kernel class too (tiled matmuls; NaN-poisoned buffers)', async () => {
+    // Sizes on the vec4 grid take the tiled kernels, odd ones the register-blocked fallback.
+    const picked = convCases().filter((c) => /vec4 grid|depthwise, channel multiplier/.test(c.name));
+    expect(picked).toHaveLength(2);
+    await withKernelClass(gpu, 'gpu', async () => {
+      for (const c of picked) {
+        const result = await runCase(engine, gpu, c);
+        expect(result.ok, describeFailure(result)).toBe(true);
+      }
+    });
   });
 
   it('frees its columns and partial products when nothing needs gradients', async () => {
