@@ -84,6 +84,11 @@ function geometry(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, di
     const kernel = dims === 1 ? `${span(kw, dilation[1])}` : `${span(kh, dilation[0])}×${span(kw, dilation[1])}`;
     throw new RangeError(`${what}: the kernel (${kernel} with dilation) is larger than the padded input (${padded})`);
   }
+  // The kernels give each sample, column row and output channel a workgroup row (kernels/conv.wgsl).
+  const limit = x.gpu.device.limits.maxComputeWorkgroupsPerDimension;
+  if (Math.max(n, c * kh * kw, o) > limit) {
+    throw new RangeError(`${what}: the batch (${n}), C·KH·KW (${c * kh * kw}) and output channels (${o}) must each be at most ${limit}, the device's workgroups per dimension`);
+  }
   return { n, c, h, w, kh, kw, ho, wo, stride, padding, dilation, groups, o };
 }
 

@@ -51,6 +51,11 @@ describe('conv2d', () => {
     throws([1, 1, 5, 5], [1, 1, 3, 3], null, { groups: 0 }, 'groups must be a positive integer, got 0');
   });
 
+  it('rejects a batch past the workgroups a dispatch can have in one dimension', () => {
+    const n = gpu.device.limits.maxComputeWorkgroupsPerDimension + 1;
+    throws([n, 1, 1, 1], [1, 1, 1, 1], null, {}, `the batch (${n}), C·KH·KW (1) and output channels (1) must each be at most ${n - 1}`);
+  });
+
   it('matches PyTorch with the GPU kernel class too (tiled matmuls; NaN-poisoned buffers)', async () => {
     // Sizes on the vec4 grid take the tiled kernels, odd ones the register-blocked fallback.
     const picked = convCases().filter((c) => /vec4 grid|depthwise, channel multiplier/.test(c.name));
