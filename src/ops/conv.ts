@@ -3,8 +3,11 @@
 // run in the matmul kernels (register-blocked on CPU adapters, tiled on GPUs), and the
 // gradients follow from matmul's and from im2col's own backward, col2im (kernels/conv.wgsl).
 import { packParams } from '../gpu/params.ts';
-import { Tensor, record, shapeString, type Shape } from '../tensor/tensor.ts';
+import type { Binding, Gpu } from '../gpu/context.ts';
+import { Tensor, noGrad, record, shapeString, type Shape } from '../tensor/tensor.ts';
+import { sumToShape } from './elementwise.ts';
 import { matmul } from './matmul.ts';
+import { transpose } from './movement.ts';
 
 export interface Conv2dOptions {
   /** Per axis [h, w], or one number for both (default 1). */
@@ -96,57 +99,79 @@ function convParams(g: Geometry, o: number): Uint32Array<ArrayBuffer> {
   return packParams(g.c, g.h, g.w, o, g.kh, g.kw, g.ho, g.wo, ...g.stride, ...g.padding, ...g.dilation, g.n, 0);
 }
 
-/** x [N, C, H, W] → columns [N, C·KH·KW, HO·WO]; its gradient is col2im. */
-function im2col(x: Tensor, g: Geometry): Tensor {
-  const gpu = x.gpu;
-  const col = Tensor.empty(gpu, [g.n, g.c * g.kh * g.kw, g.ho * g.wo], 'f32', 'conv im2col');
-  const params = convParams(g, 0);
-  if (col.size > 0) {
-    gpu.dispatch({ kernel: 'conv', entry: 'im2col', constants: CONSTANTS, params, bindings: [x.binding(), col.binding()], workgroups: [Math.ceil((g.ho * g.wo) / WG), g.c * g.kh * g.kw, g.n] });
-  }
-  return record(col, [x], (dcol) => {
-    const dx = Tensor.empty(gpu, x.shape, 'f32', 'conv dx');
-    if (dx.size > 0) {
-      gpu.dispatch({ kernel: 'conv', entry: 'col2im', constants: CONSTANTS, params, bindings: [dcol.binding(), dx.binding()], workgroups: [Math.ceil((g.h * g.w) / WG), g.c, g.n] });
-    }
-    return [dx];
-  });
+function dispatchConv(gpu: Gpu, entry: string, params: Uint32Array<ArrayBuffer>, bindings: Binding[], workgroups: [number, number, number]): void {
+  if (workgroups[0] * workgroups[1] * workgroups[2] > 0) gpu.dispatch({ kernel: 'conv', entry, constants: CONSTANTS, params, bindings, workgroups });
 }
 
-/** y [N, O, ...] + bias [O] along dim 1; its gradients are dy and dy summed over all but dim 1. */
-function addBias(y: Tensor, bias: Tensor, g: Geometry, o: number): Tensor {
-  const gpu = y.gpu;
-  const out = Tensor.empty(gpu, y.shape, 'f32', 'conv + bias');
-  const params = convParams(g, o);
-  if (out.size > 0) {
-    gpu.dispatch({ kernel: 'conv', entry: 'bias_add', constants: CONSTANTS, params, bindings: [y.binding(), bias.binding(), out.binding()], workgroups: [Math.ceil((g.ho * g.wo) / WG), o, g.n] });
-  }
-  return record(out, [y, bias], (dy, needs) => {
-    let dbias: Tensor | null = null;
-    if (needs[1]) {
-      dbias = Tensor.empty(gpu, [o], 'f32', 'conv dbias');
-      gpu.dispatch({ kernel: 'conv', entry: 'bias_backward', constants: CONSTANTS, params, bindings: [dy.binding(), dbias.binding()], workgroups: [o, 1, 1] });
-    }
-    return [needs[0] ? dy : null, dbias];
-  });
-}
-
-/** The 4-D convolution both ops run; `shape` is the output's shape as the caller sees it. */
+/**
+ * The 4-D convolution both ops run; `shape` is the output's shape as the caller sees it. One
+ * recorded op rather than a composition of im2col, matmul and a bias add, so the backward
+ * chooses its matmuls' layouts: the columns' gradient as Wᵀ·dy with Wᵀ copied out (a small
+ * weight), which takes the fast row-major matmul kernels where matmul's own gradient would read
+ * W transposed through the general, scalar-load kernel.
+ */
 function convolve(x: Tensor, weight: Tensor, bias: Tensor | null, g: Geometry & { groups: number; o: number }, shape: Shape): Tensor {
   const { n, groups, o } = g;
-  const x4 = x.shape.length === 4 ? x : x.reshape([n, g.c, g.h, g.w]);
-  const col = im2col(x4, g);
-  const k = (g.c / groups) * g.kh * g.kw;
+  const gpu = x.gpu;
+  const rows = g.c * g.kh * g.kw;
   const positions = g.ho * g.wo;
+  const k = rows / groups;
+  const params = convParams(g, o);
   // One group is a weight [O, K] shared across the batch; several are a batch of G matmuls per sample.
-  const w = groups === 1 ? weight.reshape([o, k]) : weight.reshape([groups, o / groups, k]);
-  const cols = groups === 1 ? col : col.reshape([n, groups, k, positions]);
-  const product = matmul(w, cols);
-  const flat = product.reshape(shape);
-  const out = bias ? addBias(flat, bias, g, o) : flat;
-  if (!out.requiresGrad) {
-    for (const t of new Set([x4, col, w, cols, product, flat])) if (t !== x && t !== out) t.dispose();
-  }
+  const weightShape = groups === 1 ? [o, k] : [groups, o / groups, k];
+  const colShape = groups === 1 ? [n, k, positions] : [n, groups, k, positions];
+  const productShape = groups === 1 ? [n, o, positions] : [n, groups, o / groups, positions];
+
+  const col = Tensor.empty(gpu, [n, rows, positions], 'f32', 'conv columns');
+  dispatchConv(gpu, 'im2col', params, [x.binding(), col.binding()], [Math.ceil(positions / WG), rows, n]);
+  const out = noGrad(() => {
+    const w = weight.reshape(weightShape);
+    const cols = col.reshape(colShape);
+    const product = matmul(w, cols);
+    w.dispose();
+    cols.dispose();
+    if (!bias) {
+      const flat = product.reshape(shape);
+      product.dispose();
+      return flat;
+    }
+    const sum = Tensor.empty(gpu, shape, 'f32', 'conv');
+    dispatchConv(gpu, 'bias_add', params, [product.binding(), bias.binding(), sum.binding()], [Math.ceil(positions / WG), o, n]);
+    product.dispose();
+    return sum;
+  });
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  record(out, inputs, (dy, needs) =>
+    noGrad(() => {
+      const dys = dy.reshape(productShape);
+      let dWeight: Tensor | null = null;
+      if (needs[1]) {
+        const cols = col.reshape(colShape);
+        const perSample = matmul(dys, cols, { transB: true });
+        const summed = sumToShape(perSample, weightShape);
+        dWeight = summed.reshape(weight.shape);
+        for (const t of [cols, perSample, summed]) if (t !== dWeight) t.dispose();
+      }
+      let dx: Tensor | null = null;
+      if (needs[0]) {
+        const w = weight.reshape(weightShape);
+        const wT = transpose(w, -1, -2);
+        const dcol = matmul(wT, dys);
+        dx = Tensor.empty(gpu, x.shape, 'f32', 'conv dx');
+        dispatchConv(gpu, 'col2im', params, [dcol.binding(), dx.binding()], [Math.ceil((g.h * g.w) / WG), g.c, n]);
+        for (const t of [w, wT, dcol]) t.dispose();
+      }
+      let dBias: Tensor | null = null;
+      if (bias && needs[2]) {
+        dBias = Tensor.empty(gpu, [o], 'f32', 'conv dbias');
+        dispatchConv(gpu, 'bias_backward', params, [dy.binding(), dBias.binding()], [o, 1, 1]);
+      }
+      dys.dispose();
+      return [dx, dWeight, ...(bias ? [dBias] : [])];
+    }),
+  );
+  // The columns are the weight gradient's operand and needed for nothing else.
+  if (!out.requiresGrad || !weight.requiresGrad) col.dispose();
   return out;
 }
 

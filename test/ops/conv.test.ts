@@ -3,7 +3,7 @@
 // the same. Values and gradients against PyTorch are in the op suite (test/ops/suite/conv.ts),
 // which runs the adapter's own kernel class.
 import { describe, it, expect, beforeAll } from 'vitest';
-import { testGpu, withKernelClass } from '../helpers.ts';
+import { testGpu, withKernelClass, expectClose } from '../helpers.ts';
 import * as engine from '../../src/engine.ts';
 import { convCases } from './suite/conv.ts';
 import { runCase, describeFailure } from './suite/runner.ts';
@@ -66,6 +66,18 @@ describe('conv2d', () => {
         expect(result.ok, describeFailure(result)).toBe(true);
       }
     });
+  });
+
+  it("gives a frozen weight no gradient and the input PyTorch's (its columns freed at once)", async () => {
+    const c = convCases().find((k) => /vec4 grid/.test(k.name))!;
+    const [xData, wData, bData] = c.inputs.map((i) => Float32Array.from(i.data));
+    const dy = tensor(gpu, c.expected!.outputGradient, c.shape);
+    const x = tensor(gpu, xData!, c.inputs[0]!.shape, { requiresGrad: true });
+    const w = tensor(gpu, wData!, c.inputs[1]!.shape);
+    const b = tensor(gpu, bData!, c.inputs[2]!.shape);
+    conv2d(x, w, b, { padding: 1 }).backward(dy);
+    expect(w.grad).toBeNull();
+    expectClose('dx', await x.grad!.read(), c.expected!.gradients[0]!);
   });
 
   it('frees its columns and partial products when nothing needs gradients', async () => {
