@@ -2,7 +2,7 @@
 // peaks, TensorFlow.js's WebGPU backend as a peer for matmul, the method's pipeline, and the
 // epoch time saved by caching pasts, and the host cost of launching work (per op against
 // Dawn's own floor and tfjs, per training step), pretraining updates (tokens/s), the general
-// ops against tfjs, and `serve` under HTTP load (requests/s, latency, batching). Prints tables
+// ops and layers (nn: forward + backward) against tfjs, and `serve` under HTTP load (requests/s, latency, batching). Prints tables
 // and writes bench/results/<adapter>.json.
 //   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,pretrain,peer,peak,overhead,ops,nn,serve] [-- --imdb PATH]
 import { spawn } from 'node:child_process';
