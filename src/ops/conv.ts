@@ -1,7 +1,8 @@
 // Convolutions as PyTorch computes them (cross-correlation, zero padding, groups): im2col into
-// columns, one matmul per group against the weight, the bias broadcast-added. The multiply-adds
-// run in the matmul kernels (register-blocked on CPU adapters, tiled on GPUs), and the
-// gradients follow from matmul's and from im2col's own backward, col2im (kernels/conv.wgsl).
+// columns, one matmul per group against the weight, then the bias per channel. The multiply-adds
+// of the forward and of both large gradients run in the matmul kernels (register-blocked on CPU
+// adapters, tiled on GPUs); the unfold, its gradient col2im and the bias are kernels/conv.wgsl.
+// conv1d is conv2d with H = 1 (the same geometry, kernels and backward).
 import { packParams } from '../gpu/params.ts';
 import type { Binding, Gpu } from '../gpu/context.ts';
 import { Tensor, noGrad, record, shapeString, type Shape } from '../tensor/tensor.ts';
@@ -104,7 +105,8 @@ function dispatchConv(gpu: Gpu, entry: string, params: Uint32Array<ArrayBuffer>,
 }
 
 /**
- * The 4-D convolution both ops run; `shape` is the output's shape as the caller sees it. One
+ * The convolution both ops run, on x and weight as the caller gave them (conv1d's are 3-D: the
+ * kernels see H = 1 either way); `shape` is the output's shape as the caller sees it. One
  * recorded op rather than a composition of im2col, matmul and a bias add, so the backward
  * chooses its matmuls' layouts: the columns' gradient as Wᵀ·dy with Wᵀ copied out (a small
  * weight), which takes the fast row-major matmul kernels where matmul's own gradient would read
@@ -197,8 +199,5 @@ export function conv1d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
     dilation: along(opts.dilation, 1),
     ...(opts.groups !== undefined ? { groups: opts.groups } : {}),
   });
-  const w4 = weight.reshape([g.o, weight.shape[1]!, 1, g.kw]);
-  const out = convolve(x, w4, bias, g, [g.n, g.o, g.wo]);
-  if (!out.requiresGrad) w4.dispose();
-  return out;
+  return convolve(x, weight, bias, g, [g.n, g.o, g.wo]);
 }

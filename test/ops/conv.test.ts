@@ -88,6 +88,13 @@ describe('conv2d', () => {
     const before = gpu.memory().inUse;
     conv2d(x, w, b, { padding: 1 }).dispose();
     conv2d(x, depthwise, null, { groups: 3 }).dispose();
+    const x1 = zeros([2, 3, 9]);
+    const w1 = zeros([4, 3, 3]);
+    const before1 = gpu.memory().inUse;
+    conv1d(x1, w1, b, { padding: 1 }).dispose();
+    expect(gpu.memory().inUse).toBe(before1);
+    x1.dispose();
+    w1.dispose();
     expect(gpu.memory().inUse).toBe(before);
   });
 });
