@@ -22,50 +22,50 @@ import { transpose, cat } from '../src/ops/movement.ts';
 import { matmul } from '../src/ops/matmul.ts';
 import { seededRandom } from '../src/util/random.ts';
 import { median } from './overhead.ts';
+import { pairedSamples, pairedSummary, type PairedOptions, type PairedSummary } from './paired.ts';
 import { tfjsSession, type WebGPUBackendLike } from './peers/tfjs.ts';
 
 type Tf = typeof import('@tensorflow/tfjs-core');
 type TfTensor = import('@tensorflow/tfjs-core').Tensor;
 
 /** The backend members used here beyond peers/tfjs.ts's: where a tensor's data lives, and each program run. */
-interface ResidentBackend extends WebGPUBackendLike {
+export interface ResidentBackend extends WebGPUBackendLike {
   tensorMap: { get(dataId: object): { resource: unknown; values: unknown } };
   uploadToGPU(dataId: object): void;
   runWebGPUProgram(program: { constructor: { name: string } }, ...rest: unknown[]): unknown;
 }
 
-export interface OpsOptions {
-  /** Wall time to aim for per sample (the slower side's). */
-  targetMs: number;
-  /** Timed rounds (one sample of each side per op) after `warmRounds` untimed ones. */
-  samples: number;
-  warmRounds: number;
-}
+export type OpsOptions = PairedOptions;
 
-export interface OpResult {
+export interface OpResult extends PairedSummary {
   name: string;
-  /** Median ms per op to completion, ours and tfjs's. */
-  oursMs: number;
-  tfjsMs: number;
-  oursMinMs: number;
-  tfjsMinMs: number;
-  /** Median over rounds of ours / tfjs, each sample beside the other's. */
-  ratio: number;
-  /** Fastest sample of ours over fastest of tfjs: each side's least disturbed by the machine's other work. */
-  fastestRatio: number;
   /** Median ms per op until the reps were encoded (tfjs submits every 15 dispatches on its own, so its part includes GPU work). */
   oursHostMs: number;
   tfjsHostMs: number;
   /** Bytes the op must read and write at least once, over oursMs and tfjsMs. */
   oursGBps: number;
   tfjsGBps: number;
-  reps: number;
-  samples: number;
   oursDispatches: number;
   /** tfjs's programs for one op, by class name. */
   tfjsPrograms: string[];
   oursMaxError: number;
   tfjsMaxError: number;
+}
+
+/** Runs `body` while recording the class name of each program tfjs dispatches. */
+export function tfjsProgramsOf(backend: ResidentBackend, body: () => void): string[] {
+  const programs: string[] = [];
+  const runProgram = backend.runWebGPUProgram;
+  backend.runWebGPUProgram = function (program, ...rest) {
+    programs.push(program.constructor.name);
+    return runProgram.call(this, program, ...rest);
+  };
+  try {
+    body();
+  } finally {
+    backend.runWebGPUProgram = runProgram;
+  }
+  return programs;
 }
 
 /** A float64 reference of the output, element by flat index. */
@@ -236,26 +236,6 @@ function check(side: string, op: OpCase, inputs: readonly Float32Array[], got: F
   return worst;
 }
 
-interface Side {
-  run: () => void;
-  wait: () => Promise<void>;
-}
-
-const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** One sample: `reps` runs, then the wait for the queue; per-op ms until encoded and until done. */
-async function sample(side: Side, reps: number): Promise<{ host: number; total: number }> {
-  await side.wait();
-  // A software adapter's worker threads wind down on the same cores after a wait.
-  await pause(5);
-  const start = performance.now();
-  for (let i = 0; i < reps; i++) side.run();
-  const encoded = performance.now();
-  await side.wait();
-  const done = performance.now();
-  return { host: (encoded - start) / reps, total: (done - start) / reps };
-}
-
 export async function opsBench(gpu: Gpu, options: OpsOptions): Promise<{ adapter: string; version: string; results: OpResult[] }> {
   const { tf, adapter, sync } = await tfjsSession(gpu.adapterName);
   const backend = tf.backend() as unknown as ResidentBackend;
@@ -277,64 +257,29 @@ export async function opsBench(gpu: Gpu, options: OpsOptions): Promise<{ adapter
       const oursDispatches = gpu.dispatches - before;
       const oursMaxError = check('ours', op, host, (await oursOut.read()) as Float32Array);
       oursOut.dispose();
-      const tfjsPrograms: string[] = [];
-      const runProgram = backend.runWebGPUProgram;
-      backend.runWebGPUProgram = function (program, ...rest) {
-        tfjsPrograms.push(program.constructor.name);
-        return runProgram.call(this, program, ...rest);
-      };
-      let tfjsOut: TfTensor;
-      try {
-        tfjsOut = op.tfjs(tf, theirs);
-      } finally {
-        backend.runWebGPUProgram = runProgram;
-      }
+      let tfjsOut: TfTensor | undefined;
+      const tfjsPrograms = tfjsProgramsOf(backend, () => (tfjsOut = op.tfjs(tf, theirs)));
       if (tfjsPrograms.length === 0) throw new Error(`tfjs ${op.name}: ran no GPU program (computed on the CPU)`);
-      const tfjsMaxError = check('tfjs', op, host, (await tfjsOut.data()) as Float32Array);
-      tfjsOut.dispose();
+      const tfjsMaxError = check('tfjs', op, host, (await tfjsOut!.data()) as Float32Array);
+      tfjsOut!.dispose();
 
-      const sides: Side[] = [
-        { run: () => tidy(() => void op.ours(ours)), wait: () => gpu.sync() },
-        { run: () => op.tfjs(tf, theirs).dispose(), wait: sync },
-      ];
-      // Sized on the slower side's single op, warm; both sides run the same reps.
-      let slowest = 0;
-      for (const side of sides) {
-        await sample(side, 1);
-        slowest = Math.max(slowest, (await sample(side, 1)).total);
-      }
-      const reps = Math.max(1, Math.round(options.targetMs / Math.max(slowest, 1e-3)));
-      const times = sides.map(() => ({ host: [] as number[], total: [] as number[] }));
-      const ratios: number[] = [];
-      for (let round = 0; round < options.warmRounds + options.samples; round++) {
-        if (round === options.warmRounds) (globalThis as { gc?: () => void }).gc?.();
-        const order = round % 2 ? [1, 0] : [0, 1];
-        const got: number[] = [];
-        for (const s of order) {
-          const t = await sample(sides[s]!, reps);
-          got[s] = t.total;
-          if (round < options.warmRounds) continue;
-          times[s]!.host.push(t.host);
-          times[s]!.total.push(t.total);
-        }
-        if (round >= options.warmRounds) ratios.push(got[0]! / got[1]!);
-      }
+      const timed = await pairedSamples(
+        [
+          { run: () => tidy(() => void op.ours(ours)), wait: () => gpu.sync() },
+          { run: () => op.tfjs(tf, theirs).dispose(), wait: sync },
+        ],
+        options,
+      );
       const bytes = 4 * (host.reduce((n, x) => n + x.length, 0) + numel(op.outShape));
-      const [o, t] = times as [{ host: number[]; total: number[] }, { host: number[]; total: number[] }];
+      const summary = pairedSummary(timed);
+      const [o, t] = timed.times;
       results.push({
         name: op.name,
-        oursMs: median(o.total),
-        tfjsMs: median(t.total),
-        oursMinMs: Math.min(...o.total),
-        tfjsMinMs: Math.min(...t.total),
-        ratio: median(ratios),
-        fastestRatio: Math.min(...o.total) / Math.min(...t.total),
+        ...summary,
         oursHostMs: median(o.host),
         tfjsHostMs: median(t.host),
-        oursGBps: bytes / median(o.total) / 1e6,
-        tfjsGBps: bytes / median(t.total) / 1e6,
-        reps,
-        samples: options.samples,
+        oursGBps: bytes / summary.oursMs / 1e6,
+        tfjsGBps: bytes / summary.tfjsMs / 1e6,
         oursDispatches,
         tfjsPrograms,
         oursMaxError,

@@ -2,9 +2,9 @@
 // peaks, TensorFlow.js's WebGPU backend as a peer for matmul, the method's pipeline, and the
 // epoch time saved by caching pasts, and the host cost of launching work (per op against
 // Dawn's own floor and tfjs, per training step), pretraining updates (tokens/s), the general
-// ops against tfjs, and `serve` under HTTP load (requests/s, latency, batching). Prints tables
+// ops and layers (nn: forward + backward) against tfjs, and `serve` under HTTP load (requests/s, latency, batching). Prints tables
 // and writes bench/results/<adapter>.json.
-//   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,pretrain,peer,peak,overhead,ops,serve] [-- --imdb PATH]
+//   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,pretrain,peer,peak,overhead,ops,nn,serve] [-- --imdb PATH]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -17,11 +17,12 @@ import { dawnFloor, engineOps, measureInTurn, promptStep, dawnOf, DAWN_REUSED, D
 import { randomModel, pipelineBench, epochBench, imdbLengths, type BenchModel, type EpochOptions } from './pipeline.ts';
 import { pretrainBench, type PretrainShape } from './pretrain.ts';
 import { opsBench, type OpsOptions } from './ops.ts';
+import { nnBench, type NnOptions } from './nn.ts';
 import type { TimingOptions } from './timing.ts';
 import type { MatmulResult } from './matmul.ts';
 import { serveBench, type ServeBenchOptions } from './serve.ts';
 
-const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'features', 'overhead', 'pipeline', 'epoch', 'pretrain', 'ops', 'serve'] as const;
+const SECTIONS = ['peak', 'matmul', 'peer', 'attention', 'norms', 'features', 'overhead', 'pipeline', 'epoch', 'pretrain', 'ops', 'nn', 'serve'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -129,6 +130,7 @@ interface Settings {
   overhead: OverheadOptions & { layers: number };
   pretrain: { shapes: PretrainShape[]; samples: number };
   ops: OpsOptions;
+  nn: NnOptions;
   serve: ServeBenchOptions;
 }
 
@@ -147,6 +149,7 @@ const FULL: Settings = {
   pretrain: { shapes: [PRETRAIN_SHIPPED, PRETRAIN_WIDER], samples: 3 },
   overhead: { reps: 128, samples: 21, steps: 3, layers: 12 },
   ops: { targetMs: 100, samples: 31, warmRounds: 3 },
+  nn: { targetMs: 300, samples: 15, warmRounds: 2 },
   serve: { seconds: 10, concurrencies: [1, 8, 32], constantSeconds: 60 },
 };
 
@@ -161,6 +164,7 @@ const QUICK: Settings = {
   pretrain: { shapes: [PRETRAIN_SHIPPED], samples: 1 },
   overhead: { reps: 64, samples: 9, steps: 3, layers: 2 },
   ops: { targetMs: 40, samples: 5, warmRounds: 1 },
+  nn: { targetMs: 100, samples: 5, warmRounds: 1 },
   serve: { seconds: 3, concurrencies: [1, 8, 32], constantSeconds: 10 },
 };
 
@@ -447,6 +451,22 @@ if (args.only.has('ops')) {
         ['op', 'ours ms', 'tfjs ms', 'ours / tfjs', 'fastest ours / tfjs', 'ours GB/s', 'tfjs GB/s', 'ours encode ms', 'tfjs encode+submit ms', 'dispatches ours / tfjs', 'reps', 'max abs err ours / tfjs'],
         results.map((r) => [
           r.name, r.oursMs, r.tfjsMs, `${r.ratio.toFixed(2)}×`, `${r.fastestRatio.toFixed(2)}×`, r.oursGBps, r.tfjsGBps, r.oursHostMs, r.tfjsHostMs,
+          `${r.oursDispatches} / ${r.tfjsPrograms.length}`, r.reps, `${r.oursMaxError.toExponential(1)} / ${r.tfjsMaxError.toExponential(1)}`,
+        ]),
+      ),
+  );
+}
+
+if (args.only.has('nn')) {
+  await section(
+    'nn',
+    () => nnBench(gpu, settings.nn),
+    ({ version, adapter, results }) =>
+      printTable(
+        `Layers against TensorFlow.js ${version} WebGPU on ${adapter} (ms per forward + backward to completion, medians of ${settings.nn.samples} samples taken in turn; ours / tfjs = median of paired samples)`,
+        ['layer', 'ours ms', 'tfjs ms', 'ours / tfjs', 'fastest ours / tfjs', 'dispatches ours / tfjs', 'reps', 'max rel err ours / tfjs'],
+        results.map((r) => [
+          r.name, r.oursMs, r.tfjsMs, `${r.ratio.toFixed(2)}×`, `${r.fastestRatio.toFixed(2)}×`,
           `${r.oursDispatches} / ${r.tfjsPrograms.length}`, r.reps, `${r.oursMaxError.toExponential(1)} / ${r.tfjsMaxError.toExponential(1)}`,
         ]),
       ),

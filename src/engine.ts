@@ -49,6 +49,7 @@ export { logSoftmax, rmsNorm, mseLoss } from './ops/derived.ts';
 export { permute, transpose, expand, narrow, pad, cat, stack, indexSelect } from './ops/movement.ts';
 export { scaledDotProductAttention, type AttentionOptions } from './ops/sdpa.ts';
 export { matmul, type MatmulOptions } from './ops/matmul.ts';
+export { conv1d, conv2d, type Conv1dOptions, type Conv2dOptions } from './ops/conv.ts';
 export { layerNorm } from './ops/layernorm.ts';
 export { gelu, type GeluOptions } from './ops/gelu.ts';
 export { softmax } from './ops/softmax.ts';

@@ -89,6 +89,8 @@ const HAND_WRITTEN: OpDoc[] = [
   { name: 'indexSelect', group: 'Movement', forward: '`indexSelect(x, dim, indices)`, indices a u32 tensor or a Uint32Array', backward: 'a deterministic scatter-add (repeated indices add up)', dtypes: 'f32, u32 indices', notes: 'host indices are range-checked; an out-of-range index in a u32 tensor reads NaN' },
   { name: 'gatherRows', group: 'Movement', forward: "`gatherRows(table, ids)`: rows of a [V, C] table (or its shards), GPT-2's embedding lookup", backward: 'scatter-add into the table', dtypes: 'f32, Uint32Array ids' },
   { name: 'matmul', group: 'Linear algebra', forward: '`matmul(a, b, opts?)` as torch.matmul: rank ≥ 1, batch dims broadcast; opts transposes and a fused bias', backward: 'matmuls of g with the other operand, summed over broadcast batch dims', dtypes: F32, notes: 'register-blocked kernels on CPU adapters, tiled ones on GPUs' },
+  { name: 'conv1d', group: 'Convolution', forward: '`conv1d(x, weight, bias | null, { stride, padding, dilation, groups })` as torch.nn.functional.conv1d: x [N, C, L], weight [O, C/groups, K]', backward: 'input, weight and bias, through conv2d', dtypes: F32, notes: 'conv2d with H = 1; numeric zero padding' },
+  { name: 'conv2d', group: 'Convolution', forward: '`conv2d(x, weight, bias | null, { stride, padding, dilation, groups })` as torch.nn.functional.conv2d: x [N, C, H, W], weight [O, C/groups, KH, KW]; stride, padding, dilation a number or [h, w]', backward: 'weight: matmul of g with the columns; input: matmul, then col2im (a gather, no atomics); bias: sum of g', dtypes: F32, notes: 'im2col + matmul (kernels/conv.wgsl); depthwise and channel multipliers via groups; numeric zero padding' },
   { name: 'softmax', group: 'Routines', forward: '`softmax(x, dim = -1)`', backward: 'hand-written kernel (last dim); composed for other dims', dtypes: F32 },
   { name: 'logSoftmax', group: 'Routines', forward: '`logSoftmax(x, dim = -1)` = x − logsumexp(x, dim, keepdim)', backward: 'composed', dtypes: F32 },
   { name: 'layerNorm', group: 'Routines', forward: '`layerNorm(x, weight, bias, eps = 1e-5)` over the last dim', backward: 'hand-written kernels (dx, dγ, dβ)', dtypes: F32 },
@@ -105,7 +107,7 @@ export function opCatalog(): OpDoc[] {
   return [...elementwiseDocs(), ...HAND_WRITTEN];
 }
 
-const GROUPS = ['Creation', 'Elementwise', 'Comparisons', 'Reductions', 'Movement', 'Linear algebra', 'Routines', 'Losses'];
+const GROUPS = ['Creation', 'Elementwise', 'Comparisons', 'Reductions', 'Movement', 'Linear algebra', 'Convolution', 'Routines', 'Losses'];
 
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|');

@@ -24,7 +24,7 @@ describe('op suite coverage', () => {
 
   it('names each case once, and the host subset covers every op family but creation and comparison', () => {
     expect(new Set(cases.map((c) => c.name)).size).toBe(cases.length);
-    expect(new Set(hostSubset().map((c) => c.family))).toEqual(new Set(['elementwise', 'reduction', 'movement', 'matmul', 'routine', 'loss']));
+    expect(new Set(hostSubset().map((c) => c.family))).toEqual(new Set(['elementwise', 'reduction', 'movement', 'matmul', 'routine', 'loss', 'convolution']));
   });
 });
 

@@ -8,6 +8,7 @@ import type * as EngineModule from '../../../src/engine.ts';
 import { seededRandom } from '../../../src/util/random.ts';
 import { linearCases } from './linear.ts';
 import { erfCases } from './erf.ts';
+import { convCases } from './conv.ts';
 import {
   broadcastIndex, broadcastMap, broadcastRef, broadcastShapes, coordsOf, logSumExpOf, matmulRef, normals, numel, permuteRef,
   reduceRef, sigmoid, sliceRef, softmaxRows, sumOf, sumToShapeRef, type Shape,
@@ -32,7 +33,7 @@ export interface SuiteInput {
   dtype?: 'u32';
 }
 
-export type Family = 'creation' | 'elementwise' | 'comparison' | 'reduction' | 'movement' | 'matmul' | 'routine' | 'loss';
+export type Family = 'creation' | 'elementwise' | 'comparison' | 'reduction' | 'movement' | 'matmul' | 'routine' | 'loss' | 'convolution';
 
 export interface OpCase {
   /** The catalog name of the op under test. */
@@ -517,7 +518,13 @@ function lossCases(): OpCase[] {
 
 /** Every case of the suite. */
 export function suiteCases(): OpCase[] {
-  return [...creationCases(), ...elementwiseCases(), ...reductionCases(), ...movementCases(), ...matmulCases(), ...routineCases(), ...lossCases(), ...linearCases(), ...erfCases()];
+  return [
+    ...creationCases(), ...elementwiseCases(), ...reductionCases(), ...movementCases(), ...matmulCases(), ...routineCases(), ...lossCases(),
+    // From PyTorch fixtures (torch.ts).
+    ...linearCases(),
+    ...erfCases(),
+    ...convCases(),
+  ];
 }
 
 /** The cases the Deno and Chromium host tests run: a few of each op family. */
