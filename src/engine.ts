@@ -29,6 +29,7 @@ export {
   type DType,
   type RawData,
   type BackwardFn,
+  type BackwardOptions,
   type BufferRange,
   type GpuBufferOptions,
 } from './tensor/tensor.ts';
