@@ -7,6 +7,7 @@
 import type * as EngineModule from '../../../src/engine.ts';
 import { seededRandom } from '../../../src/util/random.ts';
 import { linearCases } from './linear.ts';
+import { dropoutCases, nnOpCases } from './nn-ops.ts';
 import {
   broadcastIndex, broadcastMap, broadcastRef, broadcastShapes, coordsOf, logSumExpOf, matmulRef, normals, numel, permuteRef,
   reduceRef, sigmoid, sliceRef, softmaxRows, sumOf, sumToShapeRef, type Shape,
@@ -516,7 +517,7 @@ function lossCases(): OpCase[] {
 
 /** Every case of the suite. */
 export function suiteCases(): OpCase[] {
-  return [...creationCases(), ...elementwiseCases(), ...reductionCases(), ...movementCases(), ...matmulCases(), ...routineCases(), ...lossCases(), ...linearCases()];
+  return [...creationCases(), ...elementwiseCases(), ...reductionCases(), ...movementCases(), ...matmulCases(), ...routineCases(), ...lossCases(), ...linearCases(), ...nnOpCases(), ...dropoutCases()];
 }
 
 /** The cases the Deno and Chromium host tests run: a few of each op family. */
