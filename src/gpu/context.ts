@@ -335,8 +335,8 @@ export class Gpu {
     for (const b of d.bindings) {
       if (b.gpu !== undefined && b.gpu !== this) {
         throw new GpuError(
-          `${d.kernel}.${d.entry}: ${b.label ?? 'a buffer'} belongs to another Gpu (${b.gpu.adapterName}) than the one this op runs on (${this.adapterName}); ` +
-            'tensors of one op must share a Gpu',
+          `${d.kernel}.${d.entry}: ${b.label ?? 'a buffer'} belongs to another Gpu (another GPUDevice) than the one this op runs on; ` +
+            'the tensors of one op must share a Gpu',
         );
       }
       if (b.size > maxBinding) {
