@@ -103,21 +103,29 @@ fn covering(c: u32, k: u32, s: u32, p: u32, count: u32) -> vec2<i32> {
   return vec2<i32>(first, last);
 }
 
+// Input element j: its index in its plane, where its plane's outputs start, and the output
+// rows and columns (first..last, inclusive) whose windows hold it.
+struct Cover { idx: u32, out_base: u32, first: vec2<i32>, last: vec2<i32> }
+
+fn cover(j: u32) -> Cover {
+  let plane_in = pb.h * pb.w;
+  let idx = j % plane_in;
+  let ry = covering(idx / pb.w, pb.kh, pb.sh, pb.ph, pb.oh);
+  let rx = covering(idx % pb.w, pb.kw, pb.sw, pb.pw, pb.ow);
+  return Cover(idx, (j / plane_in) * pb.oh * pb.ow, vec2<i32>(ry.x, rx.x), vec2<i32>(ry.y, rx.y));
+}
+
 @compute @workgroup_size(WG)
 fn max_pool_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
   let j = flat_index(wid, nwg, lid);
   if (j >= pb.n) { return; }
-  let plane_in = pb.h * pb.w;
-  let idx = j % plane_in;
-  let out_base = (j / plane_in) * pb.oh * pb.ow;
-  let ry = covering(idx / pb.w, pb.kh, pb.sh, pb.ph, pb.oh);
-  let rx = covering(idx % pb.w, pb.kw, pb.sw, pb.pw, pb.ow);
+  let c = cover(j);
   var g = 0.0;
-  for (var oy = ry.x; oy <= ry.y; oy++) {
-    for (var ox = rx.x; ox <= rx.y; ox++) {
-      let o = out_base + u32(oy) * pb.ow + u32(ox);
-      if (pb_argmax[o] == idx) { g += pb_dy[o]; }
+  for (var oy = c.first.x; oy <= c.last.x; oy++) {
+    for (var ox = c.first.y; ox <= c.last.y; ox++) {
+      let o = c.out_base + u32(oy) * pb.ow + u32(ox);
+      if (pb_argmax[o] == c.idx) { g += pb_dy[o]; }
     }
   }
   pb_dx[j] = g;
@@ -128,15 +136,11 @@ fn avg_pool_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
                      @builtin(local_invocation_index) lid: u32) {
   let j = flat_index(wid, nwg, lid);
   if (j >= pb.n) { return; }
-  let plane_in = pb.h * pb.w;
-  let idx = j % plane_in;
-  let out_base = (j / plane_in) * pb.oh * pb.ow;
-  let ry = covering(idx / pb.w, pb.kh, pb.sh, pb.ph, pb.oh);
-  let rx = covering(idx % pb.w, pb.kw, pb.sw, pb.pw, pb.ow);
+  let c = cover(j);
   var g = 0.0;
-  for (var oy = ry.x; oy <= ry.y; oy++) {
-    for (var ox = rx.x; ox <= rx.y; ox++) {
-      g += pb_dy[out_base + u32(oy) * pb.ow + u32(ox)];
+  for (var oy = c.first.x; oy <= c.last.x; oy++) {
+    for (var ox = c.first.y; ox <= c.last.y; ox++) {
+      g += pb_dy[c.out_base + u32(oy) * pb.ow + u32(ox)];
     }
   }
   pb_dx[j] = g / f32(pb.kh * pb.kw);
