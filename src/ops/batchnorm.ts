@@ -14,11 +14,12 @@ export interface BatchNormOptions {
   eps?: number;
 }
 
-/** running ← (1 − momentum)·running + momentum·batch, written into running's own buffer. */
-function updateInPlace(running: Tensor, batch: Tensor, momentum: number): void {
+/** running ← (1 − momentum)·running + momentum·(batch·factor), written into running's own buffer. */
+function updateInPlace(running: Tensor, batch: Tensor, momentum: number, factor = 1): void {
   noGrad(() =>
     tidy(() => {
-      const next = add(scale(running, 1 - momentum), scale(batch.reshape(running.shape), momentum));
+      const statistic = factor === 1 ? batch : scale(batch, factor);
+      const next = add(scale(running, 1 - momentum), scale(statistic.reshape(running.shape), momentum));
       running.gpu.copy(next.binding(), running.binding());
     }),
   );
@@ -59,7 +60,7 @@ export function batchNorm(
     const batchVar = mean(square(centered), dims, true);
     normalized = mul(centered, rsqrt(add(batchVar, eps)));
     if (runningMean) updateInPlace(runningMean, batchMean, momentum);
-    if (runningVar) noGrad(() => tidy(() => updateInPlace(runningVar, scale(batchVar, count / (count - 1)), momentum)));
+    if (runningVar) updateInPlace(runningVar, batchVar, momentum, count / (count - 1));
   } else {
     if (!runningMean || !runningVar) throw new RangeError('batchNorm: evaluation (training false) needs runningMean and runningVar');
     normalized = mul(sub(x, perChannel(runningMean)), rsqrt(add(perChannel(runningVar), eps)));
