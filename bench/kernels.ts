@@ -115,7 +115,7 @@ async function attentionCases(gpu: Gpu, Tp: number, timing: TimingOptions): Prom
   };
   const gout = keep(tensor(gpu, goutHost, [B, T, C]));
   const out = keep(attention(qkv, H, { past }));
-  const [grad] = out.node!.backward(gout, [true]);
+  const [grad] = out.node!.backward!(gout, [true]);
   const [outValues, gradValues] = await Promise.all([out.readF32(), grad!.readF32()]);
   grad!.dispose();
 
@@ -150,7 +150,7 @@ async function attentionCases(gpu: Gpu, Tp: number, timing: TimingOptions): Prom
   const pairs = B * H * T * (Tp + (T + 1) / 2);
   const cases = [
     { name: `attention fwd B${B} H${H} Tp${Tp} T${T}`, flops: 4 * D * pairs, error: fwdError, run: () => void noGrad(() => attention(qkv, H, { past })) },
-    { name: `attention bwd B${B} H${H} Tp${Tp} T${T}`, flops: 8 * D * pairs, error: bwdError, run: () => void out.node!.backward(gout, [true]) },
+    { name: `attention bwd B${B} H${H} Tp${Tp} T${T}`, flops: 8 * D * pairs, error: bwdError, run: () => void out.node!.backward!(gout, [true]) },
   ];
   const results: KernelResult[] = [];
   for (const c of cases) {
@@ -223,8 +223,8 @@ async function normCases(gpu: Gpu, rows: number, timing: TimingOptions): Promise
   const beta = keep(tensor(gpu, betaHost, [C]));
   const ln = keep(layerNorm(x, gamma, beta));
   const act = keep(gelu(x, GELU_TANH));
-  const lnBackward = () => ln.node!.backward(dy, [true, false, false])[0]!;
-  const geluBackward = () => act.node!.backward(dy, [true])[0]!;
+  const lnBackward = () => ln.node!.backward!(dy, [true, false, false])[0]!;
+  const geluBackward = () => act.node!.backward!(dy, [true])[0]!;
 
   const ref = layerNormReference(xHost, gammaHost, betaHost, dyHost, rows);
   const read = async (t: Tensor) => {

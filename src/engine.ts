@@ -30,6 +30,7 @@ export {
   type DType,
   type RawData,
   type BackwardFn,
+  type BackwardOptions,
   type BufferRange,
   type GpuBufferOptions,
 } from './tensor/tensor.ts';
@@ -46,7 +47,10 @@ export {
 export { zeros, ones, full, arange, rand, randn, type CreationOptions, type RandomOptions } from './ops/creation.ts';
 export { sum, mean, max, min, logsumexp, argmax, type Dims } from './ops/reduce.ts';
 export { logSoftmax, rmsNorm, mseLoss } from './ops/derived.ts';
-export { permute, transpose, expand, narrow, pad, cat, stack, indexSelect } from './ops/movement.ts';
+export { permute, transpose, expand, narrow, pad, cat, stack, indexSelect, embedding, reshape, flatten, squeeze, unsqueeze } from './ops/movement.ts';
+export { maxPool2d, avgPool2d, type Pool2dOptions } from './ops/pool.ts';
+export { batchNorm, type BatchNormOptions } from './ops/batchnorm.ts';
+export { dropout, type DropoutOptions } from './ops/dropout.ts';
 export { scaledDotProductAttention, type AttentionOptions } from './ops/sdpa.ts';
 export { matmul, type MatmulOptions } from './ops/matmul.ts';
 export { conv1d, conv2d, type Conv1dOptions, type Conv2dOptions } from './ops/conv.ts';

@@ -23,6 +23,8 @@ export interface Binding {
   size: number;
   /** Named in error messages when a limit is exceeded. */
   label?: string;
+  /** The Gpu whose memory the buffer is (a tensor's binding says): binding it on another throws. */
+  gpu?: Gpu;
 }
 
 /** What the engine keeps per bound buffer. */
@@ -327,9 +329,16 @@ export class Gpu {
     return entries;
   }
 
+  /** Runs only when a bind group is made, so a check here costs nothing on the launches that reuse one. */
   private checkBindings(d: Dispatch): void {
     const maxBinding = this.limits.maxStorageBufferBindingSize;
     for (const b of d.bindings) {
+      if (b.gpu !== undefined && b.gpu !== this) {
+        throw new GpuError(
+          `${d.kernel}.${d.entry}: ${b.label ?? 'a buffer'} belongs to another Gpu (another GPUDevice) than the one this op runs on; ` +
+            'the tensors of one op must share a Gpu',
+        );
+      }
       if (b.size > maxBinding) {
         throw new GpuError(
           `${d.kernel}.${d.entry}: ${b.label ?? 'a buffer'} needs a ${b.size}-byte storage binding, ` +

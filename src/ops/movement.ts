@@ -325,22 +325,27 @@ export function stack(xs: readonly Tensor[], dim: number): Tensor {
  * GPU) or host ids (checked). The gradient sums every pick of a row, deterministically.
  */
 export function indexSelect(x: Tensor, dim: number, indices: Tensor | Uint32Array): Tensor {
-  checkF32('indexSelect', x);
-  const d = normalizeDim('indexSelect', dim, x.shape.length);
+  return selectIndices('indexSelect', x, dim, indices);
+}
+
+/** indexSelect as `op` (embedding), which its errors name. */
+function selectIndices(op: string, x: Tensor, dim: number, indices: Tensor | Uint32Array): Tensor {
+  checkF32(op, x);
+  const d = normalizeDim(op, dim, x.shape.length);
   const n = x.shape[d]!;
   // The caller may reuse its id array; backward needs the ids of this call.
   const host = indices instanceof Uint32Array ? indices.slice() : null;
   if (host) {
     const bad = host.findIndex((i) => i >= n);
-    if (bad >= 0) throw new RangeError(`indexSelect: index ${host[bad]} (position ${bad}) is out of range for dim ${dim} of ${shapeString(x.shape)}`);
+    if (bad >= 0) throw new RangeError(`${op}: index ${host[bad]} (position ${bad}) is out of range for dim ${dim} of size ${n} in ${shapeString(x.shape)}`);
   } else {
     const t = indices as Tensor;
-    if (t.dtype !== 'u32' || t.shape.length !== 1) throw new TypeError(`indexSelect: indices must be a 1-D u32 tensor, got ${t.dtype} ${shapeString(t.shape)}`);
+    if (t.dtype !== 'u32' || t.shape.length !== 1) throw new TypeError(`${op}: indices must be a 1-D u32 tensor, got ${t.dtype} ${shapeString(t.shape)}`);
   }
   const m = host ? host.length : (indices as Tensor).size;
   const inner = numel(x.shape.slice(d + 1));
   const shape = x.shape.map((s, i) => (i === d ? m : s));
-  const out = Tensor.empty(x.gpu, shape, 'f32', 'indexSelect');
+  const out = Tensor.empty(x.gpu, shape, 'f32', op);
   if (out.size > 0) {
     const ids = host ? tensor(x.gpu, host, [m], { dtype: 'u32', label: 'indexSelect ids' }) : (indices as Tensor);
     x.gpu.dispatch({
@@ -371,6 +376,48 @@ export function indexSelect(x: Tensor, dim: number, indices: Tensor | Uint32Arra
     if (host) index.dispose();
     return [dx];
   });
+}
+
+/**
+ * torch.nn.functional.embedding: rows of weight [V, C] for ids of any shape, as
+ * [...ids.shape, C] (a Uint32Array is 1-D). indexSelect along dim 0, so repeated ids add up in
+ * weight's gradient; host ids are range-checked, ids in a u32 tensor are not (a row past V reads NaN).
+ */
+export function embedding(ids: Tensor | Uint32Array, weight: Tensor): Tensor {
+  if (weight.shape.length !== 2) throw new RangeError(`embedding: weight must be [V, C], got ${shapeString(weight.shape)}`);
+  const idsShape = ids instanceof Uint32Array ? [ids.length] : ids.shape;
+  if (!(ids instanceof Uint32Array) && ids.dtype !== 'u32') throw new TypeError(`embedding: ids must be a u32 tensor or a Uint32Array, got ${ids.dtype} ${shapeString(ids.shape)}`);
+  // Views, not disposed here: the flat ids serve backward, and the rows are the output's input in the graph.
+  const flat = ids instanceof Uint32Array || ids.shape.length === 1 ? ids : ids.view([ids.size]);
+  return selectIndices('embedding', weight, 0, flat).view([...idsShape, weight.shape[1]!]);
+}
+
+/** torch.reshape: the same data with another shape (no copy; -1 infers one dim). The Tensor method reshape() is this. */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  return x.reshape(shape);
+}
+
+/** torch.flatten: dims startDim..endDim merged into one (no copy); a 0-d tensor becomes [1]. */
+export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
+  const rank = x.shape.length;
+  if (rank === 0) return x.view([1]);
+  const from = normalizeDim('flatten', startDim, rank);
+  const to = normalizeDim('flatten', endDim, rank);
+  if (from > to) throw new RangeError(`flatten: startDim ${startDim} comes after endDim ${endDim} in ${shapeString(x.shape)}`);
+  return x.view([...x.shape.slice(0, from), numel(x.shape.slice(from, to + 1)), ...x.shape.slice(to + 1)]);
+}
+
+/** torch.squeeze: size-1 dims removed (no copy): all of them, or those of dim (one or several) that are 1. */
+export function squeeze(x: Tensor, dim?: number | readonly number[]): Tensor {
+  const rank = x.shape.length;
+  const listed = dim === undefined ? null : new Set((typeof dim === 'number' ? [dim] : dim).map((d) => normalizeDim('squeeze', d, Math.max(rank, 1))));
+  return x.view(x.shape.filter((n, i) => n !== 1 || (listed !== null && !listed.has(i))));
+}
+
+/** torch.unsqueeze: a size-1 dim inserted at dim, in [-rank - 1, rank] (no copy). */
+export function unsqueeze(x: Tensor, dim: number): Tensor {
+  const d = normalizeDim('unsqueeze', dim, x.shape.length + 1);
+  return x.view([...x.shape.slice(0, d), 1, ...x.shape.slice(d)]);
 }
 
 /** For each of n rows, the positions that pick it (ascending), as n + 1 offsets and then the positions. */

@@ -58,6 +58,7 @@ class TensorBinding implements Binding {
     readonly buffer: GPUBuffer,
     readonly offset: number,
     readonly size: number,
+    readonly gpu: Gpu,
     private readonly tensor: Tensor,
   ) {}
   get label(): string {
@@ -77,7 +78,13 @@ export type BackwardFn = (gradOutput: Tensor, needsGrad: readonly boolean[]) => 
 
 interface Node {
   inputs: readonly Tensor[];
-  backward: BackwardFn;
+  /** Null once a backward() without retainGraph has run through the node: its closure, and the tensors it saved, are let go. */
+  backward: BackwardFn | null;
+}
+
+export interface BackwardOptions {
+  /** Keep the graph for another backward() through it (PyTorch's retain_graph); by default backward() releases it. */
+  retainGraph?: boolean;
 }
 
 export function numel(shape: Shape): number {
@@ -142,7 +149,7 @@ export class Tensor {
   binding(): Binding {
     const s = this.live();
     // Storage bindings come in whole 4-byte words; an odd count of halves has its buffer's padding in the last.
-    this.bound ??= new TensorBinding(s.buffer, s.offset, Math.ceil(this.byteLength / 4) * 4, this);
+    this.bound ??= new TensorBinding(s.buffer, s.offset, Math.ceil(this.byteLength / 4) * 4, s.gpu, this);
     return this.bound;
   }
 
@@ -157,12 +164,16 @@ export class Tensor {
     return { buffer: s.buffer, offset: s.offset, size: this.byteLength };
   }
 
-  /** The same data with another shape (no copy); gradients flow through. */
+  /** The same data with another shape (no copy; -1 infers one dim); gradients flow through. The reshape() function is this method. */
   reshape(shape: Shape): Tensor {
-    const resolved = resolveShape(shape, this.size);
+    return this.view(resolveShape(shape, this.size));
+  }
+
+  /** @internal The same data with a shape of the same size (no copy): reshape, flatten, squeeze and unsqueeze. */
+  view(shape: Shape): Tensor {
     const s = this.live();
     s.refs++;
-    const out = new Tensor(s, resolved, this.dtype);
+    const out = new Tensor(s, shape, this.dtype);
     return record(out, [this], (g) => [g.reshape(this.shape)]);
   }
 
@@ -213,9 +224,12 @@ export class Tensor {
     for (const scope of scopes) scope.delete(this);
   }
 
-  /** Reverse-mode autodiff from this scalar (or with an explicit output gradient). */
-  backward(gradOutput?: Tensor): void {
-    backward(this, gradOutput);
+  /**
+   * Reverse-mode autodiff from this scalar (or with an explicit output gradient). Releases the
+   * graph it runs through unless options.retainGraph: a second backward() through it throws.
+   */
+  backward(gradOutput?: Tensor, options: BackwardOptions = {}): void {
+    backward(this, gradOutput, options.retainGraph ?? false);
   }
 
   private live(): Storage {
@@ -250,9 +264,9 @@ function resolveShape(shape: Shape, size: number): number[] {
   return out;
 }
 
-/** A tensor filled from host values (rounded to f16 for an f16 tensor). */
+/** A tensor filled from host values (rounded to f16 for an f16 tensor): u32 from a Uint32Array, f32 from anything else, unless options.dtype says. */
 export function tensor(gpu: Gpu, data: ArrayLike<number>, shape: Shape, options: { dtype?: DType; requiresGrad?: boolean; label?: string } = {}): Tensor {
-  const dtype = options.dtype ?? 'f32';
+  const dtype = options.dtype ?? (data instanceof Uint32Array ? 'u32' : 'f32');
   if (data.length !== numel(shape)) {
     throw new RangeError(`${data.length} values do not fill shape ${shapeString(shape)}`);
   }
@@ -385,7 +399,7 @@ function accumulate(prev: Tensor, next: Tensor): Tensor {
   return out;
 }
 
-function backward(root: Tensor, gradOutput?: Tensor): void {
+function backward(root: Tensor, gradOutput: Tensor | undefined, retainGraph: boolean): void {
   if (!root.requiresGrad) throw new Error('backward() on a tensor that does not require grad');
   if (!gradOutput && root.size !== 1) throw new Error(`backward() needs an explicit gradient for shape ${shapeString(root.shape)}`);
   const order: Tensor[] = [];
@@ -400,6 +414,12 @@ function backward(root: Tensor, gradOutput?: Tensor): void {
     }
     if (seen.has(t)) continue;
     seen.add(t);
+    if (t.node && !t.node.backward) {
+      throw new Error(
+        `backward(): trying to backward through the graph a second time: ${t.label ?? 'a tensor'} ${shapeString(t.shape)} was computed in a graph ` +
+          'an earlier backward() already ran through and released; pass { retainGraph: true } to that earlier backward() to keep it',
+      );
+    }
     stack.push([t, true]);
     for (const input of t.node?.inputs ?? []) if (input.requiresGrad && !seen.has(input)) stack.push([input, false]);
   }
@@ -416,7 +436,7 @@ function backward(root: Tensor, gradOutput?: Tensor): void {
         continue;
       }
       const needs = t.node.inputs.map((x) => x.requiresGrad);
-      const inputGrads = t.node.backward(g, needs);
+      const inputGrads = t.node.backward!(g, needs);
       t.node.inputs.forEach((x, k) => {
         const gx = inputGrads[k];
         if (!gx || !needs[k]) return;
@@ -428,6 +448,7 @@ function backward(root: Tensor, gradOutput?: Tensor): void {
       });
     }
   });
+  if (!retainGraph) for (const t of order) if (t.node) t.node.backward = null;
 }
 
 function accumulateLeaf(leaf: Tensor, g: Tensor): void {

@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, expectClose, finiteDifferences, withKernelClass } from '../helpers.ts';
 import { tensor, tidy, type Shape, type Tensor } from '../../src/tensor/tensor.ts';
-import { permute, transpose, expand, narrow, cat, stack, pad, indexSelect } from '../../src/ops/movement.ts';
+import { permute, transpose, expand, narrow, cat, stack, pad, indexSelect, embedding, flatten, squeeze, unsqueeze, reshape } from '../../src/ops/movement.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
@@ -197,5 +197,35 @@ describe('movement ops', () => {
     expect(() => stack([x, tensor(gpu, new Float32Array(6), [3, 2])], 0)).toThrow(/differ/);
     expect(() => indexSelect(x, 1, u32([0, 3]))).toThrow(/index 3 \(position 1\)/);
     expect(() => indexSelect(x, 0, tensor(gpu, [0], [1]))).toThrow(/u32/);
+  });
+
+  it('embedding and indexSelect name an out-of-range host index and the size it must stay below', () => {
+    const x = tensor(gpu, new Float32Array(6), [2, 3]);
+    expect(() => indexSelect(x, 1, u32([0, 3]))).toThrow('indexSelect: index 3 (position 1) is out of range for dim 1 of size 3 in [2, 3]');
+    expect(() => embedding(u32([1, 0, 2]), x)).toThrow('embedding: index 2 (position 2) is out of range for dim 0 of size 2 in [2, 3]');
+    expect(() => embedding(tensor(gpu, [0, 1], [2]), x)).toThrow('embedding: ids must be a u32 tensor or a Uint32Array, got f32 [2]');
+    expect(() => embedding(u32([0]), tensor(gpu, [1, 2], [2]))).toThrow('embedding: weight must be [V, C], got [2]');
+  });
+
+  it('embedding with u32 tensor ids reads NaN past V (the host cannot check them without waiting on the GPU)', async () => {
+    const w = tensor(gpu, [1, 2, 3, 4], [2, 2]);
+    const got = await embedding(tensor(gpu, new Uint32Array([1, 2]), [2, 1]), w).readF32();
+    expect(Array.from(got.slice(0, 2))).toEqual([3, 4]);
+    expect(got.slice(2).every(Number.isNaN)).toBe(true);
+  });
+
+  it('flatten, squeeze, unsqueeze and reshape share the Tensor method, take negative dims and reject bad ones', () => {
+    const x = tensor(gpu, new Float32Array(24), [2, 1, 3, 4]);
+    expect(flatten(x, -3, -2).shape).toEqual([2, 3, 4]);
+    expect(flatten(tensor(gpu, [5], [])).shape).toEqual([1]);
+    expect(squeeze(x, [0, 1]).shape).toEqual([2, 3, 4]);
+    expect(squeeze(x, 2).shape).toEqual([2, 1, 3, 4]);
+    expect(unsqueeze(x, -1).shape).toEqual([2, 1, 3, 4, 1]);
+    expect(unsqueeze(x, 0).shape).toEqual([1, 2, 1, 3, 4]);
+    expect(reshape(x, [-1, 4]).bufferRange().buffer).toBe(x.bufferRange().buffer);
+    expect(() => flatten(x, 2, 1)).toThrow('flatten: startDim 2 comes after endDim 1 in [2, 1, 3, 4]');
+    expect(() => unsqueeze(x, 5)).toThrow('unsqueeze: dim 5 is out of range for 5 dims');
+    expect(() => squeeze(x, 4)).toThrow('squeeze: dim 4 is out of range for 4 dims');
+    expect(() => reshape(x, [5, -1])).toThrow('cannot reshape 24 elements to [5, -1]');
   });
 });

@@ -2,7 +2,9 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { testGpu, randn, asF32, asF16, expectClose } from '../helpers.ts';
 import { tensor, rawTensor, tidy, keep, noGrad, Tensor } from '../../src/tensor/tensor.ts';
 import { add, mul, sumToShape, scale } from '../../src/ops/elementwise.ts';
-import type { Gpu } from '../../src/gpu/context.ts';
+import { Gpu } from '../../src/gpu/context.ts';
+import { openGpu } from '../../src/node/device.ts';
+import { layerNorm } from '../../src/ops/layernorm.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -124,5 +126,59 @@ describe('tensors and autodiff', () => {
     expect(gpu.submits).toBe(submitsBefore);
     await loss.read();
     expect(gpu.submits).toBe(submitsBefore + 1);
+  });
+});
+
+describe('tensor dtypes from host data', () => {
+  it('makes a u32 tensor from a Uint32Array, an f32 one from anything else, and an explicit dtype wins', async () => {
+    const ids = tensor(gpu, new Uint32Array([0, 7, 4294967295]), [3]);
+    expect(ids.dtype).toBe('u32');
+    expect(Array.from(await ids.read())).toEqual([0, 7, 4294967295]);
+    expect(tensor(gpu, [1, 2], [2]).dtype).toBe('f32');
+    expect(tensor(gpu, new Float32Array(2), [2]).dtype).toBe('f32');
+    const asFloat = tensor(gpu, new Uint32Array([3, 5]), [2], { dtype: 'f32' });
+    expect(asFloat.dtype).toBe('f32');
+    expect(Array.from(await asFloat.read())).toEqual([3, 5]);
+  });
+});
+
+describe('bad input fails at the call that caused it', () => {
+  it('an op given tensors of two Gpus throws naming the op, and the device still works after', async () => {
+    const other = await openGpu({ quiet: true });
+    try {
+      const a = tensor(gpu, [1, 2, 3], [3]);
+      const b = tensor(other, [4, 5, 6], [3], { label: 'b' });
+      expect(() => add(a, b)).toThrow('elementwise.add.same: b [3] belongs to another Gpu (another GPUDevice) than the one this op runs on; the tensors of one op must share a Gpu');
+      const ones = tensor(gpu, [1, 1, 1], [3]);
+      expect(() => layerNorm(b, ones, ones)).toThrow(/^layernorm\.ln_forward: tensor \[3\] belongs to another Gpu/);
+      // Nothing reached WebGPU: later work on either device is unaffected.
+      expect(Array.from(await add(a, a).readF32())).toEqual([2, 4, 6]);
+      expect(Array.from(await add(b, b).readF32())).toEqual([8, 10, 12]);
+    } finally {
+      other.destroy();
+    }
+  });
+
+  it('backward() a second time through a released graph throws as PyTorch does; retainGraph keeps it', async () => {
+    const x = tensor(gpu, [1, 2, 3], [3], { requiresGrad: true });
+    const loss = sumToShape(mul(x, x), [1]);
+    loss.label = 'loss';
+    loss.backward(undefined, { retainGraph: true });
+    loss.backward();
+    // Two runs accumulate: 2·(2x).
+    expect(Array.from(await x.grad!.readF32())).toEqual([4, 8, 12]);
+    expect(() => loss.backward()).toThrow(
+      'backward(): trying to backward through the graph a second time: loss [1] was computed in a graph an earlier backward() already ran through and released; pass { retainGraph: true } to that earlier backward() to keep it',
+    );
+    // A new graph from the same leaf is fine.
+    sumToShape(mul(x, x), [1]).backward();
+    expect(Array.from(await x.grad!.readF32())).toEqual([6, 12, 18]);
+  });
+
+  it('a graph that shares a released part throws too', () => {
+    const x = tensor(gpu, [1, 2], [2], { requiresGrad: true });
+    const h = mul(x, x);
+    sumToShape(h, [1]).backward();
+    expect(() => sumToShape(scale(h, 2), [1]).backward()).toThrow(/backward through the graph a second time/);
   });
 });

@@ -9,6 +9,7 @@ import { seededRandom } from '../../../src/util/random.ts';
 import { linearCases } from './linear.ts';
 import { erfCases } from './erf.ts';
 import { convCases } from './conv.ts';
+import { dropoutCases, nnOpCases } from './nn-ops.ts';
 import {
   broadcastIndex, broadcastMap, broadcastRef, broadcastShapes, coordsOf, logSumExpOf, matmulRef, normals, numel, permuteRef,
   reduceRef, sigmoid, sliceRef, softmaxRows, sumOf, sumToShapeRef, type Shape,
@@ -524,6 +525,8 @@ export function suiteCases(): OpCase[] {
     ...linearCases(),
     ...erfCases(),
     ...convCases(),
+    ...nnOpCases(),
+    ...dropoutCases(),
   ];
 }
 

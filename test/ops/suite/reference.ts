@@ -136,3 +136,15 @@ export function softmaxRows(x: ArrayLike<number>, n: number): Float64Array {
 }
 
 export const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+
+/** PCG's RXS-M-XS hash of a 32-bit word, as kernels/dropout.wgsl states it. */
+function pcgHash(v: number): number {
+  const state = (Math.imul(v, 747796405) + 2891336453) >>> 0;
+  const word = Math.imul((state >>> ((state >>> 28) + 4)) ^ state, 277803737) >>> 0;
+  return ((word >>> 22) ^ word) >>> 0;
+}
+
+/** Whether dropout with probability p and this seed keeps element i: the hash of (seed, i) reaches round(p·2³²). */
+export function dropoutKeeps(i: number, p: number, seed: number): boolean {
+  return (pcgHash(pcgHash(i) ^ pcgHash(seed)) >>> 0) >= Math.min(Math.round(p * 2 ** 32), 0xffffffff);
+}

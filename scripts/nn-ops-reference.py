@@ -1,0 +1,100 @@
+"""PyTorch's pooling, batch norm, embedding and shape functions in float64, the fixture of the op
+suite's nn-op cases (test/ops/suite/fixtures/nn-ops.ts), and batch norm's updated running
+statistics (test/ops/fixtures/batchnorm-running.ts, read by test/ops/batchnorm.test.ts).
+Run: /usr/bin/python3 scripts/nn-ops-reference.py"""
+import json
+
+import torch
+import torch.nn.functional as F
+
+from torch_cases import ROOT, Cases, as_f32, floats
+
+cases = Cases("nn-ops-reference.py", seed=2027)
+
+# Pooling: kernel 2 and 3, stride ≠ kernel, padding, odd sizes, rectangular windows.
+POOLS = [
+    ([1, 2, 4, 6], 2, None, 0, True),
+    ([2, 3, 7, 9], 2, None, 0, False),
+    ([2, 3, 9, 11], 3, 2, 1, False),
+    ([1, 2, 8, 7], 3, 1, 1, False),
+    ([2, 2, 9, 10], [3, 2], [2, 1], [1, 0], False),
+]
+for shape, k, s, p, host in POOLS:
+    for op, fn in (("maxPool2d", F.max_pool2d), ("avgPool2d", F.avg_pool2d)):
+        stride = s if s is not None else k
+        cases.add(f"{op} {shape} kernel {k} stride {stride} padding {p} (PyTorch)", op, "routine",
+                  lambda x, fn=fn, k=k, stride=stride, p=p: fn(x, k, stride, p), [cases.randn(*shape)],
+                  params={"kernelSize": k, "stride": stride, "padding": p}, host_subset=host and op == "maxPool2d")
+
+
+def batch_norm(training, momentum=0.1, eps=1e-5, affine=True):
+    def fn(x, rm, rv, *wb):
+        # Clones: the case records its inputs after the call, and training updates these in place.
+        return F.batch_norm(x, rm.clone(), rv.clone(), *(wb if affine else (None, None)), training=training, momentum=momentum, eps=eps)
+    return fn
+
+
+def channel_stats(c):
+    """Running statistics as a model that has trained a while holds them: means near 0, variances near 1."""
+    return [cases.randn(c, scale=0.3), as_f32(1 + cases.randn(c, scale=0.2).abs())]
+
+
+for shape, training, affine, host in (
+    ([6, 5], True, True, True),
+    ([3, 4, 5, 7], True, True, False),
+    ([2, 3, 6], True, False, False),
+    ([4, 5], False, True, False),
+    ([2, 3, 4, 5], False, True, False),
+):
+    c = shape[1]
+    inputs = [cases.randn(*shape, scale=1.5), *channel_stats(c)]
+    grads = [True, False, False]
+    if affine:
+        inputs += [as_f32(1 + cases.randn(c, scale=0.3)), cases.randn(c, scale=0.3)]
+        grads += [True, True]
+    mode = "training" if training else "eval"
+    cases.add(f"batchNorm {mode} {shape}{'' if affine else ' no weight or bias'} (PyTorch)", "batchNorm", "routine",
+              batch_norm(training, affine=affine), inputs, grads=grads,
+              params={"training": training, "affine": affine}, host_subset=host)
+
+ids = torch.tensor([[3, 0, 3], [6, 1, 3]])
+cases.add("embedding ids [2, 3] with repeats into [7, 5] (PyTorch)", "embedding", "movement",
+          lambda i, w: F.embedding(i, w), [ids, cases.randn(7, 5)], u32=(0,), host_subset=True)
+cases.add("embedding ids [4] into [3, 8] (PyTorch)", "embedding", "movement",
+          lambda i, w: F.embedding(i, w), [torch.tensor([2, 2, 0, 1]), cases.randn(3, 8)], u32=(0,))
+
+cases.add("flatten [2, 3, 4, 5] dims 1..2 (PyTorch)", "flatten", "movement",
+          lambda x: torch.flatten(x, 1, 2), [cases.randn(2, 3, 4, 5)], params={"startDim": 1, "endDim": 2})
+cases.add("flatten [3, 4, 2] all dims (PyTorch)", "flatten", "movement",
+          lambda x: torch.flatten(x), [cases.randn(3, 4, 2)], params={})
+cases.add("squeeze [3, 1, 4, 1] dim 1 (PyTorch)", "squeeze", "movement",
+          lambda x: torch.squeeze(x, 1), [cases.randn(3, 1, 4, 1)], params={"dim": 1})
+cases.add("squeeze [1, 3, 1, 4] all size-1 dims (PyTorch)", "squeeze", "movement",
+          lambda x: torch.squeeze(x), [cases.randn(1, 3, 1, 4)], params={})
+cases.add("unsqueeze [3, 4] dim -1 (PyTorch)", "unsqueeze", "movement",
+          lambda x: torch.unsqueeze(x, -1), [cases.randn(3, 4)], params={"dim": -1})
+cases.add("unsqueeze [3, 4] dim 1 (PyTorch)", "unsqueeze", "movement",
+          lambda x: torch.unsqueeze(x, 1), [cases.randn(3, 4)], params={"dim": 1})
+cases.add("reshape [2, 3, 4] to [4, -1] (PyTorch)", "reshape", "movement",
+          lambda x: torch.reshape(x, (4, -1)), [cases.randn(2, 3, 4)], params={"shape": [4, -1]})
+cases.write("nn-ops")
+
+# Batch norm's running statistics after one training call, as torch updates them in place.
+running = []
+for shape, momentum in (([6, 5], 0.1), ([3, 4, 5, 7], 0.3), ([2, 3, 6], 0.1)):
+    c = shape[1]
+    x = cases.randn(*shape, scale=1.5)
+    rm, rv = channel_stats(c)
+    new_mean, new_var = rm.clone(), rv.clone()
+    F.batch_norm(x, new_mean, new_var, training=True, momentum=momentum, eps=1e-5)
+    running.append({"shape": shape, "momentum": momentum, "x": floats(x), "runningMean": floats(rm), "runningVar": floats(rv),
+                    "newMean": floats(new_mean), "newVar": floats(new_var)})
+path = ROOT / "test" / "ops" / "fixtures" / "batchnorm-running.ts"
+path.parent.mkdir(parents=True, exist_ok=True)
+path.write_text(
+    f"// Generated by scripts/nn-ops-reference.py with PyTorch {torch.__version__} in float64; do not edit.\n"
+    "// torch.nn.functional.batch_norm's running statistics after one training call (updated in place).\n"
+    "export interface RunningCase { shape: number[]; momentum: number; x: number[]; runningMean: number[]; runningVar: number[]; newMean: number[]; newVar: number[] }\n\n"
+    "const cases: RunningCase[] = [\n" + ",\n".join(json.dumps(r, separators=(",", ":")) for r in running) + ",\n];\nexport default cases;\n"
+)
+print(f"wrote {len(running)} cases to {path.relative_to(ROOT)}")
