@@ -253,13 +253,13 @@ export class Gpu {
     if (x === 0 || y === 0 || z === 0) return;
     const entry = this.pipelines.entry(d.kernel, d.entry, d.constants, d.flags);
     let rangesKey = '';
-    for (const b of d.bindings) {
-      const record = this.bufferRecord(b.buffer);
-      record.lastUse = this.batch;
-      rangesKey += this.rangeKey(record, b);
-    }
+    for (const b of d.bindings) rangesKey += this.rangeKey(this.bufferRecord(b.buffer), b);
     const cached = this.fastLaunch ? this.cachedGroup(entry, d, rangesKey) : null;
     const group = cached ? cached.group : this.newGroup(entry, d);
+    // Marked after the group is chosen: making one may submit the batch first (slots or arena
+    // full), and the buffers belong to the batch this dispatch lands in, or an upload to one
+    // of them would go straight to the queue, ahead of this dispatch.
+    for (const b of d.bindings) this.touch(b.buffer);
     const recording = this.recording;
     if (recording) {
       // A copy of the uniforms: a caller may reuse its array.
