@@ -197,8 +197,10 @@ export class Gpu {
     if (this.recording) throw new GpuError('replay: cannot replay while recording');
     if (!this.canReplay(recording)) throw new GpuError(`replay: ${recording.unreplayable ?? 'its bind groups were dropped since it was recorded'}`);
     this.flush();
-    // Marked used by the whole batch at once (again after each submit): an upload into any of them then stays in order with the batch.
+    // Marked used by the whole batch at once, and again after each submit (a recorded flush, or
+    // an upload that found the ring full): an upload into any of them then stays in order with the batch.
     for (const b of recording.buffers) this.touch(b);
+    let batch = this.batch;
     for (const c of recording.commands) {
       if (c.kind === 'dispatch') {
         const cached = c.cached;
@@ -213,6 +215,9 @@ export class Gpu {
         this.encodeWrite(c.dst, c.data);
       } else {
         this.flush();
+      }
+      if (this.batch !== batch) {
+        batch = this.batch;
         for (const b of recording.buffers) this.touch(b);
       }
     }
