@@ -1,24 +1,24 @@
-// The engine on its own: tensors, a few ops, backward, an optimizer. A two-layer network
+// The engine on its own: modules, backward, an optimizer, a state dict. A two-layer network
 // learns XOR; the README shows this file (with the package's import names), and
-// test/examples/engine-quickstart.test.ts runs it. Run: node --import tsx examples/engine-quickstart.ts
-import { tensor, matmul, add, gelu, softmax, crossEntropy, Adam, tidy } from '../src/index.ts';
-import { openGpu } from '../src/node/index.ts';
+// test/examples/engine-quickstart.test.ts runs it and compares it with the README.
+// Run: node --import tsx examples/engine-quickstart.ts (it writes xor.safetensors where it runs)
+import { nn, tensor, softmax, crossEntropy, Adam, tidy } from '../src/index.ts';
+import { openGpu, saveSafetensorsFile } from '../src/node/index.ts'; // elsewhere: openWebGpu(), or new Gpu(device)
 
 const gpu = await openGpu();
 const x = tensor(gpu, [0, 0, 0, 1, 1, 0, 1, 1], [4, 2]);
 const labels = Uint32Array.of(0, 1, 1, 0); // XOR of the two inputs
-const init = (n: number, seed: number) => Array.from({ length: n }, (_, i) => Math.sin(seed * 97 + i * 13.7)); // fixed, varied
-const w1 = tensor(gpu, init(2 * 16, 1), [2, 16], { requiresGrad: true });
-const b1 = tensor(gpu, new Float32Array(16), [16], { requiresGrad: true });
-const w2 = tensor(gpu, init(16 * 2, 2), [16, 2], { requiresGrad: true });
-const optimizer = new Adam([w1, b1, w2], { lr: 0.05 });
+const model = new nn.Sequential(
+  new nn.Linear(gpu, 2, 16, { seed: 1 }), // weight [16, 2], bias [16], drawn as torch.nn.Linear's
+  new nn.GELU({ approximate: 'tanh' }),
+  new nn.Linear(gpu, 16, 2, { seed: 2 }),
+);
+const optimizer = new Adam(model.parameters(), { lr: 0.05 });
 
 for (let step = 0; step <= 100; step++) {
-  // tidy frees every intermediate tensor the step made, except the loss it returns.
-  const loss = tidy(() => {
-    const logits = matmul(gelu(add(matmul(x, w1), b1)), w2);
-    const l = crossEntropy(logits, labels);
-    l.backward(); // gradients of w1, b1 and w2
+  const loss = tidy(() => { // frees every intermediate tensor but the one returned
+    const l = crossEntropy(model.forward(x), labels);
+    l.backward(); // fills the gradient of every parameter
     return l;
   });
   optimizer.step();
@@ -26,6 +26,8 @@ for (let step = 0; step <= 100; step++) {
   if (step % 50 === 0) console.log(`step ${step}: loss ${(await loss.readF32())[0]!.toFixed(4)}`);
   loss.dispose();
 }
-const probabilities = tidy(() => softmax(matmul(gelu(add(matmul(x, w1), b1)), w2)));
-console.log('p(xor = 1):', Array.from(await probabilities.readF32()).filter((_, i) => i % 2 === 1).map((p) => p.toFixed(3)).join(' '));
+const p = tidy(() => softmax(model.forward(x))); // rows ≈ [1, 0], [0, 1], [0, 1], [1, 0]
+console.log('p(xor = 1):', Array.from(await p.readF32()).filter((_, i) => i % 2 === 1).map((v) => v.toFixed(3)).join(' '));
+// Keys 0.weight, 0.bias, 2.weight, 2.bias: torch.nn.Sequential's, so PyTorch loads the file.
+await saveSafetensorsFile('xor.safetensors', model.stateDict(), { force: true });
 gpu.destroy();

@@ -199,8 +199,10 @@ export class Gpu {
     if (this.recording) throw new GpuError('replay: cannot replay while recording');
     if (!this.canReplay(recording)) throw new GpuError(`replay: ${recording.unreplayable ?? 'its bind groups were dropped since it was recorded'}`);
     this.flush();
-    // Marked used by the whole batch at once (again after each submit): an upload into any of them then stays in order with the batch.
+    // Marked used by the whole batch at once, and again after each submit (a recorded flush, or
+    // an upload that found the ring full): an upload into any of them then stays in order with the batch.
     for (const b of recording.buffers) this.touch(b);
+    let batch = this.batch;
     for (const c of recording.commands) {
       if (c.kind === 'dispatch') {
         const cached = c.cached;
@@ -215,6 +217,9 @@ export class Gpu {
         this.encodeWrite(c.dst, c.data);
       } else {
         this.flush();
+      }
+      if (this.batch !== batch) {
+        batch = this.batch;
         for (const b of recording.buffers) this.touch(b);
       }
     }
@@ -255,13 +260,13 @@ export class Gpu {
     if (x === 0 || y === 0 || z === 0) return;
     const entry = this.pipelines.entry(d.kernel, d.entry, d.constants, d.flags);
     let rangesKey = '';
-    for (const b of d.bindings) {
-      const record = this.bufferRecord(b.buffer);
-      record.lastUse = this.batch;
-      rangesKey += this.rangeKey(record, b);
-    }
+    for (const b of d.bindings) rangesKey += this.rangeKey(this.bufferRecord(b.buffer), b);
     const cached = this.fastLaunch ? this.cachedGroup(entry, d, rangesKey) : null;
     const group = cached ? cached.group : this.newGroup(entry, d);
+    // Marked after the group is chosen: making one may submit the batch first (slots or arena
+    // full), and the buffers belong to the batch this dispatch lands in, or an upload to one
+    // of them would go straight to the queue, ahead of this dispatch.
+    for (const b of d.bindings) this.touch(b.buffer);
     const recording = this.recording;
     if (recording) {
       // A copy of the uniforms: a caller may reuse its array.

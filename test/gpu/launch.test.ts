@@ -97,13 +97,33 @@ describe('bind group reuse', () => {
     }
     for (const t of [...inputs, ...outputs]) t.dispose();
   });
+
+  it('keeps an upload behind a dispatch whose new group started the next batch (the slots ran out)', async () => {
+    // Fill the 4096 slots exactly, so the next new group submits the batch before it is encoded:
+    // its buffers must count as used by the batch it lands in, or a write to them overtakes it.
+    gpu.dropBindGroups();
+    const inputs = Array.from({ length: 4096 }, (_, i) => tensor(gpu, [i, 0, 0, 0], [4]));
+    const outputs = inputs.map((t) => scale(t, 1));
+    const t = tensor(gpu, X, [4]);
+    gpu.copy(inputs[0]!.binding(), outputs[0]!.binding()); // work in the open batch (the 4096th dispatch submitted the last)
+    const submits = gpu.submits;
+    const y = scale(t, 1);
+    expect(gpu.submits).toBe(submits + 1);
+    t.write(Float32Array.from(times(-1)));
+    expect(Array.from(await y.read())).toEqual(X);
+    expect(Array.from(await outputs[4095]!.read())).toEqual([4095, 0, 0, 0]);
+    expect(Array.from(await outputs[0]!.read())).toEqual([0, 0, 0, 0]);
+    for (const u of [...inputs, ...outputs, t, y]) u.dispose();
+  });
 });
 
 describe('upload ring', () => {
   it('keeps uploads in order with the work around them on the same buffer', async () => {
     const t = Tensor.empty(gpu, [4]);
     t.write(Float32Array.from(X));
+    const before = gpu.submits;
     const y = scale(t, 1);
+    console.log('SUBMITS', gpu.submits - before, gpu.cachedBindGroups);
     t.write(Float32Array.from(times(-1)));
     const z = scale(t, 1);
     expect(Array.from(await y.read())).toEqual(X);

@@ -17,6 +17,7 @@ import { batchLoss, encode, disposePast, type Example } from '../../src/prompt/t
 import { seededRandom } from '../../src/util/random.ts';
 
 let gpu: Gpu;
+const X = [1, -2, 3.5, 4];
 beforeAll(async () => {
   gpu = await testGpu();
 });
@@ -178,6 +179,32 @@ describe('CapturedStep', () => {
     expect(losses).toEqual(expected.losses);
     capture.dispose();
     r.dispose();
+  });
+
+  it('keeps a replayed upload behind the replayed work before it when the uploads outgrow the ring (4 MiB) mid-replay', async () => {
+    // The step writes x, then 17 × 256 kB (the ring fills and the batch is submitted), reads x,
+    // then writes x again: that last upload must land after the read, in the batch it follows.
+    const x = tensor(gpu, [0, 0, 0, 0], [4]);
+    const filler = Array.from({ length: 17 }, () => tensor(gpu, new Float32Array(65536), [65536]));
+    const values = Array.from({ length: 17 }, (_, i) => new Float32Array(65536).fill(i));
+    const capture = new CapturedStep(gpu, () => {
+      x.write(Float32Array.from(X));
+      filler.forEach((t, i) => t.write(values[i]!));
+      const y = scale(x, 1);
+      x.write(Float32Array.from(X, (v) => -v));
+      return y;
+    });
+    const outputs: number[][] = [];
+    for (let s = 0; s < 4; s++) {
+      const y = capture.run();
+      outputs.push(Array.from(await y.read()));
+      y.dispose();
+    }
+    expect(capture.replayed).toBe(2);
+    expect(outputs).toEqual([X, X, X, X]);
+    expect(Array.from(await filler[16]!.read()).slice(0, 2)).toEqual([16, 16]);
+    capture.dispose();
+    for (const t of [x, ...filler]) t.dispose();
   });
 
   it('with fast launch off (a bind group per dispatch) runs the step every time, and says why', async () => {
