@@ -1,0 +1,88 @@
+// A local stand-in for the Hugging Face Hub on 127.0.0.1: the shipped small model laid out as
+// the Hub serves it (/<owner>/<name>/resolve/main/{config.json,model.safetensors}), with Range
+// requests and CORS as the Hub answers them, and repositories that misbehave on purpose:
+//   test/flaky    the first transfer of the weights is cut after CUT_AFTER bytes, then it serves
+//   test/truncated  serves a weights file cut short, with a Content-Length that agrees with it
+//   test/mismatch   announces one size to a probe and sends a file of another size
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+
+const MODEL_DIR = resolve(import.meta.dirname, '..', '..', 'weights', 'small-gpt2');
+export const CUT_AFTER = 1_000_000;
+
+export interface HubServer {
+  base: string;
+  /** Every request: path and Range header. */
+  hits: { path: string; range: string | undefined }[];
+  /** Arms test/flaky again: its next weights transfer is cut. */
+  cutNext(): void;
+  close(): Promise<void>;
+}
+
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-expose-headers': 'content-length, content-range, accept-ranges',
+};
+
+function send(req: IncomingMessage, res: ServerResponse, body: Uint8Array, options: { cutAfter?: number; announce?: number } = {}): void {
+  const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+  const size = options.announce ?? body.length;
+  if (m) {
+    const start = Number(m[1]);
+    const end = m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
+    if (start >= size) return void res.writeHead(416, { ...CORS, 'content-range': `bytes */${size}` }).end();
+    res.writeHead(206, { ...CORS, 'accept-ranges': 'bytes', 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${size}` });
+    const part = body.subarray(start, end + 1);
+    if (options.cutAfter !== undefined) return void res.write(part.subarray(0, options.cutAfter), () => res.socket?.destroy());
+    return void res.end(part);
+  }
+  res.writeHead(200, { ...CORS, 'accept-ranges': 'bytes', 'content-length': body.length });
+  if (options.cutAfter !== undefined) return void res.write(body.subarray(0, options.cutAfter), () => res.socket?.destroy());
+  res.end(body);
+}
+
+export async function startHubServer(): Promise<HubServer> {
+  const config = readFileSync(join(MODEL_DIR, 'config.json'));
+  const weights = readFileSync(join(MODEL_DIR, 'model.safetensors'));
+  const hits: HubServer['hits'] = [];
+  let cut = true;
+  const server: Server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+    hits.push({ path, range: req.headers.range });
+    if (req.method === 'OPTIONS') {
+      return void res.writeHead(204, { ...CORS, 'access-control-allow-headers': 'range, accept-encoding', 'access-control-allow-methods': 'GET, HEAD' }).end();
+    }
+    const m = /^\/([^/]+\/[^/]+)\/resolve\/main\/(config\.json|model\.safetensors)$/.exec(path);
+    if (!m) return void res.writeHead(404, CORS).end();
+    const [, repo, file] = m;
+    if (file === 'config.json') return send(req, res, config);
+    const isProbe = req.headers.range === 'bytes=0-0';
+    switch (repo) {
+      case 'test/flaky':
+        if (cut && !isProbe) {
+          cut = false;
+          return send(req, res, weights, { cutAfter: CUT_AFTER });
+        }
+        return send(req, res, weights);
+      case 'test/truncated':
+        return send(req, res, weights.subarray(0, weights.length - 4096));
+      case 'test/mismatch':
+        return isProbe ? send(req, res, weights, { announce: weights.length + 1000 }) : send(req, res, weights);
+      default:
+        return send(req, res, weights);
+    }
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  return {
+    base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    hits,
+    cutNext: () => void (cut = true),
+    close: () =>
+      new Promise<void>((ok) => {
+        server.closeAllConnections();
+        server.close(() => ok());
+      }),
+  };
+}
