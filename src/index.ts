@@ -36,7 +36,7 @@ export { ResumableDownload, probeSize, InterruptedDownload, DownloadRefused, typ
 
 // Data and metrics
 export { parseTable, tableFormat, type Table } from './data/table.ts';
-export { toDataset, spreadSubset, pickRows, holdOut, classCounts, withLabelColumns, parseLabelList, DataError, type Dataset, type DatasetSpec } from './data/dataset.ts';
+export { toDataset, spreadSubset, pickRows, holdOut, classCounts, withLabelColumns, parseLabelList, posWeights, DataError, type Dataset, type DatasetSpec } from './data/dataset.ts';
 export { makeDemoDataset } from './data/demo.ts';
 export { classificationReport, multilabelReport, formatReport } from './metrics/classification.ts';
 export { pearson, correlationTable, kendallTau } from './metrics/correlation.ts';
