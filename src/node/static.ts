@@ -40,9 +40,10 @@ export function staticHandler(options: StaticOptions): (req: IncomingMessage, re
     const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
     if (options.extra && (await options.extra(req, res, path))) return;
     if (path === '/' && options.index) return void res.writeHead(302, { location: options.index }).end();
-    const allowed = !options.prefixes || options.prefixes.some((p) => path.startsWith(p));
-    const file = allowed ? fileUnder(options.root, path.endsWith('/') ? `${path}index.html` : path) : null;
-    const body = file ? await readFile(file).catch(() => null) : null;
+    const file = fileUnder(options.root, path.endsWith('/') ? `${path}index.html` : path);
+    // Prefixes are checked on the resolved file, so an encoded ".." cannot step out of them.
+    const allowed = file !== null && (!options.prefixes || options.prefixes.some((p) => file.startsWith(join(resolve(options.root), p))));
+    const body = allowed ? await readFile(file).catch(() => null) : null;
     if (!body) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     res.writeHead(200, { 'content-type': CONTENT_TYPES[extname(file!)] ?? 'application/octet-stream', 'cache-control': 'no-store' }).end(body);
   };

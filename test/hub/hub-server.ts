@@ -14,8 +14,8 @@ export const CUT_AFTER = 1_000_000;
 
 export interface HubServer {
   base: string;
-  /** Every request: path and Range header. */
-  hits: { path: string; range: string | undefined }[];
+  /** Every request: method, path and Range header. */
+  hits: { method: string; path: string; range: string | undefined }[];
   /** Arms test/flaky again: its next weights transfer is cut. */
   cutNext(): void;
   close(): Promise<void>;
@@ -50,7 +50,7 @@ export async function startHubServer(): Promise<HubServer> {
   let cut = true;
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
-    hits.push({ path, range: req.headers.range });
+    hits.push({ method: req.method ?? 'GET', path, range: req.headers.range });
     if (req.method === 'OPTIONS') {
       return void res.writeHead(204, { ...CORS, 'access-control-allow-headers': 'range, accept-encoding', 'access-control-allow-methods': 'GET, HEAD' }).end();
     }

@@ -28,7 +28,7 @@ beforeAll(async () => {
 });
 afterAll(() => hub.close());
 
-const weightsHits = (repo: string) => hub.hits.filter((h) => h.path === `/${repo}/resolve/main/model.safetensors`);
+const weightsHits = (repo: string) => hub.hits.filter((h) => h.method === 'GET' && h.path === `/${repo}/resolve/main/model.safetensors`);
 
 describe('openHubModel', () => {
   it('downloads a model laid out as the Hub does, stores it, and opens it from the store without a request', async () => {
