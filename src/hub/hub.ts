@@ -22,10 +22,18 @@ export function hubFileUrl(base: string, repo: string, file: ModelFile): string 
   return `${base.replace(/\/+$/, '')}/${repo}/resolve/main/${file}`;
 }
 
-/** The Hub repository and base URL of a file URL made by hubFileUrl, or null for another URL. */
+/**
+ * The Hub repository and base URL of a file URL made by hubFileUrl, or null for another URL.
+ * The last two path segments before resolve/main are read as owner/name, a single one as a bare
+ * name (gpt2); so a bare name under a mirror's path prefix reads as owner/name.
+ */
 export function parseHubFileUrl(url: string): { base: string; repo: string; file: string } | null {
-  const m = /^(.*)\/([^/]+(?:\/[^/]+)?)\/resolve\/main\/([^/]+)$/.exec(url);
-  return m ? { base: m[1]!, repo: m[2]!, file: m[3]! } : null;
+  const m = /^(\w+:\/\/[^/]+)((?:\/[^/]+)*)\/resolve\/main\/([^/]+)$/.exec(url);
+  if (!m) return null;
+  const segments = m[2]!.split('/').slice(1);
+  const owned = segments.length >= 2 ? 2 : 1;
+  if (segments.length < owned) return null;
+  return { base: m[1]! + segments.slice(0, -owned).map((s) => `/${s}`).join(''), repo: segments.slice(-owned).join('/'), file: m[3]! };
 }
 
 /** What training a prompt on a model takes; GPU figures are estimates, named as such on the page. */

@@ -88,6 +88,13 @@ describe('openHubModel', () => {
     expect(weightsHits('test/refused').map((h) => h.range)).toEqual(['bytes=0-0']);
   });
 
+  it('reads the repository and base back from a file URL', () => {
+    expect(parseHubFileUrl(hubFileUrl('https://huggingface.co', 'openai-community/gpt2', 'config.json'))).toEqual({ base: 'https://huggingface.co', repo: 'openai-community/gpt2', file: 'config.json' });
+    expect(parseHubFileUrl(hubFileUrl('https://huggingface.co/', 'gpt2', 'model.safetensors'))).toEqual({ base: 'https://huggingface.co', repo: 'gpt2', file: 'model.safetensors' });
+    expect(parseHubFileUrl(hubFileUrl('http://127.0.0.1:8080/mirror', 'a/b', 'config.json'))).toEqual({ base: 'http://127.0.0.1:8080/mirror', repo: 'a/b', file: 'config.json' });
+    expect(parseHubFileUrl('https://example.com/model.safetensors')).toBeNull();
+  });
+
   it('names a model id that is not one', () => {
     expect(() => hubFileUrl(hub.base, '../etc', 'config.json')).toThrow('"../etc" is not a Hugging Face model id');
   });
