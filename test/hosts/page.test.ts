@@ -177,6 +177,23 @@ describe.skipIf(missing !== null)('the page in Chromium', { timeout: 200_000 }, 
     });
   });
 
+  it('gpt2-prompt train on the same file and settings writes the page\'s prompt file: the same fields, parameters within 1e-5', async (ctx) => {
+    if (!promptFile) ctx.skip('no prompt file from the page');
+    const out = join(dir, 'cli.gpt2p');
+    const cli = await run(process.execPath, ['--import', 'tsx', 'src/cli/dev.ts', 'train', '--data', TRAIN, '--val', VAL, '--name', 'reviews', '--epochs', '1', '--batch-size', '4', '--max-length', '16', '--out', out, '--quiet'], 120_000);
+    expect(cli.code, cli.stderr).toBe(0);
+    const [page, node] = [promptFile, out].map((f) => decodeCheckpoint(readFileSync(f), f));
+    // The page knows the file by its name only; the CLI by the path it was given.
+    expect({ ...page!.training, data: null }).toEqual({ ...node!.training, data: null });
+    expect(page!.training.data).toEqual(['reviews.csv']);
+    expect(page!.model).toEqual(node!.model);
+    expect(page!.tasks).toEqual(node!.tasks);
+    expect(page!.promptTokens).toBe(node!.promptTokens);
+    expect(page!.progress!.history.map((h) => h.epoch)).toEqual([1]);
+    expect(Math.abs(page!.progress!.history[0]!.loss - node!.progress!.history[0]!.loss)).toBeLessThan(LOSS_AGREEMENT);
+    for (const key of ['prompt', 'headWeight', 'headBias'] as const) expect(maxDifference(Array.from(page!.params[key]), Array.from(node!.params[key]))).toBeLessThan(1e-5);
+  });
+
   it('loads a prompt file to classify, and refuses one made for another model, with the reason', async (ctx) => {
     if (!promptFile) ctx.skip('no prompt file from the page');
     const page = session.page;
