@@ -259,7 +259,7 @@ describe.skipIf(missing !== null)('the page in Chromium', { timeout: 200_000 }, 
     expect(d.dataError).toBe('rows.jsonl: row 2, column "label": missing label (undefined)');
   });
 
-  it('opens a GPT-2 from a Hub: resumes a cut download, refuses a truncated or mismatched file, opens from Cache Storage with the Hub stopped, and deletes it', async (ctx) => {
+  it('opens a GPT-2 from a Hub: resumes a cut download, refuses a truncated or mismatched file, shows progress and cancels and resumes, refuses a model over the adapter\'s limits, opens from Cache Storage with the Hub stopped, and deletes it', async (ctx) => {
     if (noAdapter) ctx.skip(`Chromium offers no WebGPU adapter here: ${noAdapter}`);
     const page = session.page;
     await page.goto(`${session.origin}/examples/browser/index.html?model=test/flaky&hub=${hub.base}`);
@@ -280,17 +280,40 @@ describe.skipIf(missing !== null)('the page in Chromium', { timeout: 200_000 }, 
       expect(d.modelError).toMatch(reason);
     }
 
+    // Watched, cancelled, and opened again: the download continues where it stopped.
+    await page.fill('#repo', 'test/slow');
+    await page.click('#open-model');
+    await page.waitForFunction(() => /^model\.safetensors: 0\.3 MiB of 6\.4 MiB · [\d.]+ MiB\/s · \d+ s left$/.test(document.getElementById('download-status')!.textContent!), null, { timeout: 20_000 });
+    await page.click('#cancel-download');
+    d = await until(page, "d.modelError && d.modelError.includes('cancelled')");
+    expect(d.modelError).toBe('download cancelled; Open model resumes it');
+    await page.click('#open-model');
+    d = await until(page, "d.modelState === 'ready' || d.modelState === 'failed'", 60_000);
+    expect(d.modelError).toBeNull();
+    expect(d.model).toMatchObject({ repo: 'test/slow', fromStore: false, resumed: true });
+    const slow = hub.hits.filter((h) => h.method === 'GET' && h.path === '/test/slow/resolve/main/model.safetensors').map((h) => h.range);
+    expect(slow).toHaveLength(4);
+    expect(slow).toEqual(['bytes=0-0', undefined, 'bytes=0-0', 'bytes=300000-']);
+
+    // A model no adapter can hold is refused from its config, before its weights are fetched.
+    await page.fill('#repo', 'test/huge');
+    await page.click('#open-model');
+    d = await until(page, "d.modelError && d.modelError.includes('test/huge')");
+    expect(d.modelError).toMatch(/^test\/huge cannot run here: the token embeddings \(50257 × 32768\) take 6282 MiB in one buffer, over this adapter's limit of \d+ MiB \(maxStorageBufferBindingSize\)$/);
+    expect(await page.locator('#model-status').textContent()).toBe(d.modelError);
+    expect(hub.hits.filter((h) => h.method === 'GET' && h.path === '/test/huge/resolve/main/model.safetensors').map((h) => h.range)).toEqual(['bytes=0-0']);
+
     await hub.close();
     await page.reload();
     d = await until(page, "d.modelState === 'ready' || d.modelState === 'failed'", 60_000);
     expect(d.modelError).toBeNull();
     expect(d.model).toMatchObject({ fromStore: true });
     expect(await page.locator('#model-status').textContent()).toMatch(/from this browser's storage/);
-    expect(d.stored).toEqual([`test/flaky from ${hub.base}`]);
+    expect(d.stored).toEqual([`test/flaky from ${hub.base}`, `test/slow from ${hub.base}`]);
     await page.click('#stored-section summary');
     await page.click('#stored button');
-    d = await until(page, 'd.stored.length === 0');
-    expect(d.stored).toEqual([]);
+    d = await until(page, 'd.stored.length === 1');
+    expect(d.stored).toEqual([`test/slow from ${hub.base}`]);
   });
 
   it('without WebGPU, says which browsers and flags give it', async () => {
