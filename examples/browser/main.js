@@ -121,8 +121,8 @@ async function checkModel(repo, config, storageBytes) {
   const free = estimate?.quota !== undefined ? estimate.quota - (estimate.usage ?? 0) : undefined;
   demo.needs = needs;
   say(
-    'model-status',
-    `${repo}: ${(needs.parameters / 1e6).toFixed(1)}M parameters, ${config.nLayer} layers × ${config.nEmbd}, ${config.nPositions} positions. ` +
+    'model-needs',
+    `${repo}: ${(needs.parameters / 1e6).toFixed(1)}M parameters, ${config.nLayer} layer${config.nLayer === 1 ? '' : 's'} × ${config.nEmbd}, ${config.nPositions} positions. ` +
       `Needs ${mib(storageBytes)} of storage${free !== undefined ? ` (${mib(free)} free)` : ''} and about ${mib(needs.weightBytes)} of GPU memory for the weights ` +
       `plus about ${mib(needs.batchBytes)} per training batch of ${shape.batchSize} × ${tokens} tokens; its largest buffer, ${needs.largestBuffer.what}, takes ${mib(needs.largestBuffer.bytes)}.`,
   );
@@ -143,6 +143,7 @@ async function openModel() {
   const source = document.querySelector('input[name=source]:checked').value;
   demo.modelState = 'loading';
   demo.modelError = null;
+  say('model-needs', '');
   $('open-model').disabled = true;
   $('train').disabled = true;
   let checkpoint;
@@ -151,6 +152,7 @@ async function openModel() {
     if (source === 'shipped') {
       const [configBytes, weights] = await Promise.all([readShipped(`${DEFAULT_MODEL_DIR}/config.json`), readShipped(`${DEFAULT_MODEL_DIR}/model.safetensors`)]);
       checkpoint = loadCheckpoint(new TextDecoder().decode(configBytes), weights, `${DEFAULT_MODEL_DIR}/model.safetensors`);
+      await checkModel(DEFAULT_MODEL_DIR, checkpoint.config, weights.byteLength);
       origin = 'shipped with the package';
     } else {
       const repo = $('repo').value.trim();
@@ -168,6 +170,8 @@ async function openModel() {
     demo.modelState = 'failed';
     demo.modelError = messageOf(error);
     say('model-status', demo.modelError, true);
+    // The model open before, if any, still trains.
+    $('train').disabled = !session.model;
     return;
   } finally {
     cancelDownload = null;

@@ -5,6 +5,7 @@
 // (test/hub/hub-server.ts): resumed after a cut, refused when truncated or of another size,
 // opened from Cache Storage with that server stopped, and deleted. SwiftShader is slow, so the
 // data is a dozen short rows, texts cut at 16 tokens, one epoch on the shipped small model.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,6 +102,17 @@ async function typeSettings(page: Page) {
   await page.fill('#batch-size', String(SETTINGS.batchSize));
   await page.fill('#max-length', String(SETTINGS.maxLength));
 }
+
+describe('the page\'s JavaScript', () => {
+  it('is under 1.5 MB minified, the bundle it loads included', async () => {
+    const { build } = await import('esbuild');
+    execFileSync(process.execPath, [join(ROOT, 'scripts', 'bundle.mjs')], { stdio: 'ignore' });
+    const out = await build({ entryPoints: [join(ROOT, 'examples', 'browser', 'main.js')], bundle: true, minify: true, format: 'esm', write: false, logLevel: 'warning' });
+    const bytes = out.outputFiles[0]!.contents.byteLength;
+    expect(bytes).toBeGreaterThan(500_000);
+    expect(bytes).toBeLessThan(1_500_000);
+  });
+});
 
 describe.skipIf(missing !== null)('the page in Chromium', { timeout: 200_000 }, () => {
   let session: BrowserSession;
@@ -257,6 +269,16 @@ describe.skipIf(missing !== null)('the page in Chromium', { timeout: 200_000 }, 
     await page.setInputFiles('#data-file', file('rows.jsonl', '{"text":"Great","label":"good"}\n{"text":"Awful"}\n'));
     d = await until(page, "d.dataError && d.dataError.startsWith('rows.jsonl')");
     expect(d.dataError).toBe('rows.jsonl: row 2, column "label": missing label (undefined)');
+    await page.setInputFiles('#data-file', TRAIN);
+    await page.check('input[name=val][value=none]');
+    await page.fill('#labels', 'good,so-so');
+    await page.dispatchEvent('#labels', 'change');
+    d = await until(page, "d.dataError && d.dataError.startsWith('reviews.csv')");
+    expect(d.dataError).toBe('reviews.csv: row 2, column "label": label "bad" is not one of the given labels ("good", "so-so")');
+    await page.fill('#labels', '');
+    await page.dispatchEvent('#labels', 'change');
+    d = await until(page, '!d.dataError');
+    expect(d.data).toMatchObject({ kind: 'single', train: 12, val: 0 });
   });
 
   it('opens a GPT-2 from a Hub: resumes a cut download, refuses a truncated or mismatched file, shows progress and cancels and resumes, refuses a model over the adapter\'s limits, opens from Cache Storage with the Hub stopped, and deletes it', async (ctx) => {
@@ -301,6 +323,8 @@ describe.skipIf(missing !== null)('the page in Chromium', { timeout: 200_000 }, 
     d = await until(page, "d.modelError && d.modelError.includes('test/huge')");
     expect(d.modelError).toMatch(/^test\/huge cannot run here: the token embeddings \(50257 × 32768\) take 6282 MiB in one buffer, over this adapter's limit of \d+ MiB \(maxStorageBufferBindingSize\)$/);
     expect(await page.locator('#model-status').textContent()).toBe(d.modelError);
+    expect(await page.locator('#model-needs').textContent()).toMatch(/^test\/huge: 14565\.8M parameters, 1 layer × 32768, 1024 positions\. Needs 55564 MiB of storage .*and about 55564 MiB of GPU memory for the weights plus about \d+ MiB per training batch of 8 × 1024 tokens/);
+    expect(await page.locator('#train').isDisabled()).toBe(false);
     expect(hub.hits.filter((h) => h.method === 'GET' && h.path === '/test/huge/resolve/main/model.safetensors').map((h) => h.range)).toEqual(['bytes=0-0']);
 
     await hub.close();

@@ -16,7 +16,8 @@ const MODEL_DIR = resolve(import.meta.dirname, '..', '..', 'weights', 'small-gpt
 export const CUT_AFTER = 1_000_000;
 /** 50257 × 32768 float32 token embeddings: 6.1 GiB in one buffer, over any adapter's binding limit. */
 const HUGE_CONFIG = new TextEncoder().encode(JSON.stringify({ model_type: 'gpt2', vocab_size: 50257, n_positions: 1024, n_embd: 32768, n_layer: 1, n_head: 64, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5 }));
-const HUGE_BYTES = 4 * (50257 + 1024) * 32768;
+/** Its float32 file: 4 bytes for each of 14,565,769,216 parameters. */
+const HUGE_BYTES = 4 * 14_565_769_216;
 
 export interface HubServer {
   base: string;
