@@ -37,6 +37,8 @@ export interface DownloadProgress {
 export interface ResumableOptions {
   /** The size the file must have (a probe's answer); a server reporting another is refused. */
   expectedSize?: number;
+  /** The file's first bytes, kept from an earlier download (another visit): the rest is asked with a Range request. */
+  start?: Uint8Array;
   /** How many times an interrupted transfer is continued within one run() (default 3). */
   retries?: number;
   onProgress?: (progress: DownloadProgress) => void;
@@ -73,6 +75,10 @@ export class ResumableDownload {
     private readonly options: ResumableOptions = {},
   ) {
     this.total = options.expectedSize;
+    if (options.start && options.start.byteLength > 0 && (this.total === undefined || options.start.byteLength <= this.total)) {
+      this.chunks = [options.start];
+      this.have = options.start.byteLength;
+    }
   }
 
   /** Bytes held so far. */
@@ -93,12 +99,18 @@ export class ResumableDownload {
         if (attempt >= retries) throw new InterruptedDownload(`${error.message}; ${this.have} bytes are kept, and downloading again resumes from there`);
       }
     }
+    return this.bytesSoFar();
+  }
+
+  /** The bytes received so far, in one array. */
+  bytesSoFar(): Uint8Array {
     const bytes = new Uint8Array(this.have);
     let at = 0;
     for (const c of this.chunks) {
       bytes.set(c, at);
       at += c.byteLength;
     }
+    this.chunks = [bytes];
     return bytes;
   }
 

@@ -36,6 +36,11 @@ export function parseHubFileUrl(url: string): { base: string; repo: string; file
   return { base: m[1]! + segments.slice(0, -owned).map((s) => `/${s}`).join(''), repo: segments.slice(-owned).join('/'), file: m[3]! };
 }
 
+/** Where a store keeps the first bytes of an unfinished download of `url`. */
+export function partialUrl(url: string): string {
+  return `${url}?partial`;
+}
+
 /** What training a prompt on a model takes; GPU figures are estimates, named as such on the page. */
 export interface ModelNeeds {
   parameters: number;
@@ -159,19 +164,29 @@ export async function openHubModel(options: HubModelOptions): Promise<HubModel> 
   const config = parseConfig(configText, `${options.repo}/config.json`);
   const size = await probeSize(urls.weights, fetchImpl);
   await options.check?.(config, size);
+  // An unfinished download continues: from this visit's memory, else from the store.
+  const partUrl = partialUrl(urls.weights);
   let download = downloads.get(urls.weights);
   if (!download) {
-    download = new ResumableDownload(urls.weights, { expectedSize: size, fetch: fetchImpl, onProgress: (p) => options.onProgress?.('model.safetensors', p) });
+    const start = (await options.store?.get(partUrl)) ?? undefined;
+    download = new ResumableDownload(urls.weights, { expectedSize: size, start, fetch: fetchImpl, onProgress: (p) => options.onProgress?.('model.safetensors', p) });
     downloads.set(urls.weights, download);
   }
   let weights: Uint8Array;
   try {
     weights = await download.run(options.signal);
   } catch (error) {
-    if (error instanceof DownloadRefused) downloads.delete(urls.weights);
+    if (error instanceof DownloadRefused) {
+      downloads.delete(urls.weights);
+      await options.store?.delete(partUrl);
+    } else if (download.received > 0) {
+      // Kept for a later visit, which asks only for the rest.
+      await options.store?.put(partUrl, download.bytesSoFar()).catch(() => {});
+    }
     throw error;
   }
   downloads.delete(urls.weights);
+  await options.store?.delete(partUrl);
   let checkpoint: GPT2Checkpoint;
   try {
     checkpoint = loadCheckpoint(configText, weights, name);

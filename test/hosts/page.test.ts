@@ -302,13 +302,19 @@ describe.skipIf(missing !== null)('the page in Chromium', { timeout: 200_000 }, 
       expect(d.modelError).toMatch(reason);
     }
 
-    // Watched, cancelled, and opened again: the download continues where it stopped.
+    // Watched and cancelled; opened again in a later visit, the download continues where it stopped.
     await page.fill('#repo', 'test/slow');
     await page.click('#open-model');
     await page.waitForFunction(() => /^model\.safetensors: 0\.3 MiB of 6\.4 MiB · [\d.]+ MiB\/s · \d+ s left$/.test(document.getElementById('download-status')!.textContent!), null, { timeout: 20_000 });
     await page.click('#cancel-download');
     d = await until(page, "d.modelError && d.modelError.includes('cancelled')");
     expect(d.modelError).toBe('download cancelled; Open model resumes it');
+    d = await until(page, "d.stored.length === 2");
+    expect(d.stored).toEqual([`test/flaky from ${hub.base}`, `test/slow from ${hub.base}`]);
+    // A later visit: the kept bytes come from Cache Storage.
+    await page.goto(`${session.origin}/examples/browser/index.html?hub=${hub.base}`);
+    await until(page, "d.modelState === 'ready'");
+    await page.fill('#repo', 'test/slow');
     await page.click('#open-model');
     d = await until(page, "d.modelState === 'ready' || d.modelState === 'failed'", 60_000);
     expect(d.modelError).toBeNull();
@@ -328,7 +334,7 @@ describe.skipIf(missing !== null)('the page in Chromium', { timeout: 200_000 }, 
     expect(hub.hits.filter((h) => h.method === 'GET' && h.path === '/test/huge/resolve/main/model.safetensors').map((h) => h.range)).toEqual(['bytes=0-0']);
 
     await hub.close();
-    await page.reload();
+    await page.goto(`${session.origin}/examples/browser/index.html?model=test/slow&hub=${hub.base}`);
     d = await until(page, "d.modelState === 'ready' || d.modelState === 'failed'", 60_000);
     expect(d.modelError).toBeNull();
     expect(d.model).toMatchObject({ fromStore: true });

@@ -2,7 +2,7 @@
 // refused when truncated or of another size, cancelled and continued, and checked against an
 // adapter's limits before the weights are fetched. Nothing here touches the network.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openHubModel, modelNeeds, whyNotFitting, hubFileUrl, parseHubFileUrl, type ModelStore } from '../../src/hub/hub.ts';
+import { openHubModel, modelNeeds, whyNotFitting, hubFileUrl, parseHubFileUrl, partialUrl, type ModelStore } from '../../src/hub/hub.ts';
 import { DownloadRefused, ResumableDownload } from '../../src/hub/download.ts';
 import { fingerprint } from '../../src/gpt2/checkpoint.ts';
 import { parseConfig } from '../../src/gpt2/config.ts';
@@ -80,6 +80,24 @@ describe('openHubModel', () => {
     expect(model.resumed).toBe(true);
     expect(weightsHits('test/cancel').at(-1)!.range).toBe(`bytes=${kept}-`);
     expect(await fingerprint(model.checkpoint)).toBe(shipped);
+  });
+
+  it('an unfinished download is kept in the store, and a later visit (a fresh page: no downloads in memory) asks only for the rest', async () => {
+    const store = mapStore();
+    const stop = new AbortController();
+    const url = hubFileUrl(hub.base, 'test/visits', 'model.safetensors');
+    const cancelled = await openHubModel({
+      base: hub.base, repo: 'test/visits', store, signal: stop.signal,
+      onProgress: (_, p) => void (p.received > 0 && stop.abort(new Error('tab closed'))),
+    }).catch((e: Error) => e);
+    expect((cancelled as Error).message).toBe('tab closed');
+    const kept = store.files.get(partialUrl(url))!.byteLength;
+    expect(kept).toBeGreaterThan(0);
+    const model = await openHubModel({ base: hub.base, repo: 'test/visits', store });
+    expect(model.resumed).toBe(true);
+    expect(weightsHits('test/visits').at(-1)!.range).toBe(`bytes=${kept}-`);
+    expect(await fingerprint(model.checkpoint)).toBe(shipped);
+    expect([...store.files.keys()].sort()).toEqual([hubFileUrl(hub.base, 'test/visits', 'config.json'), url]);
   });
 
   it('a refusal by check() comes before any weights are fetched', async () => {
