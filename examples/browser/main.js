@@ -508,6 +508,7 @@ async function classifyFile(file) {
 
 /** A prompt file the visitor brings, refused (with the reason) when made for another model. */
 async function loadPromptFile(file) {
+  if (!session.model) throw new Error('open a model first: a prompt file runs on the model it was trained on');
   const checkpoint = decodeCheckpoint(new Uint8Array(await file.arrayBuffer()), file.name);
   checkSameModel(checkpoint, session.identity, file.name);
   releaseClassifier();

@@ -167,6 +167,13 @@ describe.skipIf(missing !== null)('the page in Chromium', { timeout: 200_000 }, 
     promptFile = join(dir, (await download).suggestedFilename());
     await (await download).saveAs(promptFile);
     expect(promptFile).toMatch(/reviews\.gpt2p$/);
+    // One epoch: the best checkpoint is the last one.
+    const bestDownload = page.waitForEvent('download');
+    await page.click('#download-best');
+    const best = join(dir, (await bestDownload).suggestedFilename());
+    await (await bestDownload).saveAs(best);
+    expect(best).toMatch(/reviews\.best\.gpt2p$/);
+    expect(readFileSync(best).equals(readFileSync(promptFile))).toBe(true);
     await page.fill('#text', TEXTS.join('\n'));
     await page.click('#classify');
     pagePredictions = (await until(page, 'd.predictions && d.predictions.texts.length === 3')).predictions;
@@ -254,6 +261,21 @@ describe.skipIf(missing !== null)('the page in Chromium', { timeout: 200_000 }, 
     const node = await nodeFit({ name: 'reviews', train, val, loss: { posWeight: posWeights(train.targets, 2) } });
     expect(maxDifference(d.losses, node.losses)).toBeLessThan(LOSS_AGREEMENT);
     expect(report).toBe(`after epoch 1\n${node.evaluations[0]}`);
+  });
+
+  it('Stop ends training at the next batch, with the best checkpoint so far still downloadable', async (ctx) => {
+    if (noAdapter) ctx.skip(`Chromium offers no WebGPU adapter here: ${noAdapter}`);
+    const page = session.page;
+    await page.fill('#epochs', '4');
+    await page.click('#train');
+    await until(page, "d.state === 'training' && d.evaluations.length === 1");
+    expect(await page.locator('#download-best').isDisabled()).toBe(false);
+    await page.click('#stop');
+    const d = await until(page, "d.state === 'stopped'");
+    expect(d.losses.length).toBeGreaterThanOrEqual(3);
+    expect(d.losses.length).toBeLessThan(12);
+    expect(await page.locator('#step').textContent()).toMatch(/ · stopped$/);
+    expect(await page.locator('#best-status').textContent()).toMatch(/^best so far: epoch \d \(validation macro F1 [\d.]+\)$/);
   });
 
   it('a file with a missing column gets one sentence naming the file, the row and the column', async (ctx) => {

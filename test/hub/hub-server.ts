@@ -33,6 +33,14 @@ const CORS = {
   'access-control-expose-headers': 'content-length, content-range, accept-ranges',
 };
 
+/**
+ * Sends `part` and closes the connection short of the announced length. The close is an orderly
+ * FIN a moment later: a reset could overtake the bytes, and the client would then see fewer.
+ */
+function cut(res: ServerResponse, part: Uint8Array): void {
+  res.write(part, () => setTimeout(() => res.socket?.end(), 50));
+}
+
 /** Writes three pieces of `bytesPerTick`, 100 ms apart, then nothing more until the client goes away. */
 function stall(res: ServerResponse, body: Uint8Array, bytesPerTick: number): void {
   let at = 0;
@@ -53,12 +61,12 @@ function send(req: IncomingMessage, res: ServerResponse, body: Uint8Array, optio
     if (start >= size) return void res.writeHead(416, { ...CORS, 'content-range': `bytes */${size}` }).end();
     res.writeHead(206, { ...CORS, 'accept-ranges': 'bytes', 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${size}` });
     const part = body.subarray(start, end + 1);
-    if (options.cutAfter !== undefined) return void res.write(part.subarray(0, options.cutAfter), () => res.socket?.destroy());
+    if (options.cutAfter !== undefined) return cut(res, part.subarray(0, options.cutAfter));
     if (options.bytesPerTick !== undefined) return stall(res, part, options.bytesPerTick);
     return void res.end(part);
   }
   res.writeHead(200, { ...CORS, 'accept-ranges': 'bytes', 'content-length': body.length });
-  if (options.cutAfter !== undefined) return void res.write(body.subarray(0, options.cutAfter), () => res.socket?.destroy());
+  if (options.cutAfter !== undefined) return cut(res, body.subarray(0, options.cutAfter));
   if (options.bytesPerTick !== undefined) return stall(res, body, options.bytesPerTick);
   res.end(body);
 }
