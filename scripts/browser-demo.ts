@@ -9,8 +9,8 @@ const session = await openPage('/examples/browser/index.html?autostart', { heigh
 try {
   await session.page.waitForFunction(() => ['trained', 'failed'].includes((window as { demo?: { state: string } }).demo?.state ?? ''), null, { timeout: 0, polling: 2000 });
   const demo = await session.page.evaluate(() => {
-    const d = (window as unknown as { demo: { state: string; error: string | null; adapter: string; seconds: number; losses: number[]; evaluations: { report: { accuracy?: number } }[][]; prediction: unknown } }).demo;
-    return { state: d.state, error: d.error, adapter: d.adapter, seconds: d.seconds, steps: d.losses.length, accuracy: d.evaluations.map((e) => e[0]!.report.accuracy), prediction: d.prediction };
+    const d = (window as unknown as { demo: { state: string; error: string | null; adapter: string; seconds: number; losses: number[]; evaluations: { report: { accuracy?: number } }[][]; predictions?: { rows: unknown[] } } }).demo;
+    return { state: d.state, error: d.error, adapter: d.adapter, seconds: d.seconds, steps: d.losses.length, accuracy: d.evaluations.map((e) => e[0]!.report.accuracy), prediction: d.predictions?.rows[0] };
   });
   await session.page.screenshot({ path: out, fullPage: true });
   process.stdout.write(JSON.stringify({ ...demo, screenshot: out }) + '\n');

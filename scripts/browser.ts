@@ -3,12 +3,12 @@
 // with WebGPU on Chromium's software adapter (SwiftShader). Debian: apt-get install chromium.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { extname, join, normalize, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
+import { CONTENT_TYPES, serveStatic, staticHandler } from '../src/node/static.ts';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '..', '..');
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -23,47 +23,32 @@ const ARGS = [
   '--no-first-run',
 ];
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.map': 'application/json',
-  '.png': 'image/png',
-};
-
 /** Why the browser checks cannot run here, or null when they can. */
 export function browserMissing(): string | null {
   return existsSync(CHROMIUM) ? null : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`;
 }
 
-/** A file under `base` for a URL path, never outside it. */
-function fileUnder(base: string, path: string): string | null {
-  const file = normalize(join(base, decodeURIComponent(path)));
-  return file === base || file.startsWith(base + sep) ? file : null;
-}
-
-function serve(fixture?: string): Promise<Server> {
-  const server = createServer(async (req, res) => {
-    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
-    if (path === '/favicon.ico') {
-      res.writeHead(204).end();
-      return;
-    }
-    if (path === '/') {
-      res.writeHead(200, { 'content-type': TYPES['.html']! }).end('<!doctype html><meta charset="utf-8"><title>gpt2-prompt</title>');
-      return;
-    }
-    const file = fixture && path.startsWith('/fixture/') ? fileUnder(resolve(fixture), path.slice('/fixture/'.length)) : fileUnder(ROOT, path);
-    const body = file ? await readFile(file).catch(() => null) : null;
-    if (!body) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': TYPES[extname(file!)] ?? 'application/octet-stream', 'cache-control': 'no-store' }).end(body);
+/** The package root, a blank page at /, and `fixture` (if given) at /fixture/. */
+async function serve(fixture?: string): Promise<Server> {
+  const fixtureFiles = fixture ? staticHandler({ root: resolve(fixture) }) : null;
+  const { server } = await serveStatic({
+    root: ROOT,
+    extra: async (req, res, path) => {
+      if (path === '/favicon.ico') {
+        res.writeHead(204).end();
+        return true;
+      }
+      if (path === '/') {
+        res.writeHead(200, { 'content-type': CONTENT_TYPES['.html']! }).end('<!doctype html><meta charset="utf-8"><title>gpt2-prompt</title>');
+        return true;
+      }
+      if (!fixtureFiles || !path.startsWith('/fixture/')) return false;
+      req.url = path.slice('/fixture'.length);
+      await fixtureFiles(req, res);
+      return true;
+    },
   });
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
+  return server;
 }
 
 export interface BrowserSession {

@@ -1,7 +1,8 @@
 // Single ES modules for web pages: dist/browser/gpt2-prompt.js (exported as
 // `gpt2-prompt/browser`), built from src/index.ts with everything it imports, and
 // dist/browser/engine.js (`gpt2-prompt/engine/browser`), the engine alone from
-// src/engine.ts. Prints each bundle's size, and what minifying would make of it.
+// src/engine.ts. Prints each bundle's size, and what minifying would make of it, and the
+// same for the page (examples/browser/main.js with the bundle it loads; the target is 1.5 MB).
 import { build } from 'esbuild';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,3 +30,5 @@ for (const { entry, outfile } of BUNDLES) {
   const min = minified.outputFiles.find((f) => f.path.endsWith('.js')).contents.byteLength;
   console.log(`bundle: ${outfile.slice(root.length + 1)} ${kB(js)} (minified ${kB(min)})`);
 }
+const page = await build({ ...common, entryPoints: [join(root, 'examples', 'browser', 'main.js')], minify: true, write: false });
+console.log(`page: examples/browser/main.js with the bundle, minified ${kB(page.outputFiles[0].contents.byteLength)}`);

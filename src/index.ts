@@ -13,11 +13,11 @@ export { GPT2Tokenizer } from './gpt2/tokenizer.ts';
 export { PromptClassifier, type Task, type ClassifierParams } from './prompt/classifier.ts';
 export { train, predictLogits, type Example, type TaskLoss, type TrainOptions } from './prompt/train.ts';
 export { fit, freshParams, layoutTasks, toExamples, type Tokenizer, type FitTask, type FitOptions, type FitResult } from './prompt/fit.ts';
-export { classify, predictionRows, textExamples, type Predictions } from './prompt/predict.ts';
+export { classify, predictionRows, predictionsCsv, textExamples, type Predictions } from './prompt/predict.ts';
 export { evaluateTask, formatEvaluation, predictedLabels, crossTaskTable, type TaskEvaluation, type LabelCorrelation, type CrossTaskChoice } from './prompt/evaluate.ts';
 export { defaultTask, DEFAULT_MODEL_DIR, DEFAULT_TRAINING, type DefaultTask, type ReadShipped } from './prompt/defaults.ts';
 export { compareWithFixture, goldenReport, GOLDEN_TOLERANCE, type GoldenResult, type GoldenReport, type ReadFixture } from './prompt/golden.ts';
-export { encodeCheckpoint, decodeCheckpoint, checkSameModel, type PromptCheckpoint, type ModelIdentity } from './prompt/checkpoint.ts';
+export { encodeCheckpoint, decodeCheckpoint, checkSameModel, textLength, type PromptCheckpoint, type ModelIdentity } from './prompt/checkpoint.ts';
 
 // The published study, beside ours
 export { runStudy, studyData, studyDataFacts, joyOrNot, JOY_CLASSES, STUDY_DATA, STUDY_EPOCHS, EMOTIONS, type StudyData, type StudyDataFacts, type StudyOptions, type StudyResult, type StudyStage, type StudyProgress, type PromptStore } from './prompt/study.ts';
@@ -30,9 +30,13 @@ export { mixedLogits, taskPrediction, type MixedRow, type TaskPrediction } from 
 export { Batcher, QueueFullError, ShuttingDownError, CancelledError, type BatchLimits, type BatchInfo, type BatcherHooks, type Answered } from './serve/batcher.ts';
 export { MixedTaskService, UnknownTaskError, type ServedPrompt, type TaskInfo, type RowPredictions } from './serve/service.ts';
 
+// GPT-2 from the Hugging Face Hub (or a mirror), resumable and kept in the page's storage
+export { openHubModel, hubFileUrl, parseHubFileUrl, modelNeeds, whyNotFitting, cacheStorageStore, HUB_URL, DEFAULT_REPO, MODEL_FILES, type ModelStore, type ModelNeeds, type AdapterLimits, type HubModel, type HubModelOptions, type ModelFile } from './hub/hub.ts';
+export { ResumableDownload, probeSize, InterruptedDownload, DownloadRefused, type DownloadProgress, type ResumableOptions } from './hub/download.ts';
+
 // Data and metrics
-export { parseTable, type Table } from './data/table.ts';
-export { toDataset, spreadSubset, withLabelColumns, type Dataset, type DatasetSpec } from './data/dataset.ts';
+export { parseTable, tableFormat, type Table } from './data/table.ts';
+export { toDataset, spreadSubset, pickRows, holdOut, classCounts, withLabelColumns, parseLabelList, posWeights, DataError, type Dataset, type DatasetSpec } from './data/dataset.ts';
 export { makeDemoDataset } from './data/demo.ts';
 export { classificationReport, multilabelReport, formatReport } from './metrics/classification.ts';
 export { pearson, correlationTable, kendallTau } from './metrics/correlation.ts';

@@ -18,17 +18,18 @@ const MAY_IMPORT: Record<string, string[]> = {
   ops: ['tensor', 'gpu', 'util'],
   nn: ['ops', 'optim', 'tensor', 'gpu', 'util'],
   gpt2: ['nn', 'ops', 'optim', 'tensor', 'gpu', 'util'],
+  hub: ['gpt2', 'nn', 'util'],
   prompt: ['gpt2', 'nn', 'ops', 'optim', 'tensor', 'gpu', 'data', 'metrics', 'util'],
   // The engine entry (gpt2-prompt/engine): the engine with its ops, nothing of the model or the method.
   'engine.ts': ['nn', 'ops', 'optim', 'tensor', 'gpu', 'util'],
   serve: ['prompt', 'gpt2', 'nn', 'ops', 'optim', 'tensor', 'gpu', 'data', 'metrics', 'util'],
-  'index.ts': ['engine.ts', 'serve', 'prompt', 'gpt2', 'nn', 'ops', 'optim', 'tensor', 'gpu', 'data', 'metrics', 'util'],
-  node: ['index.ts', 'serve', 'prompt', 'gpt2', 'nn', 'ops', 'optim', 'tensor', 'gpu', 'data', 'metrics', 'util'],
-  cli: ['node', 'index.ts', 'serve', 'prompt', 'gpt2', 'nn', 'ops', 'optim', 'tensor', 'gpu', 'data', 'metrics', 'util'],
+  'index.ts': ['engine.ts', 'hub', 'serve', 'prompt', 'gpt2', 'nn', 'ops', 'optim', 'tensor', 'gpu', 'data', 'metrics', 'util'],
+  node: ['index.ts', 'hub', 'serve', 'prompt', 'gpt2', 'nn', 'ops', 'optim', 'tensor', 'gpu', 'data', 'metrics', 'util'],
+  cli: ['node', 'index.ts', 'hub', 'serve', 'prompt', 'gpt2', 'nn', 'ops', 'optim', 'tensor', 'gpu', 'data', 'metrics', 'util'],
 };
 
 /** Layers a web page or Deno loads: no Node API, no Dawn binding. */
-const CORE = ['util', 'gpu', 'data', 'metrics', 'tensor', 'optim', 'ops', 'nn', 'gpt2', 'prompt', 'serve', 'engine.ts', 'index.ts'];
+const CORE = ['util', 'gpu', 'data', 'metrics', 'tensor', 'optim', 'ops', 'nn', 'gpt2', 'hub', 'prompt', 'serve', 'engine.ts', 'index.ts'];
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {

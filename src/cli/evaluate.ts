@@ -6,7 +6,7 @@ import { PromptClassifier, type Task } from '../prompt/classifier.ts';
 import { predictLogits, type Example } from '../prompt/train.ts';
 import { evaluateTask, formatEvaluation, taskLogits, crossTaskTable, crossTaskColumns, formatR, formatP } from '../prompt/evaluate.ts';
 import { toExamples } from '../prompt/fit.ts';
-import { textExamples, predictionRows } from '../prompt/predict.ts';
+import { textExamples, predictionRows, predictionsCsv } from '../prompt/predict.ts';
 import { textLength, type PromptCheckpoint } from '../prompt/checkpoint.ts';
 import { loadDataset, readTable } from '../node/dataset-file.ts';
 import { writeFileAtomic, checkOutputFile } from '../node/files.ts';
@@ -99,11 +99,6 @@ export async function evalCommand(flags: RunFlags): Promise<void> {
   }
 }
 
-function csvField(v: string | number): string {
-  const s = String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
 export async function predictCommand(flags: RunFlags): Promise<void> {
   const texts = asList(flags.text);
   if (!flags.data && texts.length === 0) throw new UsageError('give --data FILE or --text "…"');
@@ -127,11 +122,8 @@ export async function predictCommand(flags: RunFlags): Promise<void> {
     const maxLength = maxLengthFor(session, prompts);
     const examples = textExamples(inputs, session.tokenizer, maxLength);
     const classifiers = prompts.map((p) => p.classifier);
-    const { columns, rows } = predictionRows(classifiers, await runAll(session, classifiers, examples, positiveInt(flags.batchSize ?? 16, '--batch-size'), flags.quiet));
-    const text =
-      format === 'jsonl'
-        ? rows.map((r, n) => JSON.stringify({ text: inputs[n], ...r })).join('\n') + '\n'
-        : [['text', ...columns].map(csvField).join(','), ...rows.map((r, n) => [inputs[n]!, ...columns.map((c) => r[c]!)].map(csvField).join(','))].join('\n') + '\n';
+    const predictions = predictionRows(classifiers, await runAll(session, classifiers, examples, positiveInt(flags.batchSize ?? 16, '--batch-size'), flags.quiet));
+    const text = format === 'jsonl' ? predictions.rows.map((r, n) => JSON.stringify({ text: inputs[n], ...r })).join('\n') + '\n' : predictionsCsv(inputs, predictions);
     if (flags.out) await writeFileAtomic(flags.out, text, { overwrite: Boolean(flags.force) });
     else process.stdout.write(text);
   } finally {

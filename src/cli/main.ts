@@ -10,6 +10,7 @@ import { generateCommand } from './generate.ts';
 import { reproduceCommand, type ReproduceFlags } from './reproduce.ts';
 import { pretrainCommand, type PretrainFlags } from './pretrain.ts';
 import { serveCommand, SERVE_DEFAULTS, type ServeFlags } from './serve.ts';
+import { pageCommand } from './page.ts';
 import { composeHeads } from '../prompt/compose.ts';
 import { encodeCheckpoint, decodeCheckpoint } from '../prompt/checkpoint.ts';
 import { DEFAULT_TRAINING } from '../prompt/defaults.ts';
@@ -235,6 +236,11 @@ function buildCli(argv: string[]) {
     ],
     DEVICE,
   ).action((flags: ServeFlags) => serveCommand(verbatim(flags, argv)));
+
+  cli
+    .command('page', 'Serve the browser page (train a classifier on your own file, GPT-2 from the Hub or the shipped model, in WebGPU) on 127.0.0.1')
+    .option('--port <n>', 'Port (0: any free port)', { default: 8000 })
+    .action((flags: { port?: number }) => pageCommand(flags));
 
   cli
     .command('weights <action> [path]', 'download [dir] (default weights/gpt2): fetch openai-community/gpt2; info <path>: describe a checkpoint')

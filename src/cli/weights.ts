@@ -8,10 +8,8 @@ import { parseConfig, type GPT2Config } from '../gpt2/config.ts';
 import { readSafetensorsHeader, resolveCheckpointPaths } from '../node/checkpoint-file.ts';
 import { downloadFile } from '../node/download.ts';
 import { formatBytes, ProgressBar } from '../node/progress.ts';
+import { DEFAULT_REPO, HUB_URL, MODEL_FILES as FILES, hubFileUrl } from '../hub/hub.ts';
 
-export const DEFAULT_REPO = 'openai-community/gpt2';
-export const HUB_URL = 'https://huggingface.co';
-const FILES = ['config.json', 'model.safetensors'] as const;
 
 export interface WeightsDownloadOptions {
   /** Download again even when the files are there. */
@@ -58,7 +56,7 @@ export async function weightsDownload(dir: string, options: WeightsDownloadOptio
       log(`${dest} is already there; keeping it`);
       continue;
     }
-    const url = `${options.baseUrl ?? HUB_URL}/${repo}/resolve/main/${file}`;
+    const url = hubFileUrl(options.baseUrl ?? HUB_URL, repo, file);
     let bar: ProgressBar | undefined;
     const onProgress = options.onProgress
       ? (received: number, total: number | undefined) => options.onProgress!(file, received, total)

@@ -2,6 +2,7 @@
 // target matrix (multi-label), with every bad value reported by file, row and column.
 import { DataError } from './error.ts';
 import type { Table } from './table.ts';
+import { seededRandom, shuffledIndices } from '../util/random.ts';
 
 export { DataError } from './error.ts';
 
@@ -163,6 +164,20 @@ export function balancedClassWeights(labels: Uint32Array, nClasses: number): Flo
   return Float32Array.from(counts, (count) => (count === 0 ? 1 : labels.length / (nClasses * count)));
 }
 
+/** The given rows of a dataset, in the given order. */
+export function pickRows(dataset: Dataset, rows: ArrayLike<number>): Dataset {
+  const width = dataset.labelNames.length;
+  const picked = Array.from(rows);
+  const targets = new Float32Array(dataset.kind === 'multi' ? picked.length * width : 0);
+  if (dataset.kind === 'multi') picked.forEach((r, i) => targets.set(dataset.targets.subarray(r * width, (r + 1) * width), i * width));
+  return {
+    ...dataset,
+    texts: picked.map((r) => dataset.texts[r]!),
+    labels: dataset.kind === 'single' ? Uint32Array.from(picked, (r) => dataset.labels[r]!) : new Uint32Array(0),
+    targets,
+  };
+}
+
 /**
  * `count` rows spread evenly over the dataset (rows ⌊i·n/count⌋), in order: a quick subset that
  * keeps the mix of a file sorted by label, where the first rows would all share one class.
@@ -171,16 +186,32 @@ export function spreadSubset(dataset: Dataset, count: number): Dataset {
   const n = dataset.texts.length;
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`a subset needs a positive row count, got ${count}`);
   if (count >= n) return dataset;
-  const rows = Array.from({ length: count }, (_, i) => Math.floor((i * n) / count));
+  return pickRows(dataset, Array.from({ length: count }, (_, i) => Math.floor((i * n) / count)));
+}
+
+/**
+ * A validation split held out of `dataset`: `fraction` of its rows (at least one), drawn by a
+ * seeded shuffle; both parts keep the file's row order. The rest trains.
+ */
+export function holdOut(dataset: Dataset, fraction: number, seed: number): { train: Dataset; val: Dataset } {
+  const n = dataset.texts.length;
+  if (!(fraction > 0 && fraction < 1)) throw new DataError(`${dataset.source}: the validation share must lie between 0 and 1 (exclusive), got ${fraction}`);
+  const count = Math.max(1, Math.round(n * fraction));
+  if (count >= n) throw new DataError(`${dataset.source}: ${n} rows are too few to hold out ${Math.round(fraction * 100)}% for validation and still train`);
+  const chosen = shuffledIndices(n, seededRandom(seed)).subarray(0, count).sort();
+  const isVal = new Uint8Array(n);
+  for (const r of chosen) isVal[r] = 1;
+  const rest = Array.from({ length: n }, (_, i) => i).filter((i) => !isVal[i]);
+  return { train: pickRows(dataset, rest), val: { ...pickRows(dataset, chosen), source: `${dataset.source} (held out)` } };
+}
+
+/** Rows per class (single-label) or positives per label column (multi-label), in label order. */
+export function classCounts(dataset: Dataset): { label: string; count: number }[] {
   const width = dataset.labelNames.length;
-  const targets = new Float32Array(dataset.kind === 'multi' ? count * width : 0);
-  if (dataset.kind === 'multi') rows.forEach((r, i) => targets.set(dataset.targets.subarray(r * width, (r + 1) * width), i * width));
-  return {
-    ...dataset,
-    texts: rows.map((r) => dataset.texts[r]!),
-    labels: dataset.kind === 'single' ? Uint32Array.from(rows, (r) => dataset.labels[r]!) : new Uint32Array(0),
-    targets,
-  };
+  const counts = new Array<number>(width).fill(0);
+  if (dataset.kind === 'single') for (const c of dataset.labels) counts[c]!++;
+  else dataset.targets.forEach((v, i) => (counts[i % width]! += v));
+  return dataset.labelNames.map((label, k) => ({ label, count: counts[k]! }));
 }
 
 /** A multi-label dataset restricted to some of its label columns (the study's joy-only task). */

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { rangeStart, rangeTotal } from '../hub/download.ts';
 
 export interface DownloadOptions {
   /** Fails (and discards the data) when the finished file has another size. */
@@ -32,17 +33,6 @@ async function sha256File(path: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-// Full size from `Content-Range: bytes a-b/total` (or `bytes */total` on a 416).
-function rangeTotal(header: string | null): number | undefined {
-  const m = header ? /\/(\d+)\s*$/.exec(header) : null;
-  return m ? Number(m[1]) : undefined;
-}
-
-function rangeStart(header: string | null): number | undefined {
-  const m = header ? /^\s*bytes\s+(\d+)-/.exec(header) : null;
-  return m ? Number(m[1]) : undefined;
 }
 
 class Interrupted extends Error {}

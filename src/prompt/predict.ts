@@ -42,6 +42,17 @@ export function predictionRows(classifiers: readonly { tasks: readonly Task[]; c
   return { columns, rows };
 }
 
+function csvField(v: string | number): string {
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** Predictions as CSV with the texts in the first column (`gpt2-prompt predict --format csv`, the page's download). */
+export function predictionsCsv(texts: readonly string[], predictions: Predictions): string {
+  const { columns, rows } = predictions;
+  return [['text', ...columns].map(csvField).join(','), ...rows.map((r, n) => [texts[n]!, ...columns.map((c) => r[c]!)].map(csvField).join(','))].join('\n') + '\n';
+}
+
 /** Classifies texts with trained prompts over one encoding of each batch. */
 export async function classify(
   model: GPT2,

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { balancedClassWeights, DataError, parseLabelList, posWeights, spreadSubset, toDataset, withLabelColumns, type DatasetSpec } from '../../src/data/dataset.ts';
+import { balancedClassWeights, classCounts, DataError, holdOut, parseLabelList, posWeights, spreadSubset, toDataset, withLabelColumns, type DatasetSpec } from '../../src/data/dataset.ts';
 import { loadDataset } from '../../src/node/dataset-file.ts';
 import { makeDemoDataset, makeDemoSplits } from '../../src/data/demo.ts';
 import type { Table } from '../../src/data/table.ts';
@@ -207,5 +207,27 @@ describe('subsets', () => {
     expect(m.labelNames).toEqual(['b']);
     expect(Array.from(m.targets)).toEqual([1, 0, 0, 1, 0, 0, 1, 0, 0, 1]);
     expect(() => withLabelColumns(m, ['joy'])).toThrow(/no label column "joy"/);
+  });
+  it('holdOut draws a seeded share of the rows for validation, both parts in file order, labels and targets carried along', () => {
+    const d = toDataset(table(rows), single, 't');
+    const { train, val } = holdOut(d, 0.3, 7);
+    expect(val.texts).toHaveLength(3);
+    expect(train.texts).toHaveLength(7);
+    expect([...train.texts, ...val.texts].sort()).toEqual([...d.texts].sort());
+    for (const part of [train, val]) {
+      const at = part.texts.map((t) => Number(t.slice(1)));
+      expect(at).toEqual([...at].sort((a, b) => a - b));
+      part.texts.forEach((t, i) => expect(part.labelNames[part.labels[i]!]).toBe(rows[Number(t.slice(1))]!.label));
+    }
+    expect(holdOut(d, 0.3, 7).val.texts).toEqual(val.texts);
+    expect(holdOut(d, 0.3, 8).val.texts).not.toEqual(val.texts);
+    const m = holdOut(toDataset(table(rows), { textColumn: 'text', labelColumns: ['a', 'b'] }, 't'), 0.2, 1).val;
+    m.texts.forEach((t, i) => expect(Array.from(m.targets.subarray(2 * i, 2 * i + 2))).toEqual([rows[Number(t.slice(1))]!.a, rows[Number(t.slice(1))]!.b]));
+    expect(() => holdOut(d, 0, 1)).toThrow(/validation share must lie between 0 and 1/);
+    expect(() => holdOut(toDataset(table(rows.slice(0, 1)), single, 't'), 0.5, 1)).toThrow(/1 rows are too few/);
+  });
+  it('classCounts counts rows per class, or positives per label column', () => {
+    expect(classCounts(toDataset(table(rows), single, 't'))).toEqual([{ label: 'bad', count: 5 }, { label: 'good', count: 5 }]);
+    expect(classCounts(toDataset(table(rows), { textColumn: 'text', labelColumns: ['a', 'b'] }, 't'))).toEqual([{ label: 'a', count: 5 }, { label: 'b', count: 4 }]);
   });
 });

@@ -52,7 +52,9 @@ describe('the packed package', { timeout: 400_000 }, () => {
     npm(['install', '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball), 'typescript@5.9.3', '@webgpu/types@0.1.74', '@types/node@20.19.25'], project);
     const files = execFileSync('tar', ['tzf', join(work, tarball)], { encoding: 'utf8' });
     expect(files).toContain('package/dist/browser/gpt2-prompt.js');
-    expect(files).not.toMatch(/package\/(src|test|examples)\/|package\/data\/(?!study\/)/);
+    expect(files).not.toMatch(/package\/(src|test)\/|package\/examples\/(?!browser\/)|package\/data\/(?!study\/)/);
+    // `gpt2-prompt page` serves the page from the package.
+    expect(files).toContain('package/examples/browser/main.js');
     // reproduce sets the published study's numbers beside ours.
     expect(files).toContain('package/data/study/published.json');
     // What users need only: the demo model, not the experiment's pretrained one; no source maps.
