@@ -58,7 +58,8 @@ class TensorBinding implements Binding {
     readonly buffer: GPUBuffer,
     readonly offset: number,
     readonly size: number,
-    private readonly tensor: Tensor,
+    /** The tensor bound (read by the profiler for shapes). */
+    readonly tensor: Tensor,
   ) {}
   get label(): string {
     return `${this.tensor.label ?? 'tensor'} ${shapeString(this.tensor.shape)}`;
@@ -75,10 +76,30 @@ export interface BufferRange {
 /** Computes the gradients of a node's inputs from the gradient of its output; null where not needed. */
 export type BackwardFn = (gradOutput: Tensor, needsGrad: readonly boolean[]) => (Tensor | null)[];
 
-interface Node {
+export interface Node {
   inputs: readonly Tensor[];
   backward: BackwardFn;
 }
+
+/** Watches the tape while set (checkNumerics and the profiler, through src/tensor/site.ts); null otherwise. */
+export interface TapeProbe {
+  /** An op returned `out` from these inputs (its node already set where it records one). */
+  recorded(out: Tensor, inputs: readonly Tensor[]): void;
+  /** backward() is about to run this node's gradient. */
+  backwardOf(node: Node): void;
+  /** The node's gradient returned these input gradients. */
+  gradientsOf(node: Node, grads: readonly (Tensor | null)[]): void;
+}
+
+let probe: TapeProbe | null = null;
+
+/** Installs (or with null removes) the tape's probe. */
+export function setTapeProbe(next: TapeProbe | null): void {
+  probe = next;
+}
+
+/** Every tensor not yet disposed, for memory reports (src/tensor/memory.ts). */
+export const liveTensors = new Set<Tensor>();
 
 export function numel(shape: Shape): number {
   let n = 1;
@@ -124,6 +145,7 @@ export class Tensor {
     this.size = size;
     this.requiresGrad = requiresGrad;
     scopes.at(-1)?.add(this);
+    liveTensors.add(this);
   }
 
   get gpu(): Gpu {
@@ -211,6 +233,7 @@ export class Tensor {
     this.grad?.dispose();
     this.grad = null;
     for (const scope of scopes) scope.delete(this);
+    liveTensors.delete(this);
   }
 
   /** Reverse-mode autodiff from this scalar (or with an explicit output gradient). */
@@ -311,6 +334,7 @@ export function record(out: Tensor, inputs: readonly Tensor[], backward: Backwar
     out.requiresGrad = true;
     out.node = { inputs, backward };
   }
+  probe?.recorded(out, inputs);
   return out;
 }
 
@@ -414,7 +438,9 @@ function backward(root: Tensor, gradOutput?: Tensor): void {
         continue;
       }
       const needs = t.node.inputs.map((x) => x.requiresGrad);
+      probe?.backwardOf(t.node);
       const inputGrads = t.node.backward(g, needs);
+      probe?.gradientsOf(t.node, inputGrads);
       t.node.inputs.forEach((x, k) => {
         const gx = inputGrads[k];
         if (!gx || !needs[k]) return;
