@@ -382,7 +382,8 @@ export function keep<T extends Tensor>(t: T): T {
   return t;
 }
 
-function collectTensors(value: unknown, into: Set<Tensor>): void {
+/** The tensors in a value: itself, an array's or a plain object's (what tidy() keeps of a result). */
+export function collectTensors(value: unknown, into: Set<Tensor>): void {
   if (value instanceof Tensor) into.add(value);
   else if (Array.isArray(value)) for (const v of value) collectTensors(v, into);
   else if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
