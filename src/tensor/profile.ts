@@ -22,8 +22,9 @@ export interface DispatchRecord {
   index: number;
   /** The op that launched it (`matmul`; `log (backward)` for a gradient). */
   op: string;
-  /** Kernel family and entry point, `matmul.mm_tiled`. */
+  /** Kernel and entry point, `matmul.mm_tiled`, `elementwise.add.same4`. */
   kernel: string;
+  /** The kernel's file, `matmul`, `elementwise`. */
   family: string;
   /** Where the op was called, `file:line:column`. */
   caller: string;
@@ -151,6 +152,8 @@ class Recorder implements DispatchMonitor {
   private lastOp = '';
   private opStart = 0;
   private beforeStart = 0;
+  /** When profiling began (performance.now() ms). */
+  readonly started = performance.now();
 
   constructor(
     private readonly gpu: Gpu,
@@ -172,7 +175,7 @@ class Recorder implements DispatchMonitor {
       index,
       op: site.op,
       kernel: `${d.kernel}.${d.entry}`,
-      family: d.kernel,
+      family: d.kernel.split('.')[0]!,
       caller: site.caller,
       backward: site.backward,
       shapes,
@@ -210,7 +213,9 @@ class Recorder implements DispatchMonitor {
   }
 
   waited(start: number, end: number, what: 'read' | 'sync', bytes: number): void {
-    this.spans.push({ name: 'wait', start, end, detail: what === 'read' ? `readback of ${bytes} bytes` : 'sync' });
+    // A read begun before the profile (a step's loss read back late) shows from the profile's start.
+    const detail = what === 'read' ? `readback of ${bytes} bytes` : 'sync';
+    this.spans.push({ name: 'wait', start: Math.max(start, this.started), end, detail: start < this.started ? `${detail}, begun before the profile` : detail });
   }
 
   /** Resolves the timestamps and places each dispatch on the host clock: as early as its batch's submit allows. */
