@@ -7,6 +7,7 @@ import {
   openWebGpu, GPT2, GPT2Tokenizer, loadCheckpoint, fingerprint, fit, classify, formatEvaluation,
   defaultTask, DEFAULT_MODEL_DIR, DEFAULT_TRAINING,
 } from '../../dist/browser/gpt2-prompt.js';
+import { traceDownload } from './trace-download.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -128,6 +129,7 @@ async function main() {
         seed: DEFAULT_TRAINING.seed,
         promptTokens: DEFAULT_TRAINING.promptTokens,
         signal: stop.signal,
+        aroundStep: traceDownload(gpu, $('trace')),
         onStart: ({ stepsPerEpoch }) => {
           total = stepsPerEpoch * epochs;
           $('progress').max = total;

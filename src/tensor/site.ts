@@ -89,6 +89,8 @@ export function siteOfStack(raw: string, fallbackOp: string): OpSite {
   let op = -1;
   while (i < frames.length && OP_FILE.test(frames[i]!)) op = i++;
   // Work launched outside the ops (an optimizer's kernel, a custom dispatch): named by the function that launched it.
+  // Where no frame names an engine source file (a bundle), the kernel names the op and the caller is unknown.
+  if (i === 0) return { op: fallbackOp, caller: '', stack: '', backward: false };
   if (op < 0 && i < frames.length - 1) op = i++;
   const name = op >= 0 ? functionName(frames[op]!) : '';
   const callerFrames = frames.slice(i);
