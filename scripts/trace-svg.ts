@@ -5,17 +5,7 @@
 //
 //   node --import tsx scripts/trace-svg.ts trace.json out.svg [--title "…"]
 import { readFileSync, writeFileSync } from 'node:fs';
-
-interface TraceEvent {
-  ph: string;
-  name: string;
-  cat?: string;
-  pid: number;
-  tid: number;
-  ts: number;
-  dur: number;
-  args?: Record<string, unknown>;
-}
+import type { ChromeTrace, TraceEvent } from '../src/tensor/profile.ts';
 
 const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac', '#1f77b4', '#8c564b', '#17becf', '#bcbd22'];
 const WIDTH = 1400;
@@ -26,7 +16,7 @@ const LANE = 26;
 const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** The SVG of a trace's events. */
-export function traceSvg(trace: { traceEvents: TraceEvent[]; otherData?: { adapter?: string; note?: string } }, title: string): string {
+export function traceSvg(trace: ChromeTrace, title: string): string {
   const spans = trace.traceEvents.filter((e) => e.ph === 'X');
   const gpuName = String(trace.traceEvents.find((e) => e.ph === 'M' && e.pid === 2 && e.name === 'thread_name')?.args?.name ?? 'kernels');
   const t0 = Math.min(...spans.map((e) => e.ts));
@@ -53,7 +43,7 @@ export function traceSvg(trace: { traceEvents: TraceEvent[]; otherData?: { adapt
   const top = 70;
   const parts: string[] = [];
   parts.push(`<text x="${LEFT}" y="24" font-size="16" font-weight="bold">${escape(title)}</text>`);
-  parts.push(`<text x="${LEFT}" y="44" font-size="11" fill="#555">${escape(`${trace.otherData?.adapter ?? ''} — ${gpuName}`)}</text>`);
+  parts.push(`<text x="${LEFT}" y="44" font-size="11" fill="#555">${escape(`${trace.otherData.adapter} — ${gpuName}`)}</text>`);
   // Time axis: about 10 ticks at a round step.
   const spanMs = (t1 - t0) / 1000;
   const step = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000].find((s) => spanMs / s <= 12) ?? 10000;

@@ -452,6 +452,24 @@ function summaryTable(totals: KernelTotal[], records: DispatchRecord[], timing: 
   return lines.join('\n');
 }
 
+/** One event of toChromeTrace(): 'X' a span (ts and dur in µs), 'M' a track's name. */
+export interface TraceEvent {
+  ph: 'X' | 'M';
+  name: string;
+  cat?: string;
+  pid: number;
+  tid: number;
+  ts: number;
+  dur: number;
+  args?: Record<string, unknown>;
+}
+
+export interface ChromeTrace {
+  traceEvents: TraceEvent[];
+  displayTimeUnit: 'ms';
+  otherData: { adapter: string; timing: GpuTiming; note: string };
+}
+
 const HOST_PID = 1;
 const GPU_PID = 2;
 const us = (ms: number) => Math.round(ms * 1000 * 1000) / 1000;
@@ -459,11 +477,12 @@ const us = (ms: number) => Math.round(ms * 1000 * 1000) / 1000;
 const span = (startMs: number, endMs: number) => ({ ts: us(startMs), dur: us(endMs) - us(startMs) });
 
 function chromeTrace(records: DispatchRecord[], spans: HostSpan[], timing: GpuTiming, adapter: string, start: number, end: number): string {
-  const events: object[] = [
-    { ph: 'M', name: 'process_name', pid: HOST_PID, tid: 1, args: { name: 'host' } },
-    { ph: 'M', name: 'thread_name', pid: HOST_PID, tid: 1, args: { name: 'JavaScript (ops, encoding, submits, waits)' } },
-    { ph: 'M', name: 'process_name', pid: GPU_PID, tid: 1, args: { name: `GPU: ${adapter}` } },
-    { ph: 'M', name: 'thread_name', pid: GPU_PID, tid: 1, args: { name: timing === 'timestamp-query' ? 'kernels (timestamp queries)' : 'kernels (host-timed replay; not where they ran)' } },
+  const name = (ph: 'process_name' | 'thread_name', pid: number, value: string): TraceEvent => ({ ph: 'M', name: ph, pid, tid: 1, ts: 0, dur: 0, args: { name: value } });
+  const events: TraceEvent[] = [
+    name('process_name', HOST_PID, 'host'),
+    name('thread_name', HOST_PID, 'JavaScript (ops, encoding, submits, waits)'),
+    name('process_name', GPU_PID, `GPU: ${adapter}`),
+    name('thread_name', GPU_PID, timing === 'timestamp-query' ? 'kernels (timestamp queries)' : 'kernels (host-timed replay; not where they ran)'),
     { ph: 'X', name: 'profiled work', cat: 'step', pid: HOST_PID, tid: 1, ...span(start, end) },
   ];
   // Op spans: a run of dispatches of one op call; each contains its dispatches' encoding.
@@ -489,5 +508,6 @@ function chromeTrace(records: DispatchRecord[], spans: HostSpan[], timing: GpuTi
     });
   }
   for (const s of spans) events.push({ ph: 'X', name: s.name, cat: s.name, pid: HOST_PID, tid: 1, ...span(s.start, s.end), args: { detail: s.detail } });
-  return JSON.stringify({ traceEvents: events, displayTimeUnit: 'ms', otherData: { adapter, timing, note: TIMING_NOTES[timing] } });
+  const trace: ChromeTrace = { traceEvents: events, displayTimeUnit: 'ms', otherData: { adapter, timing, note: TIMING_NOTES[timing] } };
+  return JSON.stringify(trace);
 }

@@ -6,7 +6,7 @@ import { testGpu } from '../helpers.ts';
 import { openGpu } from '../../src/node/device.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 import { tensor, tidy, type Tensor } from '../../src/tensor/tensor.ts';
-import { profile, type Profile } from '../../src/tensor/profile.ts';
+import { profile, type Profile, type ChromeTrace, type TraceEvent } from '../../src/tensor/profile.ts';
 import { matmul } from '../../src/ops/matmul.ts';
 import { softmax } from '../../src/ops/softmax.ts';
 import { layerNorm } from '../../src/ops/layernorm.ts';
@@ -67,19 +67,8 @@ function checkRecords(p: Profile<Float32Array>): void {
   }
 }
 
-interface TraceEvent {
-  ph: string;
-  name: string;
-  cat?: string;
-  pid: number;
-  tid: number;
-  ts: number;
-  dur: number;
-  args?: Record<string, unknown>;
-}
-
 function checkTrace(p: Profile<Float32Array>): TraceEvent[] {
-  const trace = JSON.parse(p.toChromeTrace()) as { traceEvents: TraceEvent[] };
+  const trace = JSON.parse(p.toChromeTrace()) as ChromeTrace;
   const events = trace.traceEvents;
   const spans = events.filter((e) => e.ph === 'X');
   const host = spans.filter((e) => e.pid === 1);
