@@ -120,6 +120,9 @@ export async function profile<T>(gpu: Gpu, fn: () => T | Promise<T>, options: Pr
   try {
     result = await fn();
     gpu.flush();
+  } catch (error) {
+    recorder.destroy();
+    throw error;
   } finally {
     detach();
     stopSites();
