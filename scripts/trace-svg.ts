@@ -61,10 +61,11 @@ export function traceSvg(trace: ChromeTrace, title: string): string {
       parts.push(`<rect x="${x(e.ts).toFixed(2)}" y="${y + 3}" width="${w(e.dur).toFixed(2)}" height="${LANE - 6}" fill="${lane.color(e)}" stroke="#fff" stroke-width="0.2"><title>${escape(title)}</title></rect>`);
     }
   });
+  parts.push(`<text x="${LEFT}" y="${bottom + 16}" font-size="10" fill="#555">ops: blue forward, purple backward · green: submit (on Dawn's GL ES backend it blocks while the GPU works) · orange: wait for a readback · hover a bar for its name, shapes and caller</text>`);
   // Per-family GPU time, largest first, as bars.
   const total = [...families.values()].reduce((s, f) => s + f.us, 0) || 1;
   const sorted = [...families.entries()].sort((a, b) => b[1].us - a[1].us);
-  const barTop = bottom + 40;
+  const barTop = bottom + 52;
   parts.push(`<text x="${LEFT}" y="${barTop - 12}" font-size="13" font-weight="bold">GPU time by kernel family (${(total / 1000).toFixed(1)} ms in ${spans.filter((e) => e.pid === 2).length} dispatches)</text>`);
   const maxUs = sorted[0]?.[1].us ?? 1;
   sorted.forEach(([name, f], i) => {
