@@ -115,7 +115,7 @@ export class Gpu {
    * results (tests and benchmarks compare the two).
    */
   fastLaunch = true;
-  /** Sees every dispatch, submit and wait while set (the profiler); null otherwise. */
+  /** Sees every dispatch, submit and wait while set (the profiler, checkNumerics: see monitor.ts); null otherwise. */
   monitor: DispatchMonitor | null = null;
   /** Number of command buffers submitted, for tests that prove work is batched. */
   submits = 0;
