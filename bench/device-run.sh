@@ -7,7 +7,8 @@
 # against float64), the golden fixture, then the bench: measured FMA peak and copy bandwidth,
 # matmul at GPT-2 shapes (the chosen kernel, the previous register-blocked one, every tile and
 # split, and TensorFlow.js on the same adapter), attention and norms (kernel time with
-# timestamps), the subgroups/shader-f16 variants against their fallbacks, encode and steps.
+# timestamps), the subgroups/shader-f16 variants against their fallbacks, encode and steps; then
+# a profiled GPT-2 prompt step (bench/trace-step.ts): its trace, and each kernel's share of the peaks.
 set -uo pipefail
 out=${OUT:-$PWD/device-out}
 mkdir -p "$out"
@@ -36,4 +37,7 @@ echo "== timings"
 timeout "${BENCH_TIMEOUT:-300}" node --import tsx bench/run.ts ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.log" | grep -v "^Warning"
 find bench/results -name "*.json" -newer "$out/gpu.txt" -exec cp {} "$out/" \;
 timeout 60 node --import tsx bench/multitask.ts --json 2>/dev/null | tee "$out/multitask.json"
+
+echo "== profile of one GPT-2 prompt + head step: per-kernel GPU times and their share of the measured peaks"
+timeout 180 node --import tsx bench/trace-step.ts --peak --overhead --out "$out" 2>&1 | grep -v "^Warning" | tee "$out/trace-step.log"
 true

@@ -4,12 +4,13 @@
 // Dawn's own floor and tfjs, per training step), pretraining updates (tokens/s), the general
 // ops and layers (nn: forward + backward) against tfjs, and `serve` under HTTP load (requests/s, latency, batching). Prints tables
 // and writes bench/results/<adapter>.json.
-//   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,pretrain,peer,peak,overhead,ops,nn,serve] [-- --imdb PATH]
+//   npm run bench [-- --quick] [-- --only matmul,attention,norms,pipeline,epoch,pretrain,peer,peak,overhead,ops,nn,serve] [-- --imdb PATH] [-- --trace DIR]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openGpu } from '../src/node/device.ts';
+import { profile } from '../src/tensor/profile.ts';
 import { measurePeak, type Peak } from './peak.ts';
 import { attentionBench, normsBench, type KernelResult } from './kernels.ts';
 import { tfjsMatmul, tfjsHostCost, closeTfjs, TFJS_ADD, TFJS_HOST_ADD, type PeerShape } from './peers/tfjs.ts';
@@ -28,8 +29,9 @@ type Section = (typeof SECTIONS)[number];
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const resultsDir = join(root, 'bench', 'results');
 
-function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; imdb: string } {
+function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; imdb: string; trace: string | null } {
   let quick = false;
+  let trace: string | null = null;
   let only = new Set<Section>(SECTIONS);
   let imdb = join(root, '..', 'shared', 'data', 'imdb', 'train.gz.parquet');
   for (let i = 0; i < argv.length; i++) {
@@ -46,12 +48,14 @@ function parseArgs(argv: string[]): { quick: boolean; only: Set<Section>; imdb: 
       if (unknown.length) throw new Error(`--only: unknown section ${unknown.join(', ')} (sections: ${SECTIONS.join(', ')})`);
       only = new Set(names as Section[]);
     } else if (arg === '--imdb' || arg.startsWith('--imdb=')) imdb = value();
+    else if (arg === '--trace' || arg.startsWith('--trace=')) trace = value();
     else if (arg === '--help' || arg === '-h') {
-      console.log(`usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--imdb train.gz.parquet]`);
+      console.log(`usage: npm run bench -- [--quick] [--only ${SECTIONS.join(',')}] [--imdb train.gz.parquet] [--trace DIR]`);
+      console.log('  --trace DIR: run each section inside profile() and write DIR/<section>.trace.json and .summary.txt (its timings then include the profiler\'s cost)');
       process.exit(0);
     } else throw new Error(`unknown option ${arg} (try --help)`);
   }
-  return { quick, only, imdb };
+  return { quick, only, imdb, trace };
 }
 
 // ---- output -------------------------------------------------------------------------------------
@@ -183,7 +187,7 @@ let failures = 0;
  */
 async function section<T extends object>(name: Section, body: () => Promise<T>, print: (value: T) => void): Promise<T | undefined> {
   try {
-    const value = await body();
+    const value = args.trace ? await traced(name, body, args.trace) : await body();
     sections[name] = { date: new Date().toISOString(), ...value };
     print(value);
     return value;
@@ -194,6 +198,16 @@ async function section<T extends object>(name: Section, body: () => Promise<T>, 
     sections[name] = { date: new Date().toISOString(), error: message };
     return undefined;
   }
+}
+
+/** Runs a section inside profile() and writes its trace and summary (a section run in a child process, such as matmul, has no dispatches here). */
+async function traced<T>(name: Section, body: () => Promise<T>, dir: string): Promise<T> {
+  const p = await profile(gpu, body);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}.trace.json`), p.toChromeTrace());
+  writeFileSync(join(dir, `${name}.summary.txt`), p.summary(30) + '\n');
+  console.log(`\n${name}: trace of ${p.records.length} dispatches in ${join(dir, `${name}.trace.json`)}`);
+  return p.result;
 }
 
 const kernelHeader = ['op', 'ms/op', 'GB/s', '% peak BW', 'kernel GB/s', 'GFLOP/s', 'rme', 'max abs err'];

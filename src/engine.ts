@@ -38,6 +38,10 @@ export { customOp, type CustomOpSpec } from './tensor/custom.ts';
 export { Adam, AdamW, type AdamOptions, type AdamState } from './optim/adam.ts';
 export { Optimizer, SGD, clipGradNorm, clipCoefficient, globalGradNorm, type SGDOptions, type SGDState, type StepOptions } from './optim/optim.ts';
 export { CapturedStep, type CaptureState } from './tensor/capture.ts';
+export { profile, flopsOf, type Profile, type ProfileOptions, type DispatchRecord, type HostSpan, type KernelTotal, type GpuTiming, type ChromeTrace, type TraceEvent } from './tensor/profile.ts';
+export { checkNumerics, NumericsError } from './tensor/numerics.ts';
+export type { OpSite } from './tensor/site.ts';
+export { memory, leakCheck, LeakError, type MemoryReport, type TensorGroup } from './tensor/memory.ts';
 export {
   neg, exp, log, sqrt, rsqrt, reciprocal, abs, sin, cos, tanh, sigmoid, relu, silu, square, erf,
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where,

@@ -11,6 +11,7 @@ import {
   encodeCheckpoint, decodeCheckpoint, checkSameModel, textLength, PromptClassifier, predictionsCsv,
   openHubModel, modelNeeds, whyNotFitting, cacheStorageStore, parseHubFileUrl, HUB_URL, DEFAULT_REPO,
 } from '../../dist/browser/gpt2-prompt.js';
+import { traceDownload } from './trace-download.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -403,6 +404,7 @@ async function train() {
       promptTokens,
       maxLength,
       signal: stop.signal,
+      aroundStep: traceDownload(session.gpu, $('trace')),
       onStart: ({ stepsPerEpoch }) => {
         total = stepsPerEpoch * epochs;
         $('progress').max = total;

@@ -108,7 +108,10 @@ function buildCli(argv: string[]) {
     OUTPUT(['--out <file>', 'Prompt file to write (after every epoch)', { default: 'prompt.gpt2p' }]),
     [['--resume', 'Continue training the --out file from its last complete epoch']],
     DEVICE,
-    [['--quiet', 'No progress bars']],
+    [
+      ['--quiet', 'No progress bars'],
+      ['--profile <file>', 'Profile the third training step (after two warm-up steps) and write its trace (Chrome Trace Event JSON, for Perfetto); the summary goes to stderr'],
+    ],
   ).action((flags: TrainFlags) => trainCommand(verbatim(flags, argv)));
 
   withOptions(

@@ -11,6 +11,8 @@ import { defaultTask, DEFAULT_TRAINING, type DefaultTask } from '../prompt/defau
 import { loadDataset } from '../node/dataset-file.ts';
 import { writeFileAtomic, exists, checkOutputFile } from '../node/files.ts';
 import { ProgressBar } from '../node/progress.ts';
+import { profile } from '../tensor/profile.ts';
+import type { Gpu } from '../gpu/context.ts';
 import { openSession, closeSession, readPromptFile, readShipped, parseList, positiveInt, positiveNumber, UsageError } from './common.ts';
 
 export interface TrainFlags {
@@ -39,7 +41,11 @@ export interface TrainFlags {
   cacheF16?: boolean;
   backend?: string;
   quiet?: boolean;
+  profile?: string;
 }
+
+/** The step --profile profiles: two warm-up steps first compile the kernels and fill the pools. */
+const PROFILED_STEP = 2;
 
 /** One task of a run: where its data is and how to read it. */
 interface TaskSpec {
@@ -186,6 +192,7 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
       hostCacheBytes,
       cacheF16,
       ...(previous ? { resume: previous } : {}),
+      ...(flags.profile ? { aroundStep: profiledStep(session.gpu, flags.profile, log) } : {}),
       onStart: ({ examples, stepsPerEpoch, startEpoch }) => {
         log(`training ${taskList.map((t) => `${t.name} (${t.kind}-label, ${t.labelNames.length} labels)`).join(' + ')} on ${examples} examples; ${session.gpu.adapterName}`);
         if (startEpoch >= epochs) log(`${out} already completed ${startEpoch} epochs; raise --epochs to train further`);
@@ -210,9 +217,20 @@ export async function trainCommand(flags: TrainFlags): Promise<void> {
     });
     process.off('SIGINT', onSigint);
     (runBar as ProgressBar | null)?.done();
+    if (flags.profile && stepsDone <= PROFILED_STEP && !flags.quiet) log(`--profile: the run had ${stepsDone} steps, none after the warm-up to profile`);
     if (!interrupted) log(`done: ${out}`);
     result.classifier.dispose();
   } finally {
     closeSession(session);
   }
+}
+
+/** Runs the training steps, profiling step PROFILED_STEP: its trace to `file`, its summary to the log. */
+function profiledStep(gpu: Gpu, file: string, log: (line: string) => void): (index: number, step: () => Promise<void>) => Promise<void> {
+  return async (index, step) => {
+    if (index !== PROFILED_STEP) return step();
+    const p = await profile(gpu, step);
+    await writeFileAtomic(file, p.toChromeTrace(), { overwrite: true });
+    log(`\nprofile of training step ${index + 1} (${p.adapter}); trace written to ${file}\n${p.summary()}`);
+  };
 }

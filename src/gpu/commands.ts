@@ -65,7 +65,17 @@ export class CommandStream {
     return this.encoder !== null;
   }
 
-  dispatch(pipeline: GPUComputePipeline, group: GPUBindGroup, x: number, y: number, z: number): void {
+  /** Encodes a dispatch in the open pass, or with `timestampWrites` in a pass of its own (profiling). */
+  dispatch(pipeline: GPUComputePipeline, group: GPUBindGroup, x: number, y: number, z: number, timestampWrites?: GPUComputePassTimestampWrites): void {
+    if (timestampWrites) {
+      this.endPass();
+      const own = this.commandEncoder().beginComputePass({ timestampWrites });
+      own.setPipeline(pipeline);
+      own.setBindGroup(0, group);
+      own.dispatchWorkgroups(x, y, z);
+      own.end();
+      return;
+    }
     const pass = (this.pass ??= this.commandEncoder().beginComputePass());
     if (this.passPipeline !== pipeline) pass.setPipeline((this.passPipeline = pipeline));
     if (this.passGroup !== group) pass.setBindGroup(0, (this.passGroup = group));

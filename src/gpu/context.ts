@@ -12,6 +12,7 @@ import { UniformSlots, uniformArena, PARAM_SLOT_BYTES, type CachedGroup } from '
 import { StagingBuffers, uploadRing, RING_UPLOAD_MAX, type StagedArena } from './uploads.ts';
 import { CommandStream, ErrorLog, GpuError } from './commands.ts';
 import { GpuRecording, type RecordedCommand } from './recording.ts';
+import type { DispatchMonitor } from './monitor.ts';
 
 export type { KernelName };
 export { GpuError, GpuRecording };
@@ -116,6 +117,8 @@ export class Gpu {
    * results (tests and benchmarks compare the two).
    */
   fastLaunch = true;
+  /** Sees every dispatch, submit and wait while set (the profiler, checkNumerics: see monitor.ts); null otherwise. */
+  monitor: DispatchMonitor | null = null;
   /** Number of command buffers submitted, for tests that prove work is batched. */
   submits = 0;
   dispatches = 0;
@@ -275,7 +278,13 @@ export class Gpu {
       for (const b of d.bindings) recording.buffers.add(b.buffer);
       recording.dispatches++;
     }
-    this.stream.dispatch(entry.pipeline, group, x, y, z);
+    const monitor = this.monitor;
+    if (monitor) {
+      this.stream.dispatch(entry.pipeline, group, x, y, z, monitor.beforeDispatch(d, [x, y, z]));
+      monitor.afterDispatch(d);
+    } else {
+      this.stream.dispatch(entry.pipeline, group, x, y, z);
+    }
     this.dispatches++;
     // Bound the size of one command buffer; submitting does not wait for the GPU.
     if (++this.dispatchesInBatch >= DISPATCHES_PER_SUBMIT) this.flush();
@@ -449,7 +458,10 @@ export class Gpu {
     this.arena.upload(queue);
     this.ring.upload(queue);
     this.slots.upload(queue);
+    const monitor = this.monitor;
+    const start = monitor ? performance.now() : 0;
     this.stream.submit(queue);
+    monitor?.submitted(start, performance.now(), this.dispatchesInBatch);
     this.dispatchesInBatch = 0;
     this.batch++;
     this.submits++;
@@ -459,12 +471,15 @@ export class Gpu {
   /** Reads a buffer range back to the host: the one place the engine waits on the GPU. */
   async read(src: Binding): Promise<ArrayBuffer> {
     if (this.recording) this.recording.unreplayable ??= 'it read data back';
+    if (this.monitor?.beforeWait) await this.monitor.beforeWait();
     const size = Math.ceil(src.size / 4) * 4;
     const staging = this.device.createBuffer({ size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     if (size > 0) this.copy({ ...src, size }, { buffer: staging, size });
     this.flush();
+    const waitStart = this.monitor ? performance.now() : 0;
     try {
       await staging.mapAsync(GPUMapMode.READ);
+      this.monitor?.waited(waitStart, performance.now(), 'read', src.size);
       const data = staging.getMappedRange().slice(0, src.size);
       staging.unmap();
       await this.errors.check();
@@ -480,8 +495,11 @@ export class Gpu {
   /** Waits for all submitted work and throws the first WebGPU error it raised. */
   async sync(): Promise<void> {
     if (this.recording) this.recording.unreplayable ??= 'it waited for the GPU';
+    if (this.monitor?.beforeWait) await this.monitor.beforeWait();
     this.flush();
+    const waitStart = this.monitor ? performance.now() : 0;
     await this.device.queue.onSubmittedWorkDone();
+    this.monitor?.waited(waitStart, performance.now(), 'sync', 0);
     await this.errors.check();
   }
 

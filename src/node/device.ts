@@ -5,6 +5,7 @@ import { KERNEL_FEATURES, type KernelFeature } from '../gpu/features.ts';
 import { KERNEL_CLASSES, kernelClassOf, type KernelClass } from '../gpu/kernel-class.ts';
 import { describeAdapter as describe, gpuOnAdapter } from '../gpu/open.ts';
 import { relaxDawnPolling } from './polling.ts';
+import { checkNumerics } from '../tensor/numerics.ts';
 
 export type Backend = 'auto' | 'vulkan' | 'opengles' | 'metal' | 'd3d12';
 
@@ -29,6 +30,11 @@ export interface OpenOptions {
    * software adapter, whose kernels need that core, spin on a GPU. Env: GPT2_PROMPT_POLL.
    */
   polling?: Polling;
+  /**
+   * Check every op's output for NaN and ±Inf, throwing at the next read for the first op that
+   * made one (checkNumerics; slow, for finding where a NaN starts). Env: GPT2_PROMPT_CHECK_NUMERICS=1.
+   */
+  checkNumerics?: boolean;
 }
 
 export type Polling = 'spin' | 'relaxed';
@@ -108,6 +114,7 @@ export async function openGpu(options: OpenOptions = {}): Promise<Gpu> {
   const adapterName = describe(found.adapter, found.featureLevel, backendName);
   if ((polling ?? (kernelClassOf(adapterName) === 'cpu' ? 'relaxed' : 'spin')) === 'relaxed') relaxDawnPolling();
   const gpu = await gpuOnAdapter(found.gpu, found.adapter, adapterName, { kernelFeatures, kernelClass });
+  if (options.checkNumerics ?? process.env.GPT2_PROMPT_CHECK_NUMERICS === '1') checkNumerics(gpu, true);
   // Dropping the last reference to a Dawn instance while its device is in use is not safe.
   liveInstances.push(found.gpu);
   return gpu;

@@ -81,6 +81,8 @@ export interface FitOptions {
   /** Before the first step. */
   onStart?: (info: { tasks: Task[]; examples: number; stepsPerEpoch: number; startEpoch: number }) => void;
   onStep?: (info: { epoch: number; step: number; steps: number; loss: number }) => void;
+  /** Runs each step's work (see TrainOptions.aroundStep). */
+  aroundStep?: (index: number, step: () => Promise<void>) => Promise<void>;
   /** After each epoch, with everything needed to resume from it; awaited before validation. */
   onCheckpoint?: (checkpoint: PromptCheckpoint, info: { epoch: number; meanLoss: number; seconds: number }) => Promise<void> | void;
   /** After each epoch's checkpoint: the report of every task that has validation data. */
@@ -141,6 +143,7 @@ export async function fit(model: GPT2, tokenizer: Tokenizer, tasks: readonly Fit
       cacheF16,
       startEpoch,
       optimizer,
+      ...(options.aroundStep ? { aroundStep: options.aroundStep } : {}),
       onStep: (info) => {
         options.signal?.throwIfAborted();
         options.onStep?.(info);

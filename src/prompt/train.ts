@@ -47,6 +47,8 @@ export interface TrainOptions {
   startEpoch?: number;
   optimizer?: Adam;
   onStep?: (info: { epoch: number; step: number; steps: number; loss: number }) => void;
+  /** Runs each step's work (counted from 0 over the run), e.g. to profile one: it must call `step` once. */
+  aroundStep?: (index: number, step: () => Promise<void>) => Promise<void>;
   /** Called after each complete epoch (e.g. to checkpoint and validate); awaited before the next. */
   onEpoch?: (info: { epoch: number; meanLoss: number; seconds: number; optimizer: Adam }) => Promise<void> | void;
 }
@@ -209,6 +211,7 @@ export async function train(model: GPT2, classifier: PromptClassifier, examples:
   const optimizer = options.optimizer ?? new Adam(classifier.parameters(), { lr: options.lr });
   const batches = mixedBuckets(examples, classifier.tasks.length, options.batchSize);
   const cache = new PastCache(model, options.cacheBytes, options.hostCacheBytes ?? 0, { pastF16: options.cacheF16 ?? false });
+  let stepsRun = 0;
   try {
     for (let epoch = options.startEpoch ?? 0; epoch < options.epochs; epoch++) {
       const started = performance.now();
@@ -225,21 +228,25 @@ export async function train(model: GPT2, classifier: PromptClassifier, examples:
         options.onStep?.({ epoch, step, steps: order.length, loss });
       };
       for (let s = 0; s < order.length; s++) {
-        const indices = batches[order[s]!]!;
-        const { past, owned } = await cache.get(order[s]!, () => tokenBatch(examples, indices));
-        const loss = tidy(() => {
-          const l = batchLoss(classifier.logits(model, past), examples, indices, classifier.tasks, options.losses);
-          l.backward();
-          return l;
-        });
-        optimizer.step();
-        optimizer.zeroGrad();
-        if (owned) disposePast(past);
-        const value = loss.readF32().finally(() => loss.dispose());
-        // Observed when settled; until then a failure must not count as unhandled.
-        value.catch(() => undefined);
-        pending.push({ step: s, value });
-        if (pending.length > READ_BACK_LAG) await settle();
+        const index = stepsRun++;
+        const step = async () => {
+          const indices = batches[order[s]!]!;
+          const { past, owned } = await cache.get(order[s]!, () => tokenBatch(examples, indices));
+          const loss = tidy(() => {
+            const l = batchLoss(classifier.logits(model, past), examples, indices, classifier.tasks, options.losses);
+            l.backward();
+            return l;
+          });
+          optimizer.step();
+          optimizer.zeroGrad();
+          if (owned) disposePast(past);
+          const value = loss.readF32().finally(() => loss.dispose());
+          // Observed when settled; until then a failure must not count as unhandled.
+          value.catch(() => undefined);
+          pending.push({ step: s, value });
+          if (pending.length > READ_BACK_LAG) await settle();
+        };
+        await (options.aroundStep ? options.aroundStep(index, step) : step());
       }
       while (pending.length) await settle();
       await options.onEpoch?.({ epoch, meanLoss: lossSum / order.length, seconds: (performance.now() - started) / 1000, optimizer });

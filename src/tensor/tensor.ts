@@ -59,7 +59,8 @@ class TensorBinding implements Binding {
     readonly offset: number,
     readonly size: number,
     readonly gpu: Gpu,
-    private readonly tensor: Tensor,
+    /** The tensor bound (read by the profiler for shapes). */
+    readonly tensor: Tensor,
   ) {}
   get label(): string {
     return `${this.tensor.label ?? 'tensor'} ${shapeString(this.tensor.shape)}`;
@@ -76,7 +77,7 @@ export interface BufferRange {
 /** Computes the gradients of a node's inputs from the gradient of its output; null where not needed. */
 export type BackwardFn = (gradOutput: Tensor, needsGrad: readonly boolean[]) => (Tensor | null)[];
 
-interface Node {
+export interface Node {
   inputs: readonly Tensor[];
   /** Null once a backward() without retainGraph has run through the node: its closure, and the tensors it saved, are let go. */
   backward: BackwardFn | null;
@@ -86,6 +87,26 @@ export interface BackwardOptions {
   /** Keep the graph for another backward() through it (PyTorch's retain_graph); by default backward() releases it. */
   retainGraph?: boolean;
 }
+
+/** Watches the tape while set (checkNumerics and the profiler, through src/tensor/site.ts); null otherwise. */
+export interface TapeProbe {
+  /** An op returned `out` from these inputs (its node already set where it records one). */
+  recorded(out: Tensor, inputs: readonly Tensor[]): void;
+  /** backward() is about to run this node's gradient. */
+  backwardOf(node: Node): void;
+  /** The node's gradient returned these input gradients. */
+  gradientsOf(node: Node, grads: readonly (Tensor | null)[]): void;
+}
+
+let probe: TapeProbe | null = null;
+
+/** Installs (or with null removes) the tape's probe. */
+export function setTapeProbe(next: TapeProbe | null): void {
+  probe = next;
+}
+
+/** Every tensor not yet disposed, for memory reports (src/tensor/memory.ts). */
+export const liveTensors = new Set<Tensor>();
 
 export function numel(shape: Shape): number {
   let n = 1;
@@ -131,6 +152,7 @@ export class Tensor {
     this.size = size;
     this.requiresGrad = requiresGrad;
     scopes.at(-1)?.add(this);
+    liveTensors.add(this);
   }
 
   get gpu(): Gpu {
@@ -222,6 +244,7 @@ export class Tensor {
     this.grad?.dispose();
     this.grad = null;
     for (const scope of scopes) scope.delete(this);
+    liveTensors.delete(this);
   }
 
   /**
@@ -325,6 +348,7 @@ export function record(out: Tensor, inputs: readonly Tensor[], backward: Backwar
     out.requiresGrad = true;
     out.node = { inputs, backward };
   }
+  probe?.recorded(out, inputs);
   return out;
 }
 
@@ -373,7 +397,8 @@ export function keep<T extends Tensor>(t: T): T {
   return t;
 }
 
-function collectTensors(value: unknown, into: Set<Tensor>): void {
+/** The tensors in a value: itself, an array's or a plain object's (what tidy() keeps of a result). */
+export function collectTensors(value: unknown, into: Set<Tensor>): void {
   if (value instanceof Tensor) into.add(value);
   else if (Array.isArray(value)) for (const v of value) collectTensors(v, into);
   else if (value instanceof Map) for (const v of value.values()) collectTensors(v, into);
@@ -436,7 +461,9 @@ function backward(root: Tensor, gradOutput: Tensor | undefined, retainGraph: boo
         continue;
       }
       const needs = t.node.inputs.map((x) => x.requiresGrad);
+      probe?.backwardOf(t.node);
       const inputGrads = t.node.backward!(g, needs);
+      probe?.gradientsOf(t.node, inputGrads);
       t.node.inputs.forEach((x, k) => {
         const gx = inputGrads[k];
         if (!gx || !needs[k]) return;

@@ -58,6 +58,17 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const p = (name: string) => join(dir, name);
 
 describe('gpt2-prompt train / eval / predict', () => {
+  it('train --profile writes the trace of the third step and prints its summary', async () => {
+    const r = await cli('train', '--data', p('train.csv'), '--epochs', '2', '--batch-size', '8', '--out', p('profiled.gpt2p'), '--profile', p('step.trace.json'));
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/profile of training step 3 .*; trace written to .*step\.trace\.json/);
+    expect(r.stderr).toMatch(/kernel\s+calls\s+GPU ms\s+share/);
+    const trace = JSON.parse(readFileSync(p('step.trace.json'), 'utf8')) as { traceEvents: { ph: string; pid: number; name: string }[] };
+    const ops = new Set(trace.traceEvents.filter((e) => e.ph === 'X' && e.pid === 2).map((e) => e.name.split('.')[0]));
+    expect([...ops].some((f) => f!.startsWith('matmul'))).toBe(true);
+    for (const family of ['attention', 'layernorm', 'optim']) expect(ops, family).toContain(family);
+  });
+
   it('trains, checkpoints every epoch, reports validation, and refuses to overwrite without --force', async () => {
     const r = await cli('train', '--data', p('train.csv'), '--val', p('val.csv'), '--epochs', '2', '--out', p('s.gpt2p'), '--name', 'sentiment');
     // The report on stdout (so `train > report.txt` keeps it), notices on stderr.

@@ -3,6 +3,7 @@ import { testGpu, randn, asF32, asF16, expectClose, finiteDifferences, withKerne
 import { tensor, tidy, f16Bits, f16Values, type DType } from '../../src/tensor/tensor.ts';
 import { attention, splitPast, type Past } from '../../src/ops/attention.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
+import { leakCheck } from '../../src/tensor/memory.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -554,7 +555,7 @@ describe('attention memory', () => {
       lengths: new Uint32Array([5, 2]),
     };
     const before = gpu.memory().inUse;
-    attention(qkv, c.H, { past }).dispose();
+    await leakCheck(() => attention(qkv, c.H, { past }).dispose());
     expect(gpu.memory().inUse).toBe(before);
     for (const t of [qkv, past.k, past.v]) t.dispose();
   });

@@ -3,6 +3,7 @@ import { testGpu, randn, asF32, expectClose, finiteDifferences, withKernelFeatur
 import { tensor, tidy, noGrad, type Shape } from '../../src/tensor/tensor.ts';
 import { layerNorm } from '../../src/ops/layernorm.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
+import { leakCheck } from '../../src/tensor/memory.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -166,7 +167,7 @@ describe('layerNorm', () => {
     const tg = tensor(gpu, gamma, [48]);
     const tb = tensor(gpu, beta, [48]);
     const before = gpu.memory().inUse;
-    layerNorm(tx, tg, tb).dispose();
+    await leakCheck(() => layerNorm(tx, tg, tb).dispose());
     expect(gpu.memory().inUse).toBe(before);
   });
 

@@ -3,6 +3,7 @@ import { testGpu, featureTestGpu, randn, asF32, expectClose, finiteDifferences, 
 import { tensor, tidy, type Shape } from '../../src/tensor/tensor.ts';
 import { matmul, type MatmulKernel } from '../../src/ops/matmul.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
+import { leakCheck } from '../../src/tensor/memory.ts';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -226,12 +227,14 @@ describe('matmul', () => {
     expect(x.grad?.shape).toEqual([2, 3, 8]);
   });
 
-  it('keeps no views or copies of a broadcast or 1-D product once nothing records it for autodiff', () => {
+  it('keeps no views or copies of a broadcast or 1-D product once nothing records it for autodiff', async () => {
     const t = (s: Shape) => tensor(gpu, new Float32Array(numel(s)).fill(1), s);
     const operands = [t([2, 1, 5, 4]), t([3, 4, 6]), t([1, 3, 4, 6]), t([4])];
     const before = gpu.memory().inUse;
-    const products = [matmul(operands[0]!, operands[1]!), matmul(operands[0]!, operands[2]!), matmul(operands[3]!, operands[1]!)];
-    for (const p of products) p.dispose();
+    await leakCheck(() => {
+      const products = [matmul(operands[0]!, operands[1]!), matmul(operands[0]!, operands[2]!), matmul(operands[3]!, operands[1]!)];
+      for (const p of products) p.dispose();
+    });
     expect(gpu.memory().inUse).toBe(before);
     for (const x of operands) x.dispose();
   });

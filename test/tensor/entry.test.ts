@@ -26,9 +26,9 @@ describe('gpt2-prompt/engine', () => {
     expect(files.filter((f) => /^src\/(gpt2|prompt|data|node|cli|metrics)\//.test(f))).toEqual([]);
   });
 
-  it('exports the engine: device, tensors, tape, custom ops, optimizer, capture, ops and nn', async () => {
+  it('exports the engine: device, tensors, tape, custom ops, optimizer, capture, instruments, ops and nn', async () => {
     const engine = await import('../../src/engine.ts');
-    for (const name of ['Gpu', 'registerKernel', 'Tensor', 'tensor', 'fromGpuBuffer', 'tidy', 'record', 'customOp', 'grid', 'Adam', 'CapturedStep', 'add', 'matmul', 'softmax', 'layerNorm', 'nn', 'saveSafetensors', 'loadSafetensors']) {
+    for (const name of ['Gpu', 'registerKernel', 'Tensor', 'tensor', 'fromGpuBuffer', 'tidy', 'record', 'customOp', 'grid', 'Adam', 'CapturedStep', 'profile', 'checkNumerics', 'memory', 'leakCheck', 'add', 'matmul', 'softmax', 'layerNorm', 'nn', 'saveSafetensors', 'loadSafetensors']) {
       expect(engine, name).toHaveProperty(name);
     }
   });
