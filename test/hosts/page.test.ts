@@ -174,6 +174,14 @@ describe.skipIf(missing !== null)('the page in Chromium', { timeout: 200_000 }, 
     await (await bestDownload).saveAs(best);
     expect(best).toMatch(/reviews\.best\.gpt2p$/);
     expect(readFileSync(best).equals(readFileSync(promptFile))).toBe(true);
+    // The third step was profiled (the losses above include it): its Chrome trace downloads and parses.
+    const traceDownload = page.waitForEvent('download');
+    await page.click('#trace a');
+    const tracePath = join(dir, (await traceDownload).suggestedFilename());
+    await (await traceDownload).saveAs(tracePath);
+    const trace = JSON.parse(readFileSync(tracePath, 'utf8')) as { traceEvents: { ph: string; name: string }[] };
+    expect(trace.traceEvents.filter((e) => e.ph === 'X').length).toBeGreaterThan(10);
+    expect(await page.locator('#trace pre').textContent()).toMatch(/matmul/);
     await page.fill('#text', TEXTS.join('\n'));
     await page.click('#classify');
     pagePredictions = (await until(page, 'd.predictions && d.predictions.texts.length === 3')).predictions;
