@@ -80,8 +80,10 @@ export function expectedTensors(config: GPT2Config): Array<[string, number[]]> {
 }
 
 const PREFIX = 'transformer.';
-// Causal-mask buffers that older transformers versions saved, and GPT2LMHeadModel's head, tied to wte.
-const SKIPPED = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$|^lm_head\.weight$/;
+/** Causal-mask buffers that transformers before 4.31 saved in the state dict: constants, not weights. */
+export const MASK_BUFFER = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
+// The mask buffers, and GPT2LMHeadModel's head, tied to wte.
+const SKIPPED = new RegExp(`${MASK_BUFFER.source}|^lm_head\\.weight$`);
 const LAYER = /^(?:transformer\.)?h\.(\d+)\./;
 
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;

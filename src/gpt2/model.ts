@@ -18,11 +18,12 @@ import { matmul } from '../ops/matmul.ts';
 import { gelu } from '../ops/gelu.ts';
 import { attention, splitPast, type Past } from '../ops/attention.ts';
 import { gatherRows } from '../ops/gather.ts';
-import { Module, LayerNorm, ModuleList } from '../nn/index.ts';
+import { Module, LayerNorm, ModuleList, type LoadResult, type StateDictLike } from '../nn/index.ts';
+import { stateDictEntries } from '../nn/module.ts';
 import { loadSafetensors } from '../nn/state-dict.ts';
 import { parseSafetensors } from '../nn/safetensors.ts';
 import { parseConfig, type GPT2Config } from './config.ts';
-import { planCheckpoint, fileFingerprint, weightArrays, type CheckpointPlan, type GPT2HostWeights } from './checkpoint.ts';
+import { planCheckpoint, fileFingerprint, weightArrays, MASK_BUFFER, type CheckpointPlan, type GPT2HostWeights } from './checkpoint.ts';
 
 /**
  * f32 storage for a parameter, not initialised: GPT-2's weights are always filled afterwards,
@@ -219,6 +220,14 @@ export class GPT2 extends Module {
     this.lnF = this.registerModule('ln_f', new LayerNorm(gpu, config.nEmbd, { eps: config.layerNormEps }));
     for (const p of this.parameters()) p.requiresGrad = false;
     if (weights) this.writeWeights(weights);
+  }
+
+  /**
+   * nn.Module's strict load, with the causal-mask buffers older transformers saved
+   * (h.N.attn.bias, masked_bias) dropped first, as transformers' GPT-2 ignores them on load.
+   */
+  override loadStateDict(dict: StateDictLike, options: { strict?: boolean } = {}): LoadResult {
+    return super.loadStateDict(new Map(stateDictEntries(dict).filter(([key]) => !MASK_BUFFER.test(key))), options);
   }
 
   /** Uploads host weights straight into the parameters (no second copy on the GPU). */
