@@ -1,4 +1,6 @@
-"""Hugging Face GPT2Model's state_dict() keys, order and shapes, for test/gpt2/state-dict.test.ts.
+"""Hugging Face GPT2Model's state_dict() keys, order and shapes, for test/gpt2/state-dict.test.ts;
+and, with --check, an engine-written model.safetensors loaded strictly into that module tree,
+whose float64 forward over the given ids is printed as JSON (the test compares it with ours).
 
 transformers is not installed here, so the module tree of transformers' modeling_gpt2.py is
 rebuilt by hand with the same attribute names, registration order and parameter shapes:
@@ -8,12 +10,15 @@ y = x·W + b). The causal-mask buffer `bias` is non-persistent, as in transforme
 (older versions saved `h.N.attn.bias`/`masked_bias`, which the engine's loader skips).
 
     /usr/bin/python3 scripts/gpt2-state-dict-keys.py test/gpt2/fixtures/hf-gpt2-keys.json
+    /usr/bin/python3 scripts/gpt2-state-dict-keys.py --check DIR 5,60,0   (DIR: config.json + model.safetensors)
 """
 import json
 import sys
 
 import torch
 from torch import nn
+
+from nn_safetensors import load
 
 
 class Conv1D(nn.Module):
@@ -37,6 +42,13 @@ class GPT2Attention(nn.Module):
         self.attn_dropout = nn.Dropout(0.1)
         self.resid_dropout = nn.Dropout(0.1)
 
+    def forward(self, x, n_head):
+        T, C = x.shape
+        q, k, v = (t.view(T, n_head, C // n_head).transpose(0, 1) for t in self.c_attn(x).split(C, dim=-1))
+        scores = q @ k.transpose(-1, -2) / (C // n_head) ** 0.5
+        scores = scores.masked_fill(~self.bias[0, 0, :T, :T], float("-inf"))
+        return self.c_proj((scores.softmax(-1) @ v).transpose(0, 1).reshape(T, C))
+
 
 class GPT2MLP(nn.Module):
     def __init__(self, inner, C):
@@ -46,6 +58,9 @@ class GPT2MLP(nn.Module):
         self.act = nn.GELU(approximate="tanh")
         self.dropout = nn.Dropout(0.1)
 
+    def forward(self, x):
+        return self.c_proj(self.act(self.c_fc(x)))
+
 
 class GPT2Block(nn.Module):
     def __init__(self, C, n_positions, eps):
@@ -54,6 +69,10 @@ class GPT2Block(nn.Module):
         self.attn = GPT2Attention(C, n_positions)
         self.ln_2 = nn.LayerNorm(C, eps=eps)
         self.mlp = GPT2MLP(4 * C, C)
+
+    def forward(self, x, n_head):
+        x = x + self.attn(self.ln_1(x), n_head)
+        return x + self.mlp(self.ln_2(x))
 
 
 class GPT2Model(nn.Module):
@@ -65,6 +84,12 @@ class GPT2Model(nn.Module):
         self.h = nn.ModuleList([GPT2Block(n_embd, n_positions, eps) for _ in range(n_layer)])
         self.ln_f = nn.LayerNorm(n_embd, eps=eps)
 
+    def forward(self, ids, n_head):
+        x = self.wte(ids) + self.wpe(torch.arange(len(ids)))
+        for block in self.h:
+            x = block(x, n_head)
+        return self.ln_f(x)
+
 
 def main(out_path):
     config = {"vocab_size": 50, "n_positions": 16, "n_embd": 8, "n_layer": 2, "n_head": 2}
@@ -74,5 +99,19 @@ def main(out_path):
         f.write(f'{{\n "config": {json.dumps(config)},\n "state_dict": [\n{entries}\n ]\n}}\n')
 
 
+def check(directory, ids):
+    with open(f"{directory}/config.json") as f:
+        c = json.load(f)
+    tensors, metadata = load(f"{directory}/model.safetensors")
+    model = GPT2Model(c["vocab_size"], c["n_positions"], c["n_embd"], c["n_layer"], c["layer_norm_epsilon"]).double()
+    model.load_state_dict({k: t.double() for k, t in tensors.items()}, strict=True)
+    with torch.no_grad():
+        hidden = model(torch.tensor(ids), c["n_head"])
+    print(json.dumps({"keys": list(tensors), "metadata": metadata, "hidden": hidden.reshape(-1).tolist()}))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--check":
+        check(sys.argv[2], [int(i) for i in sys.argv[3].split(",")])
+    else:
+        main(sys.argv[1])

@@ -2,7 +2,10 @@
 // test/gpt2/fixtures/hf-gpt2-keys.json, written from a torch module tree by
 // scripts/gpt2-state-dict-keys.py), saving and loading round-trip bit for bit, the golden
 // fixture loads through loadSafetensors + loadStateDict, and the model id is unchanged.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { testGpu, expectClose } from '../helpers.ts';
@@ -15,6 +18,8 @@ import { encodeModel, expectedTensors, fingerprint, weightArrays } from '../../s
 import { encodeSafetensors, numel, parseSafetensors, type TensorToWrite } from '../../src/nn/safetensors.ts';
 import { loadSafetensors, saveSafetensors } from '../../src/nn/state-dict.ts';
 import { readCheckpoint } from '../../src/node/checkpoint-file.ts';
+import { openRunDirectory, runPretraining } from '../../src/node/pretrain-run.ts';
+import { DEFAULT_PRETRAIN_SETTINGS } from '../../src/gpt2/pretrain.ts';
 import { compareWithFixture } from '../../src/prompt/golden.ts';
 import { seededRandom } from '../../src/util/random.ts';
 
@@ -194,5 +199,33 @@ describe('loading errors', () => {
       expect(() => model.wte.forward(ids)).toThrow(`wte.weight: a table in ${shards.length} row ranges takes no gradient`);
     }
     model.dispose();
+  });
+});
+
+const PYTHON = '/usr/bin/python3';
+const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+
+describe.skipIf(!hasTorch)('what pretrain writes, in PyTorch', () => {
+  it("loads strictly into Hugging Face GPT2Model's module tree and computes our hidden states there", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gpt2-pretrain-'));
+    try {
+      const tokens = Uint32Array.from({ length: 200 }, (_, i) => (i * 37 + ((i * i) % 11)) % small.vocabSize);
+      const settings = { ...DEFAULT_PRETRAIN_SETTINGS, seqLen: 8, batchSize: 2, steps: 2, warmupSteps: 1, seed: 3 };
+      const run = await openRunDirectory(dir);
+      await runPretraining(gpu, run, { settings, config: small, tokens, data: { path: 'tokens', textColumn: 'text', texts: 1, tokens: tokens.length }, saveEverySeconds: 1e9 });
+      const ids = [5, 60, 0, 33, 7, 7, 12];
+      const torch = spawnSync(PYTHON, [join(import.meta.dirname, '..', '..', 'scripts', 'gpt2-state-dict-keys.py'), '--check', dir, ids.join(',')], { encoding: 'utf8', timeout: 120_000 });
+      expect(torch.status, torch.stderr).toBe(0);
+      const result = JSON.parse(torch.stdout) as { keys: string[]; metadata: Record<string, string>; hidden: number[] };
+      expect(result.keys).toEqual(expectedTensors(small).map(([key]) => key));
+      expect(result.metadata).toEqual({ format: 'pt', step: '2' });
+      const { model } = await loadGPT2(gpu, readFileSync(join(dir, 'config.json'), 'utf8'), read(dir, 'model.safetensors'), dir);
+      const batch = { ids: Uint32Array.from(ids), lengths: Uint32Array.of(ids.length), width: ids.length };
+      const hidden = await noGrad(() => tidy(() => model.encodePast(batch).hidden)).readF32();
+      expectClose('hidden states of the pretrained model, engine vs torch float64', hidden, result.hidden, { atol: 1e-5, rtol: 1e-4 });
+      model.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
