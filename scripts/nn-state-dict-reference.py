@@ -1,7 +1,8 @@
 """A torch model's state dict as safetensors, with its float64 forward and gradients, for
 test/nn/state-dict.test.ts: test/nn/fixtures/reference.safetensors (the float32 state dict, as
 torch saves it) and reference.json (keys in state_dict() order, output, output weight w and the
-gradient of sum(w * output) for every parameter, all in float64).
+gradient of sum(w * output) for every parameter, all in float64). Also batchnorm.safetensors, a
+trained BatchNorm1d's state dict: torch's int64 num_batches_tracked, as a file holds it.
 Run: /usr/bin/python3 scripts/nn-state-dict-reference.py"""
 import json
 import pathlib
@@ -39,5 +40,12 @@ fixture = {
     "w": floats(w),
     "grads": {k: floats(p.grad) for k, p in wide.named_parameters()},
 }
+bn = torch.nn.BatchNorm1d(3)
+for _ in range(3):
+    bn(torch.randn(4, 3))
+bn_state = bn.state_dict()
+nn_safetensors.save(OUT / "batchnorm.safetensors", bn_state)
+fixture["batchnorm"] = {"keys": list(bn_state.keys()), "dtypes": {k: str(v.dtype) for k, v in bn_state.items()},
+                        "values": {k: [float(x) for x in v.reshape(-1).tolist()] for k, v in bn_state.items()}}
 (OUT / "reference.json").write_text(json.dumps(fixture, indent=1) + "\n")
 print(f"wrote {OUT}/reference.safetensors and reference.json ({len(state)} tensors)")

@@ -1,8 +1,9 @@
 // gpt2-prompt/engine: the WebGPU autodiff engine alone, for any project that computes on
 // tensors — a device wrapper, the kernel registry, tensors with a tape, custom WGSL ops,
 // optimizers, captured steps, the built-in ops, and modules (nn) with state dicts in
-// safetensors. Nothing of GPT-2, the tokenizer, data readers or checkpoints (test/tensor/entry.test.ts keeps it so). Hand it a GPUDevice with
-// `new Gpu(device)`, or open one with `openWebGpu()`.
+// safetensors. Nothing of GPT-2, the tokenizer, data readers or checkpoints
+// (test/tensor/entry.test.ts keeps it so). Hand it a GPUDevice with `new Gpu(device)`, or open
+// one with `openWebGpu()`.
 export { Gpu, GpuError, type Binding, type Dispatch, type GpuOptions } from './gpu/context.ts';
 export { openWebGpu, type WebGpuOptions } from './gpu/open.ts';
 export { registerKernel, hasKernel, kernelNames, type KernelName } from './gpu/registry.ts';

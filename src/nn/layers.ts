@@ -2,7 +2,7 @@
 // Parameters are drawn on the host from our seeded generator (src/util/random.ts), so a seed
 // gives the same model on every device; without a seed each model is drawn afresh.
 import type { Gpu } from '../gpu/context.ts';
-import { Tensor, tensor, shapeString } from '../tensor/tensor.ts';
+import { Tensor, tensor, keep, numel, shapeString } from '../tensor/tensor.ts';
 import { ones, zeros, randn } from '../ops/creation.ts';
 import { relu, silu, tanh, sigmoid } from '../ops/elementwise.ts';
 import { gelu } from '../ops/gelu.ts';
@@ -22,7 +22,7 @@ const freshSeed = () => Math.floor(Math.random() * 2 ** 32);
 
 /** U(−bound, bound) values of `shape`, from `random`. */
 function uniform(gpu: Gpu, shape: number[], bound: number, random: () => number): Tensor {
-  const values = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (2 * random() - 1) * bound);
+  const values = Float32Array.from({ length: numel(shape) }, () => (2 * random() - 1) * bound);
   return tensor(gpu, values, shape);
 }
 
@@ -96,7 +96,7 @@ abstract class Norm extends Module {
   protected affine(gpu: Gpu, name: string, n: number, affine: boolean, fill: 0 | 1): Tensor {
     const t = fill === 1 ? ones(gpu, [n]) : zeros(gpu, [n]);
     if (affine) return this.registerParameter(name, t);
-    this.constants.push(t);
+    this.constants.push(keep(t));
     return t;
   }
 
@@ -199,7 +199,7 @@ export class Flatten extends Module {
     if (!(0 <= start && start <= end && end < rank)) {
       throw new RangeError(`Flatten(${this.startDim}, ${this.endDim}): dims out of range for ${shapeString(x.shape)}`);
     }
-    const merged = x.shape.slice(start, end + 1).reduce((a, b) => a * b, 1);
+    const merged = numel(x.shape.slice(start, end + 1));
     return x.reshape([...x.shape.slice(0, start), merged, ...x.shape.slice(end + 1)]);
   }
 }

@@ -8,7 +8,7 @@
 // catch class fields holding helper tensors or modules that are not state, would see fields
 // in the order the compiler emits them rather than the order a constructor means, and would
 // sit on every property access. An explicit call says what is state and in which order.
-import { Tensor, keep, shapeString, type DType } from '../tensor/tensor.ts';
+import { Tensor, keep, sameShape, shapeString, type DType } from '../tensor/tensor.ts';
 
 /** Tensors under their dotted names, in PyTorch's state_dict() order. */
 export type StateDict = Map<string, Tensor>;
@@ -181,7 +181,7 @@ export class Module {
       if (!source) continue;
       if (!(source instanceof Tensor)) {
         errors.push(`${key}: expected a Tensor, got ${typeof source}.`);
-      } else if (source.shape.length !== target.shape.length || source.shape.some((d, i) => d !== target.shape[i])) {
+      } else if (!sameShape(source.shape, target.shape)) {
         errors.push(`size mismatch for ${key}: copying a param with shape ${shapeString(source.shape)} from checkpoint, the shape in current model is ${shapeString(target.shape)}.`);
       } else if (source.dtype !== target.dtype) {
         errors.push(`dtype mismatch for ${key}: copying a ${source.dtype} tensor from checkpoint, the tensor in current model is ${target.dtype}${dtypeHint(target.dtype)}.`);

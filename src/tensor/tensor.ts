@@ -330,8 +330,9 @@ export function isGradEnabled(): boolean {
 }
 
 /**
- * Runs fn and disposes every tensor it created, except those in its result and those
- * passed to keep(). fn must be synchronous (tensors are tracked by call nesting).
+ * Runs fn and disposes every tensor it created, except those in its result (found in arrays,
+ * plain objects and Maps, such as a state dict) and those passed to keep(). fn must be
+ * synchronous (tensors are tracked by call nesting).
  */
 export function tidy<T>(fn: () => T): T {
   const scope = new Set<Tensor>();
@@ -361,6 +362,7 @@ export function keep<T extends Tensor>(t: T): T {
 function collectTensors(value: unknown, into: Set<Tensor>): void {
   if (value instanceof Tensor) into.add(value);
   else if (Array.isArray(value)) for (const v of value) collectTensors(v, into);
+  else if (value instanceof Map) for (const v of value.values()) collectTensors(v, into);
   else if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
     for (const v of Object.values(value)) collectTensors(v, into);
   }

@@ -2,7 +2,7 @@
 // Expected keys are written out by hand from what torch prints for the same tree.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/context.ts';
-import { nn, tensor, zeros, sum, square, Adam, SGD, AdamW, type Tensor } from '../../src/engine.ts';
+import { nn, tensor, zeros, sum, square, tidy, saveSafetensors, loadSafetensors, Adam, SGD, AdamW, type Tensor } from '../../src/engine.ts';
 import { testGpu } from '../helpers.ts';
 
 let gpu: Gpu;
@@ -40,6 +40,19 @@ describe('nn.Module registration', () => {
     expect(m.children()).toHaveLength(3);
     expect(m.parameters().every((p) => p.requiresGrad)).toBe(true);
     expect(m.buffers().some((b) => b.requiresGrad)).toBe(false);
+    m.dispose();
+  });
+
+  it('a module made inside tidy() keeps its parameters, buffers and constants; a returned state dict survives', async () => {
+    const m = tidy(() => new nn.Sequential(new Counter(), new nn.LayerNorm(gpu, 2, { elementwiseAffine: false })));
+    const x = tensor(gpu, [1, 3], [1, 2]);
+    expect([...(await (m.at(1).forward(x) as Tensor).read())].map((v) => Math.round(v * 1000) / 1000)).toEqual([-1, 1]);
+    expect(m.buffers().every((b) => !b.disposed)).toBe(true);
+    const bytes = await saveSafetensors(m.stateDict());
+    const copies = tidy(() => loadSafetensors(gpu, bytes));
+    expect([...copies.values()].every((t) => !t.disposed)).toBe(true);
+    expect(m.loadStateDict(copies)).toEqual({ missingKeys: [], unexpectedKeys: [] });
+    for (const t of [...copies.values(), x]) t.dispose();
     m.dispose();
   });
 

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu/context.ts';
-import { nn, tensor, sum, mul, zeros, type Tensor } from '../../src/engine.ts';
+import { nn, tensor, sum, mul, zeros, ones, saveSafetensors, type Tensor } from '../../src/engine.ts';
+import { parseSafetensors } from '../../src/nn/safetensors.ts';
 import { saveSafetensorsFile, loadSafetensorsFile } from '../../src/node/index.ts';
 import { testGpu, expectClose } from '../helpers.ts';
 
@@ -19,6 +20,7 @@ const reference = JSON.parse(readFileSync(join(FIXTURES, 'reference.json'), 'utf
   output: { shape: number[]; values: number[] };
   w: number[];
   grads: Record<string, number[]>;
+  batchnorm: { keys: string[]; dtypes: Record<string, string>; values: Record<string, number[]> };
 };
 const PYTHON = '/usr/bin/python3';
 const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
@@ -75,6 +77,39 @@ describe('a PyTorch state dict in the engine', () => {
     }
     for (const t of dict.values()) t.dispose();
     model.dispose();
+  });
+});
+
+/** A batch norm's state as torch registers it (its forward is a later module's). */
+class BatchNormState extends nn.Module {
+  constructor(n: number) {
+    super();
+    this.registerParameter('weight', ones(gpu, [n]));
+    this.registerParameter('bias', zeros(gpu, [n]));
+    this.registerBuffer('running_mean', zeros(gpu, [n]));
+    this.registerBuffer('running_var', ones(gpu, [n]));
+    this.registerBuffer('num_batches_tracked', zeros(gpu, [], { dtype: 'u32' }));
+  }
+}
+
+describe("torch's int64 buffers in the engine", () => {
+  it("a trained BatchNorm1d's state loads strictly into a module registering the same state, num_batches_tracked exactly", async () => {
+    const file = join(FIXTURES, 'batchnorm.safetensors');
+    const header = parseSafetensors(readFileSync(file));
+    expect(header.entry('num_batches_tracked')).toMatchObject({ dtype: 'I64', shape: [] });
+    const dict = await loadSafetensorsFile(gpu, file);
+    const module = new BatchNormState(3);
+    expect([...module.stateDict().keys()]).toEqual(reference.batchnorm.keys);
+    expect(module.loadStateDict(dict)).toEqual({ missingKeys: [], unexpectedKeys: [] });
+    const state = module.stateDict();
+    expect(state.get('num_batches_tracked')!.dtype).toBe('u32');
+    for (const key of reference.batchnorm.keys) expect([...(await state.get(key)!.read())], key).toEqual(reference.batchnorm.values[key]!.map(Math.fround));
+    // And back to a file as torch wrote it: I64 for the counter.
+    const again = parseSafetensors(await saveSafetensors(state));
+    expect(again.entry('num_batches_tracked').dtype).toBe('I64');
+    expect([...again.readIntegers('num_batches_tracked')]).toEqual([3]);
+    for (const t of dict.values()) t.dispose();
+    module.dispose();
   });
 });
 
