@@ -12,7 +12,7 @@
 // past. The kernels are the fused ones (matmul with its bias, layerNorm, gelu, attention with
 // the past), one launch each.
 import type { Gpu } from '../gpu/context.ts';
-import { Tensor, fromGpuBuffer, noGrad, tidy, isGradEnabled, shapeString, BYTES_PER_ELEMENT } from '../tensor/tensor.ts';
+import { Tensor, fromGpuBuffer, keep, noGrad, tidy, isGradEnabled, shapeString, BYTES_PER_ELEMENT } from '../tensor/tensor.ts';
 import { add } from '../ops/elementwise.ts';
 import { matmul } from '../ops/matmul.ts';
 import { gelu } from '../ops/gelu.ts';
@@ -92,7 +92,8 @@ export class ShardedEmbedding extends Module {
     const shards: Tensor[] = [];
     for (let start = 0; start < numEmbeddings; start += rowsPerShard) {
       const rows = Math.min(rowsPerShard, numEmbeddings - start);
-      shards.push(fromGpuBuffer(gpu, buffer, [rows, embeddingDim], { offset: offset + start * rowBytes, label: `${label}.weight[${start}:${start + rows}]` }));
+      // Kept as the weight is: a model built inside tidy() keeps its views.
+      shards.push(keep(fromGpuBuffer(gpu, buffer, [rows, embeddingDim], { offset: offset + start * rowBytes, label: `${label}.weight[${start}:${start + rows}]` })));
     }
     this.shards = shards;
   }
