@@ -43,7 +43,7 @@ export async function pretrainBench(gpu: Gpu, shapes: PretrainShape[], samples: 
     }, samples);
     results.push({
       name: s.name,
-      parameters: model.parameters().reduce((n, p) => n + p.tensor.size, 0),
+      parameters: model.parameters().reduce((n, p) => n + p.size, 0),
       tokensPerStep: trainer.tokensPerStep,
       msPerStep: timing.ms,
       tokensPerSec: (1000 * trainer.tokensPerStep) / timing.ms,

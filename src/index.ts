@@ -3,7 +3,7 @@
 export * from './engine.ts';
 
 // GPT-2
-export { GPT2, type ModelPast, type PastOptions, type TokenBatch } from './gpt2/model.ts';
+export { GPT2, GPT2Block, GPT2Attention, GPT2MLP, Conv1D, ShardedEmbedding, loadGPT2, type LoadedGPT2, type ModelPast, type PastOptions, type TokenBatch } from './gpt2/model.ts';
 export { parseConfig, type GPT2Config } from './gpt2/config.ts';
 export { loadCheckpoint, fingerprint, type GPT2Checkpoint, type GPT2HostWeights } from './gpt2/checkpoint.ts';
 export { parseSafetensors, encodeSafetensors, type SafetensorsFile } from './nn/safetensors.ts';

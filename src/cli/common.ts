@@ -4,10 +4,10 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openGpu, type Backend } from '../node/device.ts';
-import { readCheckpoint } from '../node/checkpoint-file.ts';
+import { readCheckpointFiles } from '../node/checkpoint-file.ts';
 import { exists } from '../node/files.ts';
-import { fingerprint } from '../gpt2/checkpoint.ts';
-import { GPT2 } from '../gpt2/model.ts';
+import { parseConfig } from '../gpt2/config.ts';
+import { loadGPT2, type GPT2 } from '../gpt2/model.ts';
 import { GPT2Tokenizer } from '../gpt2/tokenizer.ts';
 import type { Gpu } from '../gpu/context.ts';
 import { decodeCheckpoint, checkSameModel, type ModelIdentity, type PromptCheckpoint } from '../prompt/checkpoint.ts';
@@ -38,14 +38,19 @@ export interface Session {
 export async function openSession(modelPath: string | undefined, backend?: Backend): Promise<Session> {
   const path = modelPath ?? DEFAULT_MODEL;
   if (!(await exists(path))) throw new UsageError(`model not found: ${path} (a directory with config.json and model.safetensors)`);
-  const checkpoint = await readCheckpoint(path);
-  if (checkpoint.config.activation !== 'gelu_new') {
-    throw new UsageError(`${path}: activation '${checkpoint.config.activation}' is not supported (GPT-2 uses gelu_new)`);
+  const files = await readCheckpointFiles(path);
+  const config = parseConfig(files.configText, `${files.modelPath}: config`);
+  if (config.activation !== 'gelu_new') {
+    throw new UsageError(`${path}: activation '${config.activation}' is not supported (GPT-2 uses gelu_new)`);
   }
-  const identity = { config: checkpoint.config, fingerprint: await fingerprint(checkpoint) };
   const gpu = await openGpu(backend ? { backend } : {});
-  const model = new GPT2(gpu, checkpoint.config, checkpoint.tensors);
-  return { gpu, model, tokenizer: new GPT2Tokenizer(), identity, modelPath: path };
+  try {
+    const { model, fingerprint } = await loadGPT2(gpu, files.configText, files.bytes, files.modelPath);
+    return { gpu, model, tokenizer: new GPT2Tokenizer(), identity: { config, fingerprint }, modelPath: path };
+  } catch (error) {
+    gpu.destroy();
+    throw error;
+  }
 }
 
 export function closeSession(session: Session): void {

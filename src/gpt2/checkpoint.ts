@@ -1,7 +1,7 @@
 // GPT-2 weights from a Hugging Face checkpoint (config.json + model.safetensors), as host
 // Float32Arrays. Conv1D weights keep the file's [in, out] layout.
-import { parseConfig, hfConfig, type GPT2Config } from './config.ts';
-import { numel, SafetensorsFile, encodeSafetensors, type TensorEntry, type TensorToWrite } from '../nn/safetensors.ts';
+import { parseConfig, hfConfigText, type GPT2Config } from './config.ts';
+import { numel, decodeTensor, SafetensorsFile, encodeSafetensors, type TensorEntry, type TensorToWrite } from '../nn/safetensors.ts';
 
 export interface LayerNormWeights {
   weight: Float32Array; // [C]
@@ -80,8 +80,10 @@ export function expectedTensors(config: GPT2Config): Array<[string, number[]]> {
 }
 
 const PREFIX = 'transformer.';
-// Causal-mask buffers that older transformers versions saved, and GPT2LMHeadModel's head, tied to wte.
-const SKIPPED = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$|^lm_head\.weight$/;
+/** Causal-mask buffers that transformers before 4.31 saved in the state dict: constants, not weights. */
+export const MASK_BUFFER = /^(transformer\.)?h\.\d+\.attn\.(bias|masked_bias)$/;
+// The mask buffers, and GPT2LMHeadModel's head, tied to wte.
+const SKIPPED = new RegExp(`${MASK_BUFFER.source}|^lm_head\\.weight$`);
 const LAYER = /^(?:transformer\.)?h\.(\d+)\./;
 
 const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
@@ -179,23 +181,48 @@ export function weightArrays(w: GPT2HostWeights): Float32Array[] {
 
 const SAMPLES_PER_TENSOR = 64;
 
+/** One tensor as the fingerprint sees it: its length and its value at an index. */
+interface Sampled {
+  length: number;
+  at(i: number): number;
+}
+
 /**
  * A short stable id of a model: SHA-256 over the config and an evenly spaced sample of every
  * tensor's values, as 16 hex digits. Two checkpoints that differ in any sampled value, in any
  * tensor's size, or in the config get different ids.
  */
 export async function fingerprint(checkpoint: { config: GPT2Config; tensors: GPT2HostWeights }): Promise<string> {
-  const { config } = checkpoint;
-  const arrays = weightArrays(checkpoint.tensors);
+  return sampleDigest(checkpoint.config, weightArrays(checkpoint.tensors).map((a) => ({ length: a.length, at: (i) => a[i]! })));
+}
+
+/**
+ * The fingerprint of a planned checkpoint, read from its file without decoding it: only the
+ * sampled elements are converted (the same float32 values the whole tensor would give), so
+ * it equals fingerprint() of the checkpoint loadCheckpoint returns.
+ */
+export async function fileFingerprint(plan: CheckpointPlan, file: SafetensorsFile): Promise<string> {
+  const tensors = expectedTensors(plan.config).map(([name]): Sampled => {
+    const key = plan.keys.get(name)!;
+    const entry = file.entry(key);
+    const length = numel(entry.shape);
+    const size = length === 0 ? 0 : (entry.end - entry.begin) / length;
+    const where = `${file.name}: tensor ${key}`;
+    return { length, at: (i) => decodeTensor(file.bytes.subarray(entry.begin + i * size, entry.begin + (i + 1) * size), entry.dtype, where)[0]! };
+  });
+  return sampleDigest(plan.config, tensors);
+}
+
+async function sampleDigest(config: GPT2Config, tensors: Sampled[]): Promise<string> {
   const configText = JSON.stringify([config.vocabSize, config.nPositions, config.nEmbd, config.nLayer, config.nHead, config.layerNormEps, config.activation]);
   const configBytes = new TextEncoder().encode(configText);
   // Float64 holds both the lengths (past 2^24) and the float32 values exactly.
-  const sample = new Float64Array(arrays.length * (SAMPLES_PER_TENSOR + 1));
+  const sample = new Float64Array(tensors.length * (SAMPLES_PER_TENSOR + 1));
   let p = 0;
-  for (const a of arrays) {
+  for (const a of tensors) {
     sample[p++] = a.length;
     for (let i = 0; i < SAMPLES_PER_TENSOR; i++) {
-      sample[p++] = a.length === 0 ? 0 : a[Math.floor((i * (a.length - 1)) / (SAMPLES_PER_TENSOR - 1))]!;
+      sample[p++] = a.length === 0 ? 0 : a.at(Math.floor((i * (a.length - 1)) / (SAMPLES_PER_TENSOR - 1)));
     }
   }
   const data = new Uint8Array(configBytes.length + sample.byteLength);
@@ -218,7 +245,7 @@ export function encodeModel(config: GPT2Config, weights: GPT2HostWeights, dtype:
     tensors[name] = { dtype, shape, data: arrays[i]! };
   });
   return {
-    configJson: `${JSON.stringify(hfConfig(config), null, 2)}\n`,
+    configJson: hfConfigText(config),
     safetensors: encodeSafetensors(tensors, { format: 'pt', ...metadata }),
   };
 }

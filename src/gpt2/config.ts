@@ -99,3 +99,8 @@ export function hfConfig(config: GPT2Config): Record<string, unknown> {
     eos_token_id: 50256,
   };
 }
+
+/** config.json's text for a config: hfConfig, as transformers writes it (indented, a final newline). */
+export function hfConfigText(config: GPT2Config): string {
+  return `${JSON.stringify(hfConfig(config), null, 2)}\n`;
+}

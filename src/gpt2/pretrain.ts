@@ -58,8 +58,8 @@ export function initialWeights(config: GPT2Config, seed: number): GPT2HostWeight
 export function lmLoss(model: GPT2, windows: Uint32Array, T: number): Tensor {
   const B = windows.length / (T + 1);
   if (!Number.isInteger(B) || B < 1) throw new RangeError(`lmLoss: ${windows.length} tokens do not make whole windows of ${T + 1}`);
-  if (model.wte.length !== 1) {
-    throw new RangeError(`lmLoss: the token embedding is split into ${model.wte.length} shards on this device (n_embd ${model.config.nEmbd} too wide for one binding); pretraining needs it whole`);
+  if (model.wte.shards.length !== 1) {
+    throw new RangeError(`lmLoss: the token embedding is split into ${model.wte.shards.length} shards on this device (n_embd ${model.config.nEmbd} too wide for one binding); pretraining needs it whole`);
   }
   const inputs = new Uint32Array(B * T);
   const targets = new Uint32Array(B * T);
@@ -71,7 +71,7 @@ export function lmLoss(model: GPT2, windows: Uint32Array, T: number): Tensor {
   const C = model.config.nEmbd;
   const V = model.config.vocabSize;
   const hidden = model.hiddenStates(inputs, T).reshape([N, C]);
-  const wte = model.wte[0]!;
+  const wte = model.wte.weight;
   const rowsPerChunk = Math.max(1, Math.floor(model.gpu.limits.maxStorageBufferBindingSize / (V * 4)));
   let loss: Tensor | null = null;
   for (let start = 0; start < N; start += rowsPerChunk) {
@@ -213,8 +213,7 @@ export class Pretrainer {
     this.model = model;
     this.settings = settings;
     this.windows = windows;
-    const named = model.parameters();
-    this.params = named.map((p) => p.tensor);
+    this.params = model.parameters();
     for (const p of this.params) p.requiresGrad = true;
     this.adam = new Adam(this.params, {
       lr: settings.lr,

@@ -28,11 +28,18 @@ export async function resolveCheckpointPaths(path: string): Promise<CheckpointPa
   return { configPath, modelPath };
 }
 
-export async function readCheckpoint(path: string): Promise<GPT2Checkpoint> {
+/** A checkpoint's two files as read: config.json's text and model.safetensors' bytes (for loadGPT2 or loadCheckpoint). */
+export async function readCheckpointFiles(path: string): Promise<{ configText: string; bytes: Uint8Array; modelPath: string }> {
   const { configPath, modelPath } = await resolveCheckpointPaths(path);
   const configText = await readFile(configPath, 'utf8');
   const bytes = await readFile(modelPath);
-  return loadCheckpoint(configText, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), modelPath);
+  return { configText, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), modelPath };
+}
+
+/** The checkpoint's weights on the host. */
+export async function readCheckpoint(path: string): Promise<GPT2Checkpoint> {
+  const { configText, bytes, modelPath } = await readCheckpointFiles(path);
+  return loadCheckpoint(configText, bytes, modelPath);
 }
 
 /** The header of a safetensors file, read without loading its data. */

@@ -7,9 +7,9 @@
 import { readFile, mkdir, appendFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Gpu } from '../gpu/context.ts';
-import { GPT2 } from '../gpt2/model.ts';
-import { parseConfig, type GPT2Config } from '../gpt2/config.ts';
-import { encodeModel, loadCheckpoint } from '../gpt2/checkpoint.ts';
+import { GPT2, loadGPT2 } from '../gpt2/model.ts';
+import { parseConfig, hfConfigText, type GPT2Config } from '../gpt2/config.ts';
+import { saveSafetensors } from '../nn/state-dict.ts';
 import { Pretrainer, TokenWindows, initialWeights, encodeOptimizerState, decodeOptimizerState, type PretrainSettings, type StepResult } from '../gpt2/pretrain.ts';
 import { writeFileAtomic, exists, checkOutputDirectory, OutputExistsError } from './files.ts';
 
@@ -141,16 +141,15 @@ export async function runPretraining(gpu: Gpu, run: RunDirectory, options: Pretr
   }
   const config = previous?.config ?? options.config;
   const windows = new TokenWindows(tokens, settings.seqLen, settings.seed);
-  const weights = previous ? loadCheckpoint(previous.configJson, new Uint8Array(await readFile(paths.model)), paths.model).tensors : initialWeights(config, settings.seed);
-  const model = new GPT2(gpu, config, weights);
+  const model = previous ? (await loadGPT2(gpu, previous.configJson, new Uint8Array(await readFile(paths.model)), paths.model)).model : new GPT2(gpu, config, initialWeights(config, settings.seed));
   const trainer = new Pretrainer(model, windows, settings);
-  const names = model.parameters().map((p) => p.name);
+  const named = [...model.namedParameters()].map(([name, t]) => ({ name, size: t.size }));
   try {
     let tokensSeen = 0;
     let elapsedBefore = 0;
     if (previous) {
       const { record } = previous;
-      const state = decodeOptimizerState(new Uint8Array(await readFile(paths.optimizer)), model.parameters().map((p) => ({ name: p.name, size: p.tensor.size })), paths.optimizer);
+      const state = decodeOptimizerState(new Uint8Array(await readFile(paths.optimizer)), named, paths.optimizer);
       if (state.step !== record.step) throw new PretrainRunError(`${paths.optimizer} is at step ${state.step} but ${paths.run} at ${record.step}: the last save was interrupted; start over with --force`);
       trainer.loadState(state);
       tokensSeen = record.tokensSeen;
@@ -168,9 +167,10 @@ export async function runPretraining(gpu: Gpu, run: RunDirectory, options: Pretr
     const elapsed = () => elapsedBefore + (performance.now() - started) / 1000;
     const save = async () => {
       const step = trainer.step;
-      const { configJson, safetensors } = encodeModel(config, await model.hostWeights(), 'F32', { step: String(step) });
-      const optimizer = encodeOptimizerState(names, await trainer.state());
-      await writeFileAtomic(paths.config, configJson, { overwrite: true });
+      // The state dict is GPT2Model's, in transformers' layout: the directory is what --model reads.
+      const safetensors = await saveSafetensors(model.stateDict(), { metadata: { format: 'pt', step: String(step) } });
+      const optimizer = encodeOptimizerState(named.map((p) => p.name), await trainer.state());
+      await writeFileAtomic(paths.config, hfConfigText(config), { overwrite: true });
       await writeFileAtomic(paths.model, safetensors, { overwrite: true });
       await writeFileAtomic(paths.optimizer, optimizer, { overwrite: true });
       const next: RunRecord = { format: RUN_FORMAT, version: 1, step, tokensSeen, elapsedSeconds: Math.round(elapsed() * 10) / 10, settings, data };
@@ -179,7 +179,7 @@ export async function runPretraining(gpu: Gpu, run: RunDirectory, options: Pretr
     if (!previous) await save();
 
     options.onStart?.({
-      parameters: model.parameters().reduce((n, p) => n + p.tensor.size, 0),
+      parameters: named.reduce((n, p) => n + p.size, 0),
       windows: windows.count,
       tokensPerStep: trainer.tokensPerStep,
       startStep: trainer.step,

@@ -4,7 +4,6 @@
 // where they go (the CLI writes files atomically, a web page draws them).
 import { tidy, noGrad } from '../tensor/tensor.ts';
 import { Adam } from '../optim/adam.ts';
-import { gatherRows } from '../ops/gather.ts';
 import type { GPT2 } from '../gpt2/model.ts';
 import type { GPT2Tokenizer } from '../gpt2/tokenizer.ts';
 import type { Dataset } from '../data/dataset.ts';
@@ -32,7 +31,7 @@ export function toExamples(dataset: Dataset, tokenizer: Tokenizer, task: number,
 export async function freshParams(model: GPT2, promptTokens: number, classes: number, seed: number): Promise<ClassifierParams> {
   const random = seededRandom(seed);
   const ids = randomPromptTokens(promptTokens, model.config.vocabSize, random);
-  const rows = noGrad(() => tidy(() => gatherRows(model.wte, ids)));
+  const rows = noGrad(() => tidy(() => model.wte.forward(ids)));
   const embeddings = await rows.readF32();
   rows.dispose();
   return initialParams(embeddings, model.config.nEmbd, classes, random);

@@ -5,7 +5,6 @@ import { referenceHidden, randomWeights } from './reference.ts';
 import { GPT2, type ModelPast } from '../../src/gpt2/model.ts';
 import type { GPT2Config } from '../../src/gpt2/config.ts';
 import { tensor, tidy, noGrad } from '../../src/tensor/tensor.ts';
-import { gatherRows } from '../../src/ops/gather.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
 
 let gpu: Gpu;
@@ -52,7 +51,7 @@ describe('GPT-2 model', () => {
     hidden.dispose();
     const C = small.nEmbd;
     // The new vectors are the token embeddings of the extra tokens: [B, P, C].
-    const vectors = noGrad(() => gatherRows(model.wte, Uint32Array.from(extra.flat())).reshape([3, 4, C]));
+    const vectors = noGrad(() => model.wte.forward(Uint32Array.from(extra.flat())).reshape([3, 4, C]));
     const out = await noGrad(() => model.forwardWithPast(past, vectors)).readF32();
     for (let b = 0; b < 3; b++) {
       const full = referenceHidden(small, weights, [...texts[b]!, ...extra[b]!]);
@@ -137,8 +136,21 @@ describe('GPT-2 model', () => {
     const model = new GPT2(gpu, config, w);
     // 154 MB of wte: split wherever the adapter's binding limit is below that (128 MiB on the software adapter).
     const wteBytes = 50257 * 768 * 4;
-    expect(model.wte.length).toBe(Math.ceil(wteBytes / gpu.limits.maxStorageBufferBindingSize));
-    if (gpu.limits.maxStorageBufferBindingSize <= 128 * 2 ** 20) expect(model.wte.length).toBeGreaterThan(1);
+    const shards = model.wte.shards;
+    expect(shards.length).toBe(Math.ceil(wteBytes / gpu.limits.maxStorageBufferBindingSize));
+    if (gpu.limits.maxStorageBufferBindingSize <= 128 * 2 ** 20) expect(shards.length).toBeGreaterThan(1);
+    // One parameter [V, C] in one buffer, its row ranges in order, each within one binding.
+    expect(model.stateDict().get('wte.weight')!.shape).toEqual([50257, 768]);
+    expect(shards.reduce((n, s) => n + s.shape[0]!, 0)).toBe(50257);
+    const whole = model.wte.weight.bufferRange();
+    let offset = whole.offset;
+    for (const s of shards) {
+      const range = s.bufferRange();
+      expect(range.buffer).toBe(whole.buffer);
+      expect(range.offset).toBe(offset);
+      expect(range.size).toBeLessThanOrEqual(gpu.limits.maxStorageBufferBindingSize);
+      offset += range.size;
+    }
     // Ids from both ends of the vocabulary, so every shard is read.
     const ids = [50256, 3, 40000, 25128, 25130, 7];
     const { hidden } = encodeBatch(model, [ids]);

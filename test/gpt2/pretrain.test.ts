@@ -2,9 +2,10 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { testGpu, expectClose } from '../helpers.ts';
 import type { Gpu } from '../../src/gpu/context.ts';
-import { GPT2 } from '../../src/gpt2/model.ts';
-import { parseConfig, type GPT2Config } from '../../src/gpt2/config.ts';
-import { assembleWeights, encodeModel, expectedTensors, loadCheckpoint, weightArrays } from '../../src/gpt2/checkpoint.ts';
+import { GPT2, loadGPT2 } from '../../src/gpt2/model.ts';
+import { parseConfig, hfConfigText, type GPT2Config } from '../../src/gpt2/config.ts';
+import { assembleWeights, expectedTensors, weightArrays } from '../../src/gpt2/checkpoint.ts';
+import { saveSafetensors } from '../../src/nn/state-dict.ts';
 import { SafetensorsFile } from '../../src/nn/safetensors.ts';
 import {
   Pretrainer, TokenWindows, initialWeights, learningRate, lmLoss, encodeOptimizerState, decodeOptimizerState,
@@ -34,13 +35,16 @@ beforeAll(async () => {
   gpu = await testGpu();
 });
 
+/** Every weight of the model as the host reads it, in state-dict order. */
+const stateArrays = (model: GPT2) => Promise.all([...model.stateDict().values()].map((t) => t.readF32()));
+
 /** The weight class of a tensor name, for reporting: h.0.attn.c_attn.weight → attn.c_attn.weight. */
 const weightClass = (name: string) => name.replace(/^h\.\d+\./, '');
 
 describe('pretraining against float64 PyTorch', () => {
   it('the next-token loss and the gradient of every weight match (within 1e-4)', async () => {
     const model = new GPT2(gpu, refConfig, refWeights('init'));
-    const params = model.parameters();
+    const params = [...model.namedParameters()].map(([name, tensor]) => ({ name, tensor }));
     for (const p of params) p.tensor.requiresGrad = true;
     const loss = lmLoss(model, fixtureBatches.batch(0, refSettings.batchSize), refSettings.seqLen);
     loss.backward();
@@ -79,7 +83,7 @@ describe('pretraining against float64 PyTorch', () => {
     expectClose('global gradient norms before clipping', norms, refNorms, { atol: 1e-4, rtol: 0 });
     // Clipping was in force at every update (norms above clipNorm), so a wrong clip shows in the weights.
     expect(Math.min(...refNorms)).toBeGreaterThan(refSettings.clipNorm);
-    const got = weightArrays(await model.hostWeights());
+    const got = await stateArrays(model);
     const want = weightArrays(refWeights('final'));
     const C = refConfig.nEmbd;
     expectedTensors(refConfig).forEach(([name], i) => {
@@ -107,20 +111,20 @@ describe('a pretraining run resumed from its checkpoint', () => {
     const first = new GPT2(gpu, config, initialWeights(config, 5));
     const t2 = new Pretrainer(first, new TokenWindows(tokens, 12, 5), settings);
     const resumedLosses = [(await t2.trainStep()).loss, (await t2.trainStep()).loss];
-    const { configJson, safetensors } = encodeModel(config, await first.hostWeights(), 'F32');
-    const names = first.parameters().map((p) => ({ name: p.name, size: p.tensor.size }));
+    const safetensors = await saveSafetensors(first.stateDict());
+    const names = [...first.namedParameters()].map(([name, t]) => ({ name, size: t.size }));
     const optimizer = encodeOptimizerState(names.map((p) => p.name), await t2.state());
     t2.dispose();
     first.dispose();
 
-    const reloaded = new GPT2(gpu, config, loadCheckpoint(configJson, safetensors, 'saved').tensors);
+    const { model: reloaded } = await loadGPT2(gpu, hfConfigText(config), safetensors, 'saved');
     const t3 = new Pretrainer(reloaded, new TokenWindows(tokens, 12, 5), settings);
     t3.loadState(decodeOptimizerState(optimizer, names, 'optimizer'));
     expect(t3.step).toBe(2);
     resumedLosses.push((await t3.trainStep()).loss, (await t3.trainStep()).loss);
     expect(resumedLosses).toEqual(straightLosses);
-    const a = weightArrays(await straight.hostWeights());
-    const b = weightArrays(await reloaded.hostWeights());
+    const a = await stateArrays(straight);
+    const b = await stateArrays(reloaded);
     a.forEach((w, i) => expect(Buffer.from(b[i]!.buffer).equals(Buffer.from(w.buffer)), `weight ${i} bit-identical`).toBe(true));
     t1.dispose();
     t3.dispose();
