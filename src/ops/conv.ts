@@ -9,6 +9,7 @@ import { Tensor, noGrad, record, shapeString, type Shape } from '../tensor/tenso
 import { sumToShape } from './elementwise.ts';
 import { matmul } from './matmul.ts';
 import { transpose } from './movement.ts';
+import { spatialPair } from '../util/spatial.ts';
 
 export interface Conv2dOptions {
   /** Per axis [h, w], or one number for both (default 1). */
@@ -45,14 +46,6 @@ interface Geometry {
   dilation: [number, number];
 }
 
-function pair(op: string, name: string, value: number | readonly [number, number] | undefined, fallback: number, min: number): [number, number] {
-  const v: readonly number[] = value === undefined ? [fallback, fallback] : typeof value === 'number' ? [value, value] : value;
-  if (v.length !== 2 || !v.every((d) => Number.isInteger(d) && d >= min)) {
-    throw new RangeError(`${op}: ${name} must be ${min === 0 ? 'a non-negative' : 'a positive'} integer or a pair of them, got ${JSON.stringify(value)}`);
-  }
-  return [v[0]!, v[1]!];
-}
-
 /**
  * Checks a convolution's operands and works out its output size, every error naming `op` and
  * the shapes as the caller gave them (conv1d's 3-D ones, not the 4-D ones it runs as).
@@ -66,9 +59,9 @@ function geometry(op: string, x: Tensor, weight: Tensor, bias: Tensor | null, di
   if (x.dtype !== 'f32' || weight.dtype !== 'f32' || (bias && bias.dtype !== 'f32')) throw new TypeError(`${what}: operands must be f32`);
   const groups = opts.groups ?? 1;
   if (!Number.isInteger(groups) || groups < 1) throw new RangeError(`${what}: groups must be a positive integer, got ${groups}`);
-  const stride = pair(op, 'stride', opts.stride, 1, 1);
-  const padding = pair(op, 'padding', opts.padding, 0, 0);
-  const dilation = pair(op, 'dilation', opts.dilation, 1, 1);
+  const stride = spatialPair(op, 'stride', opts.stride, 1, 1);
+  const padding = spatialPair(op, 'padding', opts.padding, 0, 0);
+  const dilation = spatialPair(op, 'dilation', opts.dilation, 1, 1);
   const [n, c] = x.shape as [number, number];
   const [o, cg] = weight.shape as [number, number];
   const h = dims === 1 ? 1 : x.shape[2]!;

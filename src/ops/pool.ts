@@ -3,6 +3,7 @@
 // Kernels in kernels/pool.wgsl.
 import { packParams, grid } from '../gpu/params.ts';
 import { Tensor, record, shapeString } from '../tensor/tensor.ts';
+import { spatialPair } from '../util/spatial.ts';
 
 const WG = 256;
 
@@ -25,20 +26,12 @@ interface PoolGeometry {
   p: [number, number];
 }
 
-function pair(op: string, name: string, value: number | readonly [number, number], min: number): [number, number] {
-  const [a, b] = typeof value === 'number' ? [value, value] : value;
-  if (!Number.isInteger(a) || !Number.isInteger(b) || a! < min || b! < min) {
-    throw new RangeError(`${op}: ${name} ${JSON.stringify(value)} must be ${min === 0 ? 'non-negative' : 'positive'} integers (one, or [h, w])`);
-  }
-  return [a!, b!];
-}
-
 /** The output size and window of a pooling of x, or an error naming the shapes that do not fit. */
 function geometry(op: string, x: Tensor, options: Pool2dOptions): PoolGeometry {
   if (x.dtype !== 'f32' || x.shape.length !== 4) throw new RangeError(`${op}: needs an f32 [N, C, H, W] tensor, got ${x.dtype} ${shapeString(x.shape)}`);
-  const k = pair(op, 'kernelSize', options.kernelSize, 1);
-  const s = pair(op, 'stride', options.stride ?? options.kernelSize, 1);
-  const p = pair(op, 'padding', options.padding ?? 0, 0);
+  const k = spatialPair(op, 'kernelSize', options.kernelSize, 1, 1);
+  const s = spatialPair(op, 'stride', options.stride ?? options.kernelSize, 1, 1);
+  const p = spatialPair(op, 'padding', options.padding, 0, 0);
   const [h, w] = [x.shape[2]!, x.shape[3]!];
   if (p[0] > k[0] / 2 || p[1] > k[1] / 2) {
     throw new RangeError(`${op}: padding ${shapeString(p)} must be at most half the kernel size ${shapeString(k)}, as in PyTorch`);

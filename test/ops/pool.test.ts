@@ -44,7 +44,7 @@ describe('pooling errors', () => {
     expect(() => maxPool2d(x, { kernelSize: 3 })).toThrow('maxPool2d: a [3, 3] window with padding [0, 0] does not fit input [2, 3, 2, 5] (output would be 0×1)');
     expect(() => avgPool2d(x, { kernelSize: 2, padding: 2 })).toThrow('avgPool2d: padding [2, 2] must be at most half the kernel size [2, 2], as in PyTorch');
     expect(() => maxPool2d(x.reshape([6, 2, 5]), { kernelSize: 2 })).toThrow('maxPool2d: needs an f32 [N, C, H, W] tensor, got f32 [6, 2, 5]');
-    expect(() => avgPool2d(x, { kernelSize: [2, 0] })).toThrow('avgPool2d: kernelSize [2,0] must be positive integers');
-    expect(() => avgPool2d(x, { kernelSize: 2, stride: 1.5 })).toThrow('avgPool2d: stride 1.5 must be positive integers');
+    expect(() => avgPool2d(x, { kernelSize: [2, 0] })).toThrow('avgPool2d: kernelSize must be a positive integer or a pair of them, got [2,0]');
+    expect(() => avgPool2d(x, { kernelSize: 2, stride: 1.5 })).toThrow('avgPool2d: stride must be a positive integer or a pair of them, got 1.5');
   });
 });
