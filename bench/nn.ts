@@ -21,8 +21,9 @@ export type NnOptions = PairedOptions;
 export interface NnResult extends PairedSummary {
   name: string;
   oursDispatches: number;
-  /** tfjs's programs for one pass, by class name. */
-  tfjsPrograms: string[];
+  tfjsDispatches: number;
+  /** How many of tfjs's programs one pass runs, by class name. */
+  tfjsPrograms: Record<string, number>;
   /** How both sides were checked before timing, in words (errors against float64, or losses side by side). */
   check: string;
 }
@@ -231,6 +232,12 @@ function conv2dEntry(s: ConvShape): NnEntry {
 
 const ENTRIES: NnEntry[] = [conv2dEntry({ n: 32, c: 16, h: 16, w: 16, o: 32, k: 3, padding: 1 }), digitsCnnEpochEntry()];
 
+function countByName(names: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const name of names) counts[name] = (counts[name] ?? 0) + 1;
+  return counts;
+}
+
 export async function nnBench(gpu: Gpu, options: NnOptions): Promise<{ adapter: string; version: string; results: NnResult[] }> {
   const peer = await tfjsSession(gpu.adapterName);
   const results: NnResult[] = [];
@@ -248,7 +255,8 @@ export async function nnBench(gpu: Gpu, options: NnOptions): Promise<{ adapter: 
         name: entry.name,
         ...pairedSummary(timed),
         oursDispatches: prepared.oursDispatches,
-        tfjsPrograms: prepared.tfjsPrograms,
+        tfjsDispatches: prepared.tfjsPrograms.length,
+        tfjsPrograms: countByName(prepared.tfjsPrograms),
         check: prepared.check,
       });
     } finally {

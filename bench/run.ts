@@ -467,7 +467,7 @@ if (args.only.has('nn')) {
         ['entry', 'ours ms', 'tfjs ms', 'ours / tfjs', 'fastest ours / tfjs', 'dispatches ours / tfjs', 'reps', 'check'],
         results.map((r) => [
           r.name, r.oursMs, r.tfjsMs, `${r.ratio.toFixed(2)}×`, `${r.fastestRatio.toFixed(2)}×`,
-          `${r.oursDispatches} / ${r.tfjsPrograms.length}`, r.reps, r.check,
+          `${r.oursDispatches} / ${r.tfjsDispatches}`, r.reps, r.check,
         ]),
       ),
   );
