@@ -3,8 +3,7 @@
 // constructor arguments, initial distributions and state-dict keys follow PyTorch, so a torch
 // state dict loads strictly and a saved one loads back into torch.
 import type { Gpu } from '../gpu/context.ts';
-import { Tensor, noGrad, shapeString } from '../tensor/tensor.ts';
-import { customOp } from '../tensor/custom.ts';
+import { Tensor, shapeString } from '../tensor/tensor.ts';
 import { ones, zeros } from '../ops/creation.ts';
 import { conv1d, conv2d } from '../ops/conv.ts';
 import { batchNorm } from '../ops/batchnorm.ts';
@@ -84,17 +83,6 @@ export class Conv2d extends ConvNd {
   }
 }
 
-/** count + 1 of a u32 scalar: the batch counter lives on the GPU, so a step never waits to read it. */
-const incremented = customOp({
-  name: 'nn_increment_u32',
-  wgsl: /* wgsl */ `
-    @group(0) @binding(1) var<storage, read> count: array<u32>;
-    @group(0) @binding(2) var<storage, read_write> out: array<u32>;
-    @compute @workgroup_size(1) fn main() { out[0] = count[0] + 1u; }`,
-  output: ([count]) => ({ shape: count!.shape, dtype: 'u32' }),
-  workgroups: () => [1],
-});
-
 export interface BatchNormOptions {
   /** Weight of each batch in the running statistics (default 0.1). torch's momentum=None (a cumulative average) is not supported. */
   momentum?: number | null;
@@ -143,12 +131,8 @@ abstract class BatchNormNd extends Module {
     // As torch: without running statistics the batch's normalise in evaluation too.
     const training = this.training || !this.runningMean;
     if (this.training && this.numBatchesTracked) {
-      const counter = this.numBatchesTracked;
-      noGrad(() => {
-        const next = incremented(counter);
-        counter.gpu.copy(next.binding(), counter.binding());
-        next.dispose();
-      });
+      // In place on the GPU (kernels/batchnorm.wgsl): a step never waits to read the counter.
+      x.gpu.dispatch({ kernel: 'batchnorm', entry: 'count_batch', bindings: [this.numBatchesTracked.binding()], workgroups: [1, 1, 1] });
     }
     return batchNorm(x, this.runningMean, this.runningVar, this.weight, this.bias, { training, momentum: this.momentum, eps: this.eps });
   }
