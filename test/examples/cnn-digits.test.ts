@@ -24,8 +24,12 @@ describe('examples/cnn-digits', () => {
     model.dispose();
   });
 
-  it('reaches test accuracy ≥ 0.95, and the reloaded model scores the same', async () => {
+  it('reaches test accuracy ≥ 0.95, and the reloaded model scores the same, leaving no tensor behind', async () => {
+    await gpu.sync();
+    const inUse = gpu.memory().inUse;
     const result = await trainCnn(gpu, readDigits());
+    await gpu.sync();
+    expect(gpu.memory().inUse).toBe(inUse);
     expect(result.total).toBe(450);
     expect(result.trainLoss).toBeLessThan(0.1);
     expect(result.accuracy).toBeGreaterThanOrEqual(0.95);
