@@ -52,8 +52,8 @@ describe('a CNN against PyTorch', () => {
     model.eval();
     const out = tidy(() => model.forward(tensor(gpu, io.read('eval_input'), [4, 1, 8, 8])));
     expect(out.shape).toEqual([4, 10]);
-    const err = expectClose('eval output', await out.readF32(), io.read('eval_output'), { atol: 2e-5, rtol: 1e-4 });
-    expect(err).toBeLessThan(2e-5);
+    // Measured 4.5e-8 on llvmpipe; the bound leaves room for other adapters' summation orders.
+    expectClose('eval output', await out.readF32(), io.read('eval_output'), { atol: 1e-6, rtol: 1e-5 });
     out.dispose();
     // Evaluation leaves the buffers alone.
     expect((await model.stateDict().get('5.num_batches_tracked')!.read())[0]).toBe(5);
@@ -85,7 +85,7 @@ describe('a CNN against PyTorch', () => {
         expect([...ours.readIntegers(key)], key).toEqual([...theirs.readIntegers(key)]);
         expect([...theirs.readIntegers(key)], key).toEqual([6]);
       } else {
-        expectClose(key, ours.read(key), theirs.read(key), { atol: 2e-5, rtol: 1e-4 });
+        expectClose(key, ours.read(key), theirs.read(key), { atol: 1e-6, rtol: 1e-5 });
       }
     }
     // The step moved every parameter and statistic away from the loaded state, except the
