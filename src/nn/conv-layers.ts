@@ -130,11 +130,13 @@ abstract class BatchNormNd extends Module {
     }
     // As torch: without running statistics the batch's normalise in evaluation too.
     const training = this.training || !this.runningMean;
-    if (this.training && this.numBatchesTracked) {
-      // In place on the GPU (kernels/batchnorm.wgsl): a step never waits to read the counter.
-      x.gpu.dispatch({ kernel: 'batchnorm', entry: 'count_batch', bindings: [this.numBatchesTracked.binding()], workgroups: [1, 1, 1] });
+    const y = batchNorm(x, this.runningMean, this.runningVar, this.weight, this.bias, { training, momentum: this.momentum, eps: this.eps });
+    const counter = this.numBatchesTracked;
+    if (this.training && counter) {
+      // Counted once batchNorm has accepted the batch; in place on the GPU (kernels/batchnorm.wgsl), so a step never waits to read it.
+      counter.gpu.dispatch({ kernel: 'batchnorm', entry: 'count_batch', bindings: [counter.binding()], workgroups: [1, 1, 1] });
     }
-    return batchNorm(x, this.runningMean, this.runningVar, this.weight, this.bias, { training, momentum: this.momentum, eps: this.eps });
+    return y;
   }
 }
 

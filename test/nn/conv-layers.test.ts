@@ -136,12 +136,15 @@ describe('BatchNorm1d and BatchNorm2d', () => {
     bn.dispose();
   });
 
-  it('refuses momentum=null, bad shapes and channel counts with the layer named', () => {
+  it('refuses momentum=null, bad shapes and channel counts with the layer named', async () => {
     expect(() => new nn.BatchNorm2d(gpu, 2, { momentum: null })).toThrow(/BatchNorm2d: momentum=null \(torch's cumulative moving average\) is not supported/);
     const bn1 = new nn.BatchNorm1d(gpu, 4);
     const bn2 = new nn.BatchNorm2d(gpu, 4);
     expect(() => bn2.forward(tensor(gpu, new Float32Array(8), [2, 4]))).toThrow(/BatchNorm2d\(4\): input \[2, 4\] must be \[N, C, H, W\] with C = 4/);
     expect(() => bn1.forward(tensor(gpu, new Float32Array(12), [2, 6]))).toThrow(/BatchNorm1d\(4\): input \[2, 6\] must be \[N, C\] or \[N, C, L\] with C = 4/);
+    // A batch batchNorm refuses is not counted.
+    expect(() => bn1.forward(tensor(gpu, new Float32Array(4), [1, 4]))).toThrow(/batchNorm: training needs more than 1 value per channel/);
+    expect([...(await bn1.numBatchesTracked!.read())]).toEqual([0]);
     bn1.dispose();
     bn2.dispose();
   });
