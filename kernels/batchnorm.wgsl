@@ -3,10 +3,10 @@
 // batch counter nn.BatchNorm1d/2d keep. Evaluation (normalising with the running statistics) is
 // composed of elementwise ops in src/ops/batchnorm.ts.
 //
-// One workgroup per channel: a channel's N·S values are few in a CNN (a batch of small feature
-// maps) and the channels many, so a workgroup walks its channel's values, and one launch does
-// what the composition of reductions and elementwise ops did in ~10 forward and ~15 backward
-// launches. Statistics are two-pass (mean, then Σ(x − mean)²), as layernorm's. The forward
+// One workgroup per channel walks the channel's N·S values: one launch does what the
+// composition of reductions and elementwise ops did in ~10 forward and ~15 backward launches,
+// which is what a small CNN's step (a batch of small feature maps) pays for. Large feature maps
+// (N·S in the millions, few channels) would want a channel split across workgroups. Statistics are two-pass (mean, then Σ(x − mean)²), as layernorm's. The forward
 // also updates the running statistics in place (momentum; the variance unbiased by M/(M − 1))
 // and keeps the mean and 1/√(var + eps) per channel for the backward:
 //   dx = w·invstd/M · (M·dy − Σdy − x̂·Σ(dy·x̂)),  dw = Σ(dy·x̂),  db = Σdy,  x̂ = (x − mean)·invstd.
@@ -20,7 +20,7 @@ struct BatchNormParams { n: u32, c: u32, s: u32, flags: u32, eps: f32, momentum:
 
 @group(0) @binding(0) var<uniform> bn: BatchNormParams;
 @group(0) @binding(1) var<storage, read> bn_x: array<f32>;
-// Absent weight or bias: x is bound in their place and not read.
+// Absent weight or bias: x is bound in their place; the flags keep its values out of the result.
 @group(0) @binding(2) var<storage, read> bn_weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bn_bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> bn_y: array<f32>;
@@ -30,24 +30,14 @@ struct BatchNormParams { n: u32, c: u32, s: u32, flags: u32, eps: f32, momentum:
 @group(0) @binding(7) var<storage, read_write> bn_running_var: array<f32>;
 
 var<workgroup> bn_part: array<f32, WG>;
-var<workgroup> bn_part2: array<f32, WG>;
 
-// The workgroup's total of v (one barrier before the partials are read, one after, so the
-// arrays can be reused).
+// The workgroup's total of v (a barrier before the partials are read and one after, so the
+// next call can reuse the array).
 fn bn_sum(v: f32, lid: u32) -> f32 {
   bn_part[lid] = v;
   workgroupBarrier();
   var total = 0.0;
   for (var k = 0u; k < WG; k++) { total += bn_part[k]; }
-  workgroupBarrier();
-  return total;
-}
-
-fn bn_sum2(v: f32, lid: u32) -> f32 {
-  bn_part2[lid] = v;
-  workgroupBarrier();
-  var total = 0.0;
-  for (var k = 0u; k < WG; k++) { total += bn_part2[k]; }
   workgroupBarrier();
   return total;
 }
@@ -85,40 +75,34 @@ fn bn_forward_train(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
   }
 }
 
-// Backward: binding 1 is x, 2 the weight (or x), 3 dy; writes dx, and dweight, dbias [C].
-@group(0) @binding(0) var<uniform> bb: BatchNormParams;
-@group(0) @binding(1) var<storage, read> bb_x: array<f32>;
-@group(0) @binding(2) var<storage, read> bb_weight: array<f32>;
+// Backward: the forward's params, x and weight (bindings 0–2); dy, the forward's statistics;
+// writes dx, and dweight and dbias [C].
 @group(0) @binding(3) var<storage, read> bb_dy: array<f32>;
 @group(0) @binding(4) var<storage, read> bb_stats: array<f32>;
 @group(0) @binding(5) var<storage, read_write> bb_dx: array<f32>;
 @group(0) @binding(6) var<storage, read_write> bb_dweight: array<f32>;
 @group(0) @binding(7) var<storage, read_write> bb_dbias: array<f32>;
 
-fn bb_at(ch: u32, j: u32) -> u32 {
-  return ((j / bb.s) * bb.c + ch) * bb.s + j % bb.s;
-}
-
 @compute @workgroup_size(WG)
 fn bn_backward_train(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let ch = wid.x;
-  let m = bb.n * bb.s;
+  let m = bn.n * bn.s;
   let mean = bb_stats[ch];
-  let invstd = bb_stats[bb.c + ch];
+  let invstd = bb_stats[bn.c + ch];
   var sdy = 0.0;
   var sdyx = 0.0;
   for (var j = lid; j < m; j += WG) {
-    let i = bb_at(ch, j);
+    let i = bn_at(ch, j);
     sdy += bb_dy[i];
-    sdyx += bb_dy[i] * (bb_x[i] - mean) * invstd;
+    sdyx += bb_dy[i] * (bn_x[i] - mean) * invstd;
   }
   let sum_dy = bn_sum(sdy, lid);
-  let sum_dyx = bn_sum2(sdyx, lid);
-  let w = select(1.0, bb_weight[ch], (bb.flags & 1u) != 0u);
+  let sum_dyx = bn_sum(sdyx, lid);
+  let w = select(1.0, bn_weight[ch], (bn.flags & 1u) != 0u);
   let k = w * invstd / f32(m);
   for (var j = lid; j < m; j += WG) {
-    let i = bb_at(ch, j);
-    bb_dx[i] = k * (f32(m) * bb_dy[i] - sum_dy - (bb_x[i] - mean) * invstd * sum_dyx);
+    let i = bn_at(ch, j);
+    bb_dx[i] = k * (f32(m) * bb_dy[i] - sum_dy - (bn_x[i] - mean) * invstd * sum_dyx);
   }
   if (lid == 0u) {
     bb_dweight[ch] = sum_dyx;
