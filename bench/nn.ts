@@ -21,11 +21,11 @@ export type NnOptions = PairedOptions;
 export interface NnResult extends PairedSummary {
   name: string;
   oursDispatches: number;
-  /** tfjs's programs for one pass, by class name. */
-  tfjsPrograms: string[];
-  /** Largest |got − float64| / scale over the checked outputs and gradients. */
-  oursMaxError: number;
-  tfjsMaxError: number;
+  tfjsDispatches: number;
+  /** How many of tfjs's programs one pass runs, by class name. */
+  tfjsPrograms: Record<string, number>;
+  /** How both sides were checked before timing, in words (errors against float64, or losses side by side). */
+  check: string;
 }
 
 /** One side ready to time: `run` encodes one pass. */
@@ -34,8 +34,7 @@ interface Prepared {
   tfjs: () => void;
   oursDispatches: number;
   tfjsPrograms: string[];
-  oursMaxError: number;
-  tfjsMaxError: number;
+  check: string;
   dispose: () => void;
 }
 
@@ -221,8 +220,7 @@ function conv2dEntry(s: ConvShape): NnEntry {
         },
         oursDispatches,
         tfjsPrograms,
-        oursMaxError,
-        tfjsMaxError,
+        check: `max rel err vs float64 ours ${oursMaxError.toExponential(1)} / tfjs ${tfjsMaxError.toExponential(1)}`,
         dispose: () => {
           for (const t of [...leaves, dyT]) t.dispose();
           for (const t of [...theirs, theirDy]) t.dispose();
@@ -232,7 +230,13 @@ function conv2dEntry(s: ConvShape): NnEntry {
   };
 }
 
-const ENTRIES: NnEntry[] = [conv2dEntry({ n: 32, c: 16, h: 16, w: 16, o: 32, k: 3, padding: 1 })];
+const ENTRIES: NnEntry[] = [conv2dEntry({ n: 32, c: 16, h: 16, w: 16, o: 32, k: 3, padding: 1 }), digitsCnnEpochEntry()];
+
+function countByName(names: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const name of names) counts[name] = (counts[name] ?? 0) + 1;
+  return counts;
+}
 
 export async function nnBench(gpu: Gpu, options: NnOptions): Promise<{ adapter: string; version: string; results: NnResult[] }> {
   const peer = await tfjsSession(gpu.adapterName);
@@ -251,9 +255,9 @@ export async function nnBench(gpu: Gpu, options: NnOptions): Promise<{ adapter: 
         name: entry.name,
         ...pairedSummary(timed),
         oursDispatches: prepared.oursDispatches,
-        tfjsPrograms: prepared.tfjsPrograms,
-        oursMaxError: prepared.oursMaxError,
-        tfjsMaxError: prepared.tfjsMaxError,
+        tfjsDispatches: prepared.tfjsPrograms.length,
+        tfjsPrograms: countByName(prepared.tfjsPrograms),
+        check: prepared.check,
       });
     } finally {
       prepared.dispose();
@@ -261,4 +265,108 @@ export async function nnBench(gpu: Gpu, options: NnOptions): Promise<{ adapter: 
   }
   await peer.sync();
   return { adapter: peer.adapter, version: peer.tf.version_core, results };
+}
+
+/**
+ * One training epoch of examples/cnn-digits.ts's CNN (1,347 digits, batch 32, Adam) against the
+ * same network in tfjs ops, NHWC: tf.conv2d, batch norm from tf.moments (running statistics
+ * updated as ours are), tf.relu, tf.maxPool, tf.dropout, a dense layer, softmax cross entropy,
+ * tf.train.adam. Both start from the same weights (ours, re-laid out) and see the same batches;
+ * their first epochs' mean losses must agree within 25% (dropout's masks differ).
+ */
+function digitsCnnEpochEntry(): NnEntry {
+  const batch = 32;
+  const [c1, c2] = [16, 32];
+  return {
+    name: `digits CNN training epoch (conv ${c1}, conv ${c2}, batch norm, max pool, dropout 0.25; 1,347 rows, batch ${batch}, Adam)`,
+    prepare: async (gpu, { tf, sync }) => {
+      await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
+      const { readDigits } = await import('../examples/mlp-digits.ts');
+      const { digitsCnn, digitsBatch, encodeEpoch, epochOrder } = await import('../examples/cnn-digits.ts');
+      const { Adam } = await import('../src/optim/adam.ts');
+      const { train } = readDigits();
+      const order = epochOrder(train.rows, 1, 1);
+      const model = digitsCnn(gpu, { channels: [c1, c2], seed: 1 });
+      const initial = new Map(await Promise.all([...model.stateDict()].map(async ([k, t]) => [k, (await t.read()) as Float32Array] as const)));
+      const optimizer = new Adam(model.parameters(), { lr: 3e-3 });
+
+      // The same weights in tfjs's layouts: filters [KH, KW, C, O]; the dense weight [H·W·C, 10]
+      // in NHWC's flattening order, ours flattening NCHW as [10, C·H·W].
+      const v = (values: Float32Array, shape: number[]) => tf.variable(tf.tensor(values, shape));
+      const dense = new Float32Array(c2 * 4 * 10);
+      for (let o = 0; o < 10; o++) for (let c = 0; c < c2; c++) for (let p = 0; p < 4; p++) dense[(p * c2 + c) * 10 + o] = initial.get('10.weight')![o * c2 * 4 + c * 4 + p]!;
+      const params = [
+        v(toFilter(initial.get('0.weight')!, [c1, 1, 3, 3]), [3, 3, 1, c1]), v(initial.get('0.bias')!, [c1]),
+        v(initial.get('1.weight')!, [c1]), v(initial.get('1.bias')!, [c1]),
+        v(toFilter(initial.get('4.weight')!, [c2, c1, 3, 3]), [3, 3, c1, c2]), v(initial.get('4.bias')!, [c2]),
+        v(initial.get('5.weight')!, [c2]), v(initial.get('5.bias')!, [c2]),
+        v(dense, [c2 * 4, 10]), v(initial.get('10.bias')!, [10]),
+      ] as const;
+      const running = [c1, c2].map((c) => ({ mean: tf.variable(tf.zeros([c]), false), variance: tf.variable(tf.ones([c]), false) }));
+      const tfOptimizer = tf.train.adam(3e-3);
+      type Variable = (typeof params)[number];
+      const batches = Array.from({ length: Math.ceil(order.length / batch) }, (_, i) => digitsBatch(train, order.slice(i * batch, (i + 1) * batch)));
+
+      const tfjsEpoch = (): TfTensor => {
+        // A running sum: tf.addN of every batch's cost binds more buffers than a compatibility adapter allows.
+        let total: TfTensor = tf.zeros([]);
+        for (const { x, labels } of batches) {
+          const rows = labels.length;
+          const stats: { mean: TfTensor; variance: TfTensor; count: number }[] = [];
+          const norm = (h: TfTensor, gamma: Variable, beta: Variable) => {
+            const { mean, variance } = tf.moments(h, [0, 1, 2]);
+            stats.push({ mean: tf.keep(mean), variance: tf.keep(variance), count: h.size / h.shape[3]! });
+            return tf.add(tf.mul(tf.div(tf.sub(h, mean), tf.sqrt(tf.add(variance, 1e-5))), gamma), beta);
+          };
+          const block = (h: TfTensor, filter: Variable, bias: Variable, gamma: Variable, beta: Variable) =>
+            tf.maxPool(tf.relu(norm(tf.add(tf.conv2d(h as never, filter as never, 1, 1), bias), gamma, beta)) as never, 2, 2, 'valid');
+          const cost = tfOptimizer.minimize(() => {
+            const input = tf.tensor(x, [rows, 8, 8, 1]);
+            const h = block(block(input, params[0], params[1], params[2], params[3]), params[4], params[5], params[6], params[7]);
+            const logits = tf.add(tf.matMul(tf.dropout(tf.reshape(h, [rows, c2 * 4]), 0.25), params[8]), params[9]);
+            return tf.mul(tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(Int32Array.from(labels), "int32"), 10), logits), rows) as never;
+          }, true, [...params]);
+          const sum = tf.add(total, cost!);
+          tf.dispose([total, cost!]);
+          total = sum;
+          tf.tidy(() => {
+            stats.forEach(({ mean, variance, count }, i) => {
+              running[i]!.mean.assign(tf.add(tf.mul(running[i]!.mean, 0.9), tf.mul(mean, 0.1)));
+              running[i]!.variance.assign(tf.add(tf.mul(running[i]!.variance, 0.9), tf.mul(variance, (0.1 * count) / (count - 1))));
+            });
+          });
+          for (const s of stats) tf.dispose([s.mean, s.variance]);
+        }
+        return total;
+      };
+
+      const before = gpu.dispatches;
+      const ours = encodeEpoch(gpu, model, optimizer, train, order, batch);
+      const oursDispatches = gpu.dispatches - before;
+      const oursLoss = (await ours.readF32())[0]! / train.rows;
+      ours.dispose();
+      const backend = tf.backend() as unknown as ResidentBackend;
+      let theirs: TfTensor | null = null;
+      const tfjsPrograms = tfjsProgramsOf(backend, () => (theirs = tfjsEpoch()));
+      const tfjsLoss = ((await theirs!.data()) as Float32Array)[0]! / train.rows;
+      theirs!.dispose();
+      await sync();
+      if (!(Math.abs(oursLoss - tfjsLoss) <= 0.25 * Math.max(oursLoss, tfjsLoss))) {
+        throw new Error(`digits CNN epoch: first-epoch mean losses differ: ours ${oursLoss}, tfjs ${tfjsLoss}`);
+      }
+      return {
+        ours: () => encodeEpoch(gpu, model, optimizer, train, order, batch).dispose(),
+        tfjs: () => tfjsEpoch().dispose(),
+        oursDispatches,
+        tfjsPrograms,
+        check: `first-epoch mean loss ours ${oursLoss.toFixed(3)} / tfjs ${tfjsLoss.toFixed(3)}`,
+        dispose: () => {
+          model.dispose();
+          optimizer.dispose();
+          tfOptimizer.dispose();
+          tf.dispose([...params, ...running.flatMap((r) => [r.mean, r.variance])]);
+        },
+      };
+    },
+  };
 }

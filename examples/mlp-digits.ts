@@ -52,7 +52,7 @@ export function readDigits(path: string | URL = new URL('../data/digits/digits.c
 }
 
 /** Seeded standard normal samples (xorshift32 and Box–Muller), so a run is reproducible. */
-function gaussian(n: number, seed: number, std: number): Float32Array {
+export function gaussian(n: number, seed: number, std: number): Float32Array {
   let state = seed >>> 0 || 1;
   const uniform = () => {
     state ^= state << 13;

@@ -9,7 +9,7 @@ import { gelu, type GeluOptions } from '../ops/gelu.ts';
 import { layerNorm } from '../ops/layernorm.ts';
 import { rmsNorm } from '../ops/derived.ts';
 import { matmul } from '../ops/matmul.ts';
-import { indexSelect } from '../ops/movement.ts';
+import { embedding } from '../ops/movement.ts';
 import { seededRandom } from '../util/random.ts';
 import { Module } from './module.ts';
 
@@ -18,15 +18,15 @@ export interface InitOptions {
   seed?: number;
 }
 
-const freshSeed = () => Math.floor(Math.random() * 2 ** 32);
+export const freshSeed = () => Math.floor(Math.random() * 2 ** 32);
 
 /** U(−bound, bound) values of `shape`, from `random`. */
-function uniform(gpu: Gpu, shape: number[], bound: number, random: () => number): Tensor {
+export function uniform(gpu: Gpu, shape: number[], bound: number, random: () => number): Tensor {
   const values = Float32Array.from({ length: numel(shape) }, () => (2 * random() - 1) * bound);
   return tensor(gpu, values, shape);
 }
 
-function checkSize(layer: string, what: string, n: number): void {
+export function checkSize(layer: string, what: string, n: number): void {
   if (!Number.isInteger(n) || n <= 0) throw new RangeError(`${layer}: ${what} must be a positive integer, got ${n}`);
 }
 
@@ -65,10 +65,7 @@ export class Embedding extends Module {
 
   /** ids: a u32 tensor of any shape, or host ids (checked against numEmbeddings). */
   override forward(ids: Tensor | Uint32Array): Tensor {
-    const shape = ids instanceof Tensor ? ids.shape : [ids.length];
-    if (ids instanceof Tensor && ids.dtype !== 'u32') throw new TypeError(`Embedding: ids must be a u32 tensor, got ${ids.dtype}`);
-    const flat = ids instanceof Tensor && ids.shape.length !== 1 ? ids.reshape([ids.size]) : ids;
-    return indexSelect(this.weight, 0, flat).reshape([...shape, this.embeddingDim]);
+    return embedding(ids, this.weight);
   }
 }
 

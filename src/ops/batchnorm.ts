@@ -1,9 +1,9 @@
-// torch.nn.functional.batch_norm, composed from the reductions and elementwise ops: its
-// gradients (through the batch statistics in training) are theirs, so it needs no kernel. The
-// statistics are two-pass (mean, then the mean of squared deviations), as layerNorm's.
-import { Tensor, noGrad, shapeString, tidy } from '../tensor/tensor.ts';
-import { add, mul, rsqrt, scale, square, sub } from './elementwise.ts';
-import { mean } from './reduce.ts';
+// torch.nn.functional.batch_norm. Training: one kernel per direction (kernels/batchnorm.wgsl),
+// a workgroup per channel, which also updates the running statistics in place. Evaluation:
+// composed of elementwise ops, whose gradients are theirs.
+import { packParams, f32 } from '../gpu/params.ts';
+import { Tensor, record, shapeString } from '../tensor/tensor.ts';
+import { add, mul, rsqrt, sub } from './elementwise.ts';
 
 export interface BatchNormOptions {
   /** Normalise with the batch's statistics and update the running ones (default false: use the running ones). */
@@ -12,17 +12,6 @@ export interface BatchNormOptions {
   momentum?: number;
   /** Added to the variance (default 1e-5). */
   eps?: number;
-}
-
-/** running ← (1 − momentum)·running + momentum·(batch·factor), written into running's own buffer. */
-function updateInPlace(running: Tensor, batch: Tensor, momentum: number, factor = 1): void {
-  noGrad(() =>
-    tidy(() => {
-      const statistic = factor === 1 ? batch : scale(batch, factor);
-      const next = add(scale(running, 1 - momentum), scale(statistic.reshape(running.shape), momentum));
-      running.gpu.copy(next.binding(), running.binding());
-    }),
-  );
 }
 
 /**
@@ -47,24 +36,64 @@ export function batchNorm(
       throw new RangeError(`batchNorm: ${name} must be f32 [${c}] for input ${shapeString(x.shape)}, got ${t.dtype} ${shapeString(t.shape)}`);
     }
   }
-  // Per-channel tensors broadcast against x as [1, C, 1, ...].
-  const channelShape = x.shape.map((n, i) => (i === 1 ? n : 1));
-  const perChannel = (t: Tensor) => t.reshape(channelShape);
-  const dims = x.shape.map((_, i) => i).filter((i) => i !== 1);
-  let normalized: Tensor;
   if (training) {
     const count = x.size / c;
     if (count <= 1) throw new RangeError(`batchNorm: training needs more than 1 value per channel, got input ${shapeString(x.shape)}`);
-    const batchMean = mean(x, dims, true);
-    const centered = sub(x, batchMean);
-    const batchVar = mean(square(centered), dims, true);
-    normalized = mul(centered, rsqrt(add(batchVar, eps)));
-    if (runningMean) updateInPlace(runningMean, batchMean, momentum);
-    if (runningVar) updateInPlace(runningVar, batchVar, momentum, count / (count - 1));
-  } else {
-    if (!runningMean || !runningVar) throw new RangeError('batchNorm: evaluation (training false) needs runningMean and runningVar');
-    normalized = mul(sub(x, perChannel(runningMean)), rsqrt(add(perChannel(runningVar), eps)));
+    return trainingBatchNorm(x, runningMean, runningVar, weight, bias, momentum, eps);
   }
+  if (!runningMean || !runningVar) throw new RangeError('batchNorm: evaluation (training false) needs runningMean and runningVar');
+  // Per-channel tensors broadcast against x as [1, C, 1, ...].
+  const channelShape = x.shape.map((n, i) => (i === 1 ? n : 1));
+  const perChannel = (t: Tensor) => t.reshape(channelShape);
+  const normalized = mul(sub(x, perChannel(runningMean)), rsqrt(add(perChannel(runningVar), eps)));
   const scaled = weight ? mul(normalized, perChannel(weight)) : normalized;
   return bias ? add(scaled, perChannel(bias)) : scaled;
+}
+
+/** The training forward and its recorded backward (kernels/batchnorm.wgsl). */
+function trainingBatchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight: Tensor | null, bias: Tensor | null, momentum: number, eps: number): Tensor {
+  const gpu = x.gpu;
+  const [n, c] = x.shape as [number, number];
+  const s = x.size / (n * c);
+  const limit = gpu.device.limits.maxComputeWorkgroupsPerDimension;
+  if (c > limit) throw new RangeError(`batchNorm: ${c} channels in ${shapeString(x.shape)} exceed the device's ${limit} workgroups per dimension`);
+  const m = n * s;
+  const flags = (weight ? 1 : 0) | (bias ? 2 : 0) | (runningMean ? 4 : 0) | (runningVar ? 8 : 0);
+  const params = packParams(n, c, s, flags, f32(eps), f32(momentum), f32(m / (m - 1)), 0);
+  const y = Tensor.empty(gpu, x.shape, 'f32', 'batchNorm');
+  const stats = Tensor.empty(gpu, [2 * c], 'f32', 'batchNorm stats');
+  // An absent running statistic still takes a writable binding of its own; nothing touches it.
+  const scratch: Tensor[] = [];
+  const orScratch = (t: Tensor | null) => t ?? (scratch[scratch.length] = Tensor.empty(gpu, [c], 'f32', 'batchNorm no running statistic'));
+  const [rm, rv] = [orScratch(runningMean), orScratch(runningVar)];
+  gpu.dispatch({
+    kernel: 'batchnorm',
+    entry: 'bn_forward_train',
+    params,
+    bindings: [x.binding(), (weight ?? x).binding(), (bias ?? x).binding(), y.binding(), stats.binding(), rm.binding(), rv.binding()],
+    workgroups: [c, 1, 1],
+  });
+  // Safe before the dispatch runs: any later use of the buffers is encoded after it (pool.ts).
+  for (const t of scratch) t.dispose();
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  const out = record(y, inputs, (dy, needs) => {
+    const dx = Tensor.empty(gpu, x.shape, 'f32', 'batchNorm dx');
+    const dWeight = Tensor.empty(gpu, [c], 'f32', 'batchNorm dweight');
+    const dBias = Tensor.empty(gpu, [c], 'f32', 'batchNorm dbias');
+    gpu.dispatch({
+      kernel: 'batchnorm',
+      entry: 'bn_backward_train',
+      params,
+      bindings: [x.binding(), (weight ?? x).binding(), dy.binding(), stats.binding(), dx.binding(), dWeight.binding(), dBias.binding()],
+      workgroups: [c, 1, 1],
+    });
+    const grads: (Tensor | null)[] = [needs[0] ? dx : null];
+    if (weight) grads.push(needs[1] ? dWeight : null);
+    if (bias) grads.push(needs[inputs.length - 1] ? dBias : null);
+    for (const t of [dx, dWeight, dBias]) if (!grads.includes(t)) t.dispose();
+    return grads;
+  });
+  // Nothing will run backward: the statistics are not needed past the kernel.
+  if (!out.node) stats.dispose();
+  return out;
 }

@@ -49,6 +49,45 @@ describe('batchNorm running statistics', () => {
   });
 });
 
+describe('batchNorm training with some operands absent', () => {
+  it('a weight without a bias, a running mean without a running variance: each used or updated on its own', async () => {
+    const [n, c, l] = [3, 2, 5];
+    const xs = Array.from({ length: n * c * l }, (_, i) => Math.sin(1.7 * i) * 2 + (i % 3));
+    const w = [1.5, -0.5];
+    const x = tensor(gpu, xs, [n, c, l], { requiresGrad: true });
+    const weight = tensor(gpu, w, [c], { requiresGrad: true });
+    const mean = tensor(gpu, [0.2, -0.1], [c]);
+    const y = batchNorm(x, mean, null, weight, null, { training: true, momentum: 0.25, eps: 1e-5 });
+    y.backward(tensor(gpu, xs.map((v) => Math.cos(v)), [n, c, l]));
+    // float64: per channel, the batch's mean and biased variance.
+    const at = (b: number, ch: number, k: number) => (b * c + ch) * l + k;
+    const want = new Array<number>(xs.length);
+    const dWeight = [0, 0];
+    const means = [0, 0];
+    for (let ch = 0; ch < c; ch++) {
+      const idx = Array.from({ length: n * l }, (_, j) => at(Math.floor(j / l), ch, j % l));
+      const mu = idx.reduce((a, i) => a + xs[i]!, 0) / idx.length;
+      const variance = idx.reduce((a, i) => a + (xs[i]! - mu) ** 2, 0) / idx.length;
+      means[ch] = mu;
+      for (const i of idx) {
+        const xhat = (xs[i]! - mu) / Math.sqrt(variance + 1e-5);
+        want[i] = xhat * w[ch]!;
+        dWeight[ch] += Math.cos(xs[i]!) * xhat;
+      }
+    }
+    expectClose('y', await y.readF32(), want, { atol: 1e-5, rtol: 1e-5 });
+    expectClose('dweight', await weight.grad!.readF32(), dWeight, { atol: 1e-5, rtol: 1e-5 });
+    expectClose('running mean', await mean.readF32(), [0.75 * 0.2 + 0.25 * means[0]!, 0.75 * -0.1 + 0.25 * means[1]!], { atol: 1e-6, rtol: 1e-5 });
+    // dx sums to 0 over each channel (the batch mean's gradient cancels it).
+    const dx = await x.grad!.readF32();
+    for (let ch = 0; ch < c; ch++) {
+      let total = 0;
+      for (let j = 0; j < n * l; j++) total += dx[at(Math.floor(j / l), ch, j % l)]!;
+      expect(Math.abs(total)).toBeLessThan(1e-5);
+    }
+  });
+});
+
 describe('batchNorm errors', () => {
   it('names the shapes and the missing statistics', () => {
     const x = tensor(gpu, new Float32Array(12), [4, 3]);
