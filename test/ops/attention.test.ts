@@ -1,3 +1,28 @@
+// Attention against float64 (forward, gradient, finite differences), batch invariance, pasts.
+//
+// Every distinct pipeline (kernel variant × head dim HD × query block QB × device) is a
+// separate shader compile, seconds each on llvmpipe/lavapipe with a cold cache, and running
+// the cases is cheap: so this file checks each variant that ships once, on the sizes that take
+// its size-dependent paths, and lets cases share pipelines (same HD and QB: T ≤ 4 gives QB 4,
+// else 8). What each variant and size is here for:
+// - f32 past / no past, CPU kernel class (the test device): HD 8 (whole vec4 chunks), 5 and 7
+//   (last chunk of 1 and 3 dims), 64 (GPT-2's; QB·HD4 > WG), 80 (KG·KPG > KT: the last key
+//   group runs past the 64-key tile, idle threads with wg ≥ KG, the dk/dv kernel's 16-query
+//   tiles and 10 values per thread); QB 4 and 8; ragged pasts over several 64-key tiles (Tp
+//   600) and new tokens over several (T 70, and T 270 in the backward).
+// - subgroups (row maxima): QB 4 and 8 with an f32 past, against float64 and bit for bit
+//   against the fallback; HD 80 compiles far faster than small HDs on lavapipe, and the
+//   subgroup code does not depend on HD.
+// - f16 past, packed in u32 words (the test device where it lacks shader-f16, as llvmpipe
+//   does) and native vec2<f16> (the feature device): forward, qkv gradient and splitPast at
+//   HD 64 on both; the packed form also with HD 6 (a last chunk of one word), which the
+//   shared attn_past4 handles alike for both forms.
+// - past split across workgroups (GPU kernel class, attn_merge): f32 at HD 8 and 64 over
+//   pasts of several 256-key chunks; f16 in the batch-invariance test; f16 with subgroups.
+// - bitwise batch invariance (output and gradient): the f32 and the f16 past, each in both
+//   kernel classes; f32 at HD 8 with the example alone in a 4-query block and batched in an
+//   8-query one (padding changes the block), f16 at HD 64 (8-query blocks, shared with its
+//   gradient test).
 import { describe, it, expect, beforeAll, type TestContext } from 'vitest';
 import { testGpu, randn, asF32, asF16, expectClose, finiteDifferences, withKernelFeatures, withKernelClass } from '../helpers.ts';
 import { tensor, tidy, f16Bits, f16Values, type DType } from '../../src/tensor/tensor.ts';
@@ -160,16 +185,16 @@ function halfPast(past: RefPast): RefPast {
   return { k: asF16(past.k), v: asF16(past.v), lengths: past.lengths };
 }
 
+type OnDevice = <T>(ctx: TestContext, body: (device: Gpu) => Promise<T>) => Promise<T | undefined>;
+
 /**
- * The devices and kernel forms an f16 past is tested on: the test device as it is (packed halves
- * where it lacks shader-f16, as llvmpipe does), and a device with shader-f16 both natively and
- * with the feature off (packed halves again); those two skip where no adapter offers it.
+ * The two kernel forms of an f16 past: halves packed in u32 words, on the test device where it
+ * lacks shader-f16 (as llvmpipe does: no second device's compiles), else on the feature device
+ * with its features off; and native halves on a device with shader-f16 (skipped where no
+ * adapter offers it).
  */
-const halfForms: { name: string; on: <T>(ctx: TestContext, body: (device: Gpu) => Promise<T>) => Promise<T | undefined> }[] = [
-  { name: 'test device', on: (_ctx, body) => body(gpu) },
-  { name: 'native f16', on: (ctx, body) => withKernelFeatures(ctx, ['shader-f16'], body) },
-  { name: 'packed f16 on an f16 device', on: (ctx, body) => withKernelFeatures(ctx, [], body) },
-];
+const packedHalves: OnDevice = (ctx, body) => (gpu.kernelFeatures.has('shader-f16') ? withKernelFeatures(ctx, [], body) : body(gpu));
+const nativeHalves: OnDevice = (ctx, body) => withKernelFeatures(ctx, ['shader-f16'], body);
 
 function opts(c: Case, past: Past | undefined): { past?: Past; newLengths?: Uint32Array } {
   return { ...(past ? { past } : {}), ...(c.newLengths ? { newLengths: Uint32Array.from(c.newLengths) } : {}) };
@@ -185,13 +210,12 @@ describe('attention forward', () => {
     { B: 1, H: 1, D: 8, T: 1, Tp: 0 },
     { B: 1, H: 4, D: 8, T: 1, Tp: 40, pastLengths: [40] },
     { B: 3, H: 4, D: 8, T: 37, Tp: 0, newLengths: [37, 20, 0] },
-    { B: 2, H: 2, D: 5, T: 5, Tp: 45, pastLengths: [45, 0], newLengths: [5, 3] },
+    { B: 2, H: 2, D: 5, T: 4, Tp: 45, pastLengths: [45, 0], newLengths: [4, 3] },
     { B: 3, H: 3, D: 7, T: 9, Tp: 70, pastLengths: [70, 33, 1], newLengths: [9, 9, 2] },
     { B: 2, H: 2, D: 64, T: 70, Tp: 0, newLengths: [70, 41] },
-    { B: 2, H: 1, D: 96, T: 5, Tp: 50, pastLengths: [17, 50] },
-    // Several key tiles (256 keys each), in the past and among the new tokens.
+    { B: 2, H: 1, D: 80, T: 5, Tp: 50, pastLengths: [17, 50] },
+    // Several key tiles (KT = 64 keys each) of a ragged past.
     { B: 2, H: 1, D: 8, T: 3, Tp: 600, pastLengths: [600, 257] },
-    { B: 2, H: 2, D: 12, T: 300, Tp: 0, newLengths: [300, 260] },
   ];
   for (const c of cases) {
     it(name(c), async () => {
@@ -203,8 +227,10 @@ describe('attention forward', () => {
   }
 
   // The subgroup variant of the row maxima: against float64, and bit for bit against the
-  // fallback on the same device (maxima are exact in any order).
-  for (const c of [cases[1]!, cases[4]!, cases[6]!, cases[7]!, cases[8]!]) {
+  // fallback on the same device (maxima are exact in any order). 8- and 4-query blocks
+  // (QV 2 and 1), ragged pasts of one and of three tiles.
+  const subgroupCases: Case[] = [cases[6]!, { B: 2, H: 2, D: 80, T: 3, Tp: 130, pastLengths: [130, 65], newLengths: [3, 2] }];
+  for (const c of subgroupCases) {
     it(`${name(c)} with subgroups`, async (ctx) => {
       const { qkv, past } = makeInputs(c, 10 + c.T);
       const run = (device: Gpu) => attention(tensor(device, qkv, [c.B, c.T, 3 * c.H * c.D]), c.H, opts(c, gpuPast(c, past, device))).readF32();
@@ -275,7 +301,7 @@ describe('attention backward', () => {
   });
 
   it('matches finite differences without a past (T=11, one empty example)', async () => {
-    const c: Case = { B: 3, H: 4, D: 8, T: 11, Tp: 0, newLengths: [11, 6, 0] };
+    const c: Case = { B: 3, H: 2, D: 8, T: 11, Tp: 0, newLengths: [11, 6, 0] };
     const { qkv } = makeInputs(c, 31);
     const gout = asF32(randn(c.B * c.T * c.H * c.D, 32));
     const finite = qkv.map((x) => (Number.isNaN(x) ? 0 : x));
@@ -290,7 +316,7 @@ describe('attention backward', () => {
     { B: 2, H: 2, D: 8, T: 45, Tp: 10, pastLengths: [10, 4], newLengths: [45, 30] },
     { B: 1, H: 1, D: 8, T: 1, Tp: 0 },
     { B: 2, H: 3, D: 64, T: 5, Tp: 40, pastLengths: [40, 13] },
-    { B: 1, H: 1, D: 96, T: 20, Tp: 0 },
+    { B: 1, H: 1, D: 80, T: 20, Tp: 0 },
     { B: 2, H: 1, D: 8, T: 5, Tp: 600, pastLengths: [600, 300], newLengths: [5, 4] },
     { B: 1, H: 2, D: 8, T: 270, Tp: 0 },
   ];
@@ -369,25 +395,30 @@ describe('attention with a past', () => {
     expect(Array.from(past.lengths)).toEqual([3, 1]);
   });
 
-  // The f32 past on the test device, and the f16 past in each of its forms; with the CPU
+  // The f32 past on the test device and the packed f16 past (see packedHalves); with the CPU
   // adapters' kernels and with the GPU class's past split across workgroups in chunks of 256
-  // keys (there the padded past of the batch has more chunks than the example's own).
-  const pastForms = [{ dtype: 'f32' as DType, ...halfForms[0]! }, ...halfForms.map((form) => ({ dtype: 'f16' as DType, ...form }))];
+  // keys (there the padded past of the batch has more chunks than the example's own). The f32
+  // example alone has 3 new tokens (a 4-query block) and 9 batched (8-query blocks); the f16
+  // one 5, with HD 64, sharing the pipelines of the f16 gradient test below.
+  const pastForms: { dtype: DType; name: string; on: OnDevice; D: number; Ta: number }[] = [
+    { dtype: 'f32', name: 'test device', on: (_ctx, body) => body(gpu), D: 8, Ta: 3 },
+    { dtype: 'f16', name: 'packed f16', on: packedHalves, D: 64, Ta: 5 },
+  ];
   const layouts = [
     { kernelClass: undefined, pastAlone: 13, pastBatch: 37 },
     { kernelClass: 'gpu' as const, pastAlone: 200, pastBatch: 530 },
   ];
   for (const { kernelClass, pastAlone: Pa, pastBatch: Pb } of layouts) {
-    for (const { dtype, name: form, on } of pastForms) {
+    for (const { dtype, name: form, on, D, Ta } of pastForms) {
       const classNote = kernelClass ? `, ${kernelClass} kernel class` : '';
       it(`gives an example bitwise the same output and gradient alone as in a padded batch (${dtype} past, ${form}${classNote})`, async (ctx) => {
         await on(ctx, (device) =>
           withKernelClass(device, kernelClass, async () => {
-            const [H, D] = [2, 8];
+            const H = 2;
             const C = H * D;
-            // Example 0 alone: past Pa, 3 new tokens. In the batch: past padded to Pb, new padded to 9.
-            const alone: Case = { B: 1, H, D, T: 3, Tp: Pa, pastLengths: [Pa] };
-            const batch: Case = { B: 3, H, D, T: 9, Tp: Pb, pastLengths: [Pb, Pa, 0], newLengths: [9, 3, 6] };
+            // Example 0 alone: past Pa, Ta new tokens. In the batch: past padded to Pb, new padded to 9.
+            const alone: Case = { B: 1, H, D, T: Ta, Tp: Pa, pastLengths: [Pa] };
+            const batch: Case = { B: 3, H, D, T: 9, Tp: Pb, pastLengths: [Pb, Pa, 0], newLengths: [9, Ta, 6] };
             const b = 1;
             const a = makeInputs(alone, 71);
             const big = makeInputs(batch, 72);
@@ -396,7 +427,7 @@ describe('attention with a past', () => {
               big.past!.v.set(a.past!.v.subarray(h * Pa * D, (h + 1) * Pa * D), (b * H + h) * Pb * D);
             }
             big.qkv.set(a.qkv, b * 9 * 3 * C);
-            const gAlone = asF32(randn(3 * C, 73));
+            const gAlone = asF32(randn(Ta * C, 73));
             const gBatch = asF32(randn(3 * 9 * C, 74));
             // Padded rows carry no gradient, as a masked loss would give them.
             gBatch.fill(0, b * 9 * C, (b + 1) * 9 * C);
@@ -413,8 +444,8 @@ describe('attention with a past', () => {
             };
             const one = await run(alone, a, gAlone);
             const many = await run(batch, big, gBatch);
-            expect(Array.from(many.out.subarray(b * 9 * C, (b * 9 + 3) * C))).toEqual(Array.from(one.out));
-            expect(Array.from(many.grad.subarray(b * 9 * 3 * C, (b * 9 + 3) * 3 * C))).toEqual(Array.from(one.grad));
+            expect(Array.from(many.out.subarray(b * 9 * C, (b * 9 + Ta) * C))).toEqual(Array.from(one.out));
+            expect(Array.from(many.grad.subarray(b * 9 * 3 * C, (b * 9 + Ta) * 3 * C))).toEqual(Array.from(one.grad));
             const refPast = dtype === 'f16' ? halfPast(a.past!) : a.past;
             expectClose(`attention alone vs reference (${dtype} past, ${form}${classNote})`, one.out, refAttention(a.qkv, alone, refPast).out, { atol: 2e-5, rtol: 1e-4 });
           }),
@@ -438,20 +469,17 @@ function notRoundedToHalf(stored: Float32Array, values: Float64Array): string[] 
 }
 
 describe('attention with an f16 past', () => {
-  // D 6 ends in a half chunk of 4 dims; 70 and 300 past keys are not whole 64-key tiles;
-  // 9 and 11 queries are not whole 8-query blocks.
-  const forward: Case[] = [
-    { B: 1, H: 4, D: 8, T: 1, Tp: 40, pastLengths: [40] },
-    { B: 2, H: 2, D: 6, T: 9, Tp: 70, pastLengths: [70, 33], newLengths: [9, 4] },
-    { B: 2, H: 1, D: 64, T: 3, Tp: 300, pastLengths: [300, 129], newLengths: [3, 1] },
-  ];
-  const backward: Case[] = [
-    { B: 1, H: 2, D: 8, T: 1, Tp: 45, pastLengths: [45] },
-    { B: 2, H: 2, D: 6, T: 11, Tp: 70, pastLengths: [70, 13], newLengths: [11, 4] },
-    { B: 2, H: 2, D: 64, T: 5, Tp: 100, pastLengths: [100, 37] },
+  // HD 6 ends in a half chunk of 4 dims (one past word); 70, 300 and 100 past keys are not
+  // whole 64-key tiles; 9 queries are not whole 8-query blocks, 3 fill a 4-query block but one.
+  const wide: Case = { B: 2, H: 1, D: 64, T: 3, Tp: 300, pastLengths: [300, 129], newLengths: [3, 1] };
+  const partial: Case = { B: 2, H: 2, D: 6, T: 9, Tp: 70, pastLengths: [70, 33], newLengths: [9, 4] };
+  const backward: Case = { B: 2, H: 2, D: 64, T: 5, Tp: 100, pastLengths: [100, 37] };
+  const halfForms = [
+    { name: 'packed f16', on: packedHalves, forward: [wide, partial] },
+    { name: 'native f16', on: nativeHalves, forward: [wide] },
   ];
   for (const form of halfForms) {
-    for (const c of forward) {
+    for (const c of form.forward) {
       it(`forward (${form.name}) matches float64 over the rounded past: ${name(c)}`, async (ctx) => {
         await form.on(ctx, async (device) => {
           const { qkv, past } = makeInputs(c, 80 + c.T);
@@ -464,24 +492,23 @@ describe('attention with an f16 past', () => {
         });
       });
     }
-    for (const c of backward) {
-      it(`qkv gradient (${form.name}) matches float64 over the rounded past: ${name(c)}`, async (ctx) => {
-        await form.on(ctx, async (device) => {
-          const { qkv, past } = makeInputs(c, 90 + c.T);
-          const half = halfPast(past!);
-          const gout = asF32(randn(c.B * c.T * c.H * c.D, 91));
-          const finite = qkv.map((x) => (Number.isNaN(x) ? 0 : x));
-          expectClose(`attention backward, f16 past (${form.name}) ${name(c)}`, await gradOf(c, qkv, gout, half, device, 'f16'), refAttentionGrad(finite, gout, c, half), {
-            atol: 2e-5,
-            rtol: 1e-4,
-          });
+    it(`qkv gradient (${form.name}) matches float64 over the rounded past: ${name(backward)}`, async (ctx) => {
+      await form.on(ctx, async (device) => {
+        const c = backward;
+        const { qkv, past } = makeInputs(c, 90 + c.T);
+        const half = halfPast(past!);
+        const gout = asF32(randn(c.B * c.T * c.H * c.D, 91));
+        const finite = qkv.map((x) => (Number.isNaN(x) ? 0 : x));
+        expectClose(`attention backward, f16 past (${form.name}) ${name(c)}`, await gradOf(c, qkv, gout, half, device, 'f16'), refAttentionGrad(finite, gout, c, half), {
+          atol: 2e-5,
+          rtol: 1e-4,
         });
       });
-    }
+    });
 
     it(`splitPast (${form.name}) rounds every key and value to a nearest half, which attention then reads`, async (ctx) => {
       await form.on(ctx, async (device) => {
-        const [B, T, H, D] = [2, 7, 3, 6];
+        const [B, T, H, D] = [2, 7, 2, 64];
         const C = H * D;
         const qkv = asF32(randn(B * T * 3 * C, 95, 3));
         const lengths = Uint32Array.of(7, 4);
@@ -537,7 +564,7 @@ describe('attention with the past split across workgroups (GPU kernel class)', (
   it('with subgroups and a native f16 past, against float64 over the rounded past', (ctx) =>
     withKernelFeatures(ctx, ['shader-f16', 'subgroups'], (device) =>
       withKernelClass(device, 'gpu', async () => {
-        const c = cases[0]!;
+        const c = cases[1]!;
         const { qkv, past } = makeInputs(c, 95);
         const out = attention(tensor(device, qkv, [c.B, c.T, 3 * c.H * c.D]), c.H, opts(c, gpuPast(c, past, device, 'f16')));
         expectClose(`attention forward, past split, f16 + subgroups ${name(c)}`, await out.readF32(), refAttention(qkv, c, halfPast(past!)).out, { atol: 2e-5, rtol: 1e-4 });
