@@ -12,7 +12,7 @@ import { ROOT, FIXTURE, LOSS_AGREEMENT, run, goldenLine, nodeGoldenReport, expec
 import { hostSubset } from '../ops/suite/cases.ts';
 import { describeFailure, type CaseResult } from '../ops/suite/runner.ts';
 import { recordSuiteResults } from '../ops/suite/record.ts';
-import { GPT2, GPT2Tokenizer, loadCheckpoint, fingerprint, fit, classify, defaultTask, DEFAULT_MODEL_DIR, DEFAULT_TRAINING, type Dataset } from '../../src/index.ts';
+import { nn, saveSafetensors, loadSafetensors, GPT2, GPT2Tokenizer, loadCheckpoint, fingerprint, fit, classify, defaultTask, DEFAULT_MODEL_DIR, DEFAULT_TRAINING, type Dataset } from '../../src/index.ts';
 
 const missing = browserMissing();
 if (missing) console.warn(`browser tests skipped: ${missing}`);
@@ -151,6 +151,46 @@ describe.skipIf(missing !== null)('Chromium', { timeout: 400_000 }, () => {
       recordSuiteResults('chromium', page.adapter!, page.results);
       expect(page.results.map((c) => c.name)).toEqual(hostSubset().map((c) => c.name));
       for (const c of page.results) expect(c.ok, describeFailure(c)).toBe(true);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('saves and loads state dicts in a page with the engine bundle: the bytes Node writes, through a Blob', async (ctx) => {
+    // The same seeded model in Node and in the page: a Linear and a BatchNorm1d (its u32 counter saved as I64).
+    const gpu = await testGpu();
+    const model = (seed: number) => new nn.Sequential(new nn.Linear(gpu, 3, 4, { seed }), new nn.BatchNorm1d(gpu, 4));
+    const nodeBytes = await saveSafetensors(model(1).stateDict(), { metadata: { by: 'node' } });
+    const otherSeed = model(2);
+    const otherBytes = await saveSafetensors(otherSeed.stateDict());
+    const session = await openPage('/');
+    try {
+      const page = await session.page.evaluate<{ error: string | null; saved: number[]; loaded: Record<string, number[]> }>(`(async () => {
+        const engine = await import('/dist/browser/engine.js');
+        let gpu;
+        try {
+          gpu = await engine.openWebGpu({ host: 'chromium' });
+        } catch (error) {
+          return { error: String(error), saved: [], loaded: {} };
+        }
+        const make = (seed) => new engine.nn.Sequential(new engine.nn.Linear(gpu, 3, 4, { seed }), new engine.nn.BatchNorm1d(gpu, 4));
+        const bytes = await engine.saveSafetensors(make(1).stateDict(), { metadata: { by: 'node' } });
+        // What docs/nn.md shows for a download and an upload: bytes to a Blob and back.
+        const blob = new Blob([bytes], { type: 'application/octet-stream' });
+        const fromBlob = new Uint8Array(await blob.arrayBuffer());
+        const other = make(1);
+        other.loadStateDict(engine.loadSafetensors(gpu, new Uint8Array(${JSON.stringify(Array.from(otherBytes))}), { name: 'from node' }));
+        const loaded = {};
+        for (const [key, t] of other.stateDict()) loaded[key] = Array.from(await t.read());
+        gpu.destroy();
+        return { error: null, saved: Array.from(fromBlob), loaded };
+      })()`);
+      if (NO_ADAPTER.test(page.error ?? '')) ctx.skip(`Chromium offers no WebGPU adapter here: ${page.error}`);
+      expect(page.error, session.console.join('\n')).toBeNull();
+      expect(Buffer.from(page.saved).equals(Buffer.from(nodeBytes))).toBe(true);
+      const expected = loadSafetensors(gpu, otherBytes);
+      expect(Object.keys(page.loaded)).toEqual([...expected.keys()]);
+      for (const [key, t] of expected) expect(page.loaded[key], key).toEqual(Array.from(await t.read()));
     } finally {
       await session.close();
     }
