@@ -16,8 +16,8 @@ import {
 } from './reference.ts';
 
 export type Engine = typeof EngineModule;
-type Tensor = EngineModule.Tensor;
-type Gpu = EngineModule.Gpu;
+export type Tensor = EngineModule.Tensor;
+export type Gpu = EngineModule.Gpu;
 
 export interface Tolerance {
   atol: number;

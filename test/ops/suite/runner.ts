@@ -3,11 +3,8 @@
 // central finite differences of Σ w·reference for seeded weights w, all in float64 on the host,
 // or, for cases from PyTorch fixtures (torch.ts), PyTorch's float64 gradients for its recorded w.
 // Host-neutral (no Node or vitest imports): Node, Deno and a web page each run it and assert.
-import { FORWARD_TOLERANCE, GRADIENT_TOLERANCE, suiteCases, type Engine, type OpCase, type Tolerance } from './cases.ts';
+import { FORWARD_TOLERANCE, GRADIENT_TOLERANCE, suiteCases, type Engine, type Gpu, type OpCase, type Tensor, type Tolerance } from './cases.ts';
 import { normals } from './reference.ts';
-
-type Tensor = InstanceType<Engine['Tensor']>;
-type Gpu = InstanceType<Engine['Gpu']>;
 
 export interface Check {
   /** 'forward', 'shape', or 'grad <input index>'. */

@@ -2,10 +2,7 @@
 // fixtures under fixtures/ are written by scripts/<family>-reference.py (through
 // scripts/torch_cases.py) and read here; no expected value comes from the engine. Each case's
 // gradients are PyTorch's of Σ w·output for the recorded w, which the runner feeds backward().
-import type { Engine, Family, OpCase, Tolerance } from './cases.ts';
-
-type Tensor = InstanceType<Engine['Tensor']>;
-type Gpu = InstanceType<Engine['Gpu']>;
+import type { Engine, Family, Gpu, OpCase, Tensor, Tolerance } from './cases.ts';
 
 export interface TorchCase {
   name: string;
